@@ -1,0 +1,262 @@
+"""Admin endpoints under ``/api/admin``: basic auth ``admin`` / stream key on every route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klein import Klein
+from werkzeug.exceptions import HTTPException
+
+from owncast import VERSION_STRING
+from owncast.api import logo, shapes
+from owncast.api.http import admin, body_object, config_value, iso, json_api, ok, routing_error
+from owncast.core import events
+from owncast.core.errors import ApiError, NotFoundError, ValidationError
+from owncast.core.settings import SETTERS, http_url
+from owncast.core.tokens import validate_new_token
+
+#: Stats endpoints answer with this much history (seconds).
+STATS_WINDOW = 24 * 3600
+
+
+def visibility_request(request: Any) -> tuple[list[str], bool]:
+    """The ``{visible, idArray}`` body of a moderation request, checked."""
+    body = body_object(request, "visible", "idArray")
+    visible, ids = body["visible"], body["idArray"]
+    if not isinstance(visible, bool):
+        raise ValidationError("visible must be true or false")
+    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+        raise ValidationError("idArray must be an array of message ids")
+    if len(ids) > 1000:
+        raise ValidationError("at most 1000 ids at a time")
+    return ids, visible
+
+
+def webhook_request(body: dict) -> tuple[str, list[str]]:
+    url = http_url(body.get("url"), "url")
+    names = body.get("events")
+    if not isinstance(names, list) or not names or not all(isinstance(e, str) for e in names):
+        raise ValidationError("events must be a non-empty array of event names")
+    unknown = [e for e in names if e not in events.WEBHOOK_EVENTS]
+    if unknown:
+        raise ValidationError(
+            f"unknown events: {', '.join(unknown)}; known: {', '.join(events.WEBHOOK_EVENTS)}"
+        )
+    return url, list(dict.fromkeys(names))
+
+
+class AdminApi:
+    app = Klein()
+
+    def __init__(self, ctx: Any):
+        self.ctx = ctx
+
+    @app.handle_errors(HTTPException)
+    def _errors(self, request, failure):
+        return routing_error(request, failure)
+
+    # -- status and control ------------------------------------------------------------
+    @app.route("/status", methods=["GET"])
+    @json_api
+    @admin
+    def status(self, request):
+        ctx = self.ctx
+        broadcaster = ctx.stream.broadcaster
+        if broadcaster is not None:
+            broadcaster = dict(broadcaster, time=iso(broadcaster["time"]))
+        return {
+            "broadcaster": broadcaster,
+            "online": ctx.stream.online,
+            "viewerCount": ctx.viewers.count(),
+            "sessionPeakViewerCount": ctx.viewers.session_max,
+            "overallPeakViewerCount": ctx.viewers.overall_max,
+            "versionNumber": VERSION_STRING,
+        }
+
+    @app.route("/disconnect", methods=["POST"])
+    @json_api
+    @admin
+    def disconnect(self, request):
+        if not self.ctx.stream.disconnect():
+            return {"success": False, "message": "no inbound stream connected"}
+        return ok("inbound stream disconnected")
+
+    @app.route("/yp/reset", methods=["POST"])
+    @json_api
+    @admin
+    async def yp_reset(self, request):
+        await self.ctx.save({"ypRegistrationKey": ""})
+        return ok("directory registration key reset")
+
+    @app.route("/clients", methods=["GET"])
+    @json_api
+    @admin
+    def clients(self, request):
+        return list(self.ctx.chat.clients.values())
+
+    @app.route("/logs", methods=["GET"])
+    @json_api
+    @admin
+    def logs(self, request):
+        return [shapes.log_entry(e) for e in self.ctx.logs.entries()]
+
+    @app.route("/logs/warnings", methods=["GET"])
+    @json_api
+    @admin
+    def warnings(self, request):
+        return [shapes.log_entry(e) for e in self.ctx.logs.warnings()]
+
+    @app.route("/serverconfig", methods=["GET"])
+    @json_api
+    @admin
+    def serverconfig(self, request):
+        settings = self.ctx.settings
+        details = shapes.instance_details(settings)
+        details["pageContent"] = settings["pageContent"]
+        return {
+            "instanceDetails": details,
+            "ffmpegPath": self.ctx.ffmpeg_path() or "",
+            "streamKey": settings["streamKey"],
+            "webServerPort": settings["webServerPort"],
+            "rtmpServerPort": settings["rtmpServerPort"],
+            "serverUrl": settings["serverUrl"],
+            "s3": dict(settings["s3"]),
+            "videoSettings": {
+                "videoQualityVariants": [dict(v) for v in settings["videoQualityVariants"]],
+                "latencyLevel": settings["latencyLevel"],
+                "videoCodec": settings["videoCodec"],
+            },
+            "yp": {
+                "enabled": settings["directoryEnabled"],
+                "instanceUrl": settings["serverUrl"],
+            },
+        }
+
+    # -- chat moderation ---------------------------------------------------------------
+    @app.route("/chat/messages", methods=["GET"])
+    @json_api
+    @admin
+    async def messages(self, request):
+        return [shapes.message(m) for m in await self.ctx.chat.everything()]
+
+    @app.route("/chat/updatemessagevisibility", methods=["POST"])
+    @json_api
+    @admin
+    async def visibility(self, request):
+        ids, visible = visibility_request(request)
+        changed = await self.ctx.chat.set_visibility(ids, visible)
+        return ok(f"changed visibility of {len(changed)} messages")
+
+    # -- settings ----------------------------------------------------------------------
+    @app.route("/config/<path:name>", methods=["POST"])
+    @json_api
+    @admin
+    async def config(self, request, name):
+        ctx = self.ctx
+        value = config_value(request)
+        if name == "video/codec":
+            path = ctx.ffmpeg_path()
+            if not path:
+                raise ValidationError("no ffmpeg is configured to check the codec against")
+            await self._save("videoCodec", await ctx.probe.check_codec(path, value))
+        elif name == "ffmpegpath":
+            await ctx.probe.version(value)
+            await self._save("ffmpegPath", value)
+        elif name == "logo":
+            await self._save("logo", await self._logo(value))
+        elif name in SETTERS:
+            key, validate = SETTERS[name]
+            await self._save(key, validate(value))
+        else:
+            raise NotFoundError(f"no such setting: {name}")
+        return ok("changed")
+
+    async def _save(self, key: str, value: Any) -> None:
+        ctx = self.ctx
+        await ctx.save({key: value})
+        if key == "streamTitle":
+            ctx.events.emit(events.STREAM_TITLE_UPDATED, {"streamTitle": value})
+
+    async def _logo(self, value: Any) -> str:
+        ctx = self.ctx
+        if not isinstance(value, str):
+            raise ValidationError("logo must be a string: a path or a data: URI")
+        if value.startswith("data:"):
+            data, suffix = logo.decode_upload(value)
+            return await ctx.blocking(logo.save_upload, ctx.datadir, data, suffix)
+        return await ctx.blocking(logo.local_path, value, ctx.webroot, ctx.datadir)
+
+    # -- stats -------------------------------------------------------------------------
+    @app.route("/viewersOverTime", methods=["GET"])
+    @json_api
+    @admin
+    async def viewers_over_time(self, request):
+        since = self.ctx.now() - STATS_WINDOW
+        return shapes.samples(await self.ctx.store.list_samples("viewers", since))
+
+    @app.route("/hardwarestats", methods=["GET"])
+    @json_api
+    @admin
+    async def hardware_stats(self, request):
+        since = self.ctx.now() - STATS_WINDOW
+        store = self.ctx.store
+        return {
+            kind: shapes.samples(await store.list_samples(kind, since))
+            for kind in ("cpu", "memory", "disk")
+        }
+
+    # -- access tokens -----------------------------------------------------------------
+    @app.route("/accesstokens", methods=["GET"])
+    @json_api
+    @admin
+    def tokens(self, request):
+        return [shapes.token(t) for t in self.ctx.tokens.all()]
+
+    @app.route("/accesstokens/create", methods=["POST"])
+    @json_api
+    @admin
+    async def create_token(self, request):
+        name, scopes = validate_new_token(body_object(request))
+        record = await self.ctx.tokens.create(name, scopes, self.ctx.now())
+        return shapes.token(record)
+
+    @app.route("/accesstokens/delete", methods=["POST"])
+    @json_api
+    @admin
+    async def delete_token(self, request):
+        value = body_object(request, "token")["token"]
+        if not isinstance(value, str) or not value:
+            raise ValidationError("token must be a non-empty string")
+        if not await self.ctx.tokens.delete(value):
+            raise ApiError("no such access token", 404)
+        return ok("deleted token")
+
+    # -- webhooks ----------------------------------------------------------------------
+    @app.route("/webhooks", methods=["GET"])
+    @json_api
+    @admin
+    async def webhooks(self, request):
+        return [shapes.webhook(w) for w in await self.ctx.store.list_webhooks()]
+
+    @app.route("/webhooks/create", methods=["POST"])
+    @json_api
+    @admin
+    async def create_webhook(self, request):
+        url, names = webhook_request(body_object(request, "url", "events"))
+        record = await self.ctx.store.add_webhook(url, names, self.ctx.now())
+        return shapes.webhook(record)
+
+    @app.route("/webhooks/delete", methods=["POST"])
+    @json_api
+    @admin
+    async def delete_webhook(self, request):
+        value = body_object(request, "id")["id"]
+        # Owncast 0.0.7 clients send the id as a number, the seed says string: take both.
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValidationError("id must be a webhook id")
+        if not str(value).isdigit():
+            raise ValidationError("id must be a webhook id")
+        if not await self.ctx.store.delete_webhook(str(int(value))):
+            raise ApiError("no such webhook", 404)
+        return ok(f"deleted webhook {int(value)}")
+

@@ -1,0 +1,179 @@
+"""JSON in and out, errors, and auth: written once, used as decorators by every Klein app."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import inspect
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from twisted.logger import Logger
+
+from owncast.core.errors import ApiError
+
+_log = Logger()
+
+#: Largest request body accepted (an uploaded logo as a data: URI is the biggest).
+MAX_BODY = 4 * 1024 * 1024
+
+
+def iso(t: float | None) -> str | None:
+    """POSIX seconds as RFC 3339, as Owncast's clients parse it."""
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, timezone.utc).isoformat()
+
+
+def read_json(request: Any) -> Any:
+    """The request body as JSON; a 400 when it is missing, too big or malformed."""
+    data = request.content.read(MAX_BODY + 1) if request.content is not None else b""
+    if len(data) > MAX_BODY:
+        raise ApiError(f"request body larger than {MAX_BODY} bytes", 413)
+    if not data.strip():
+        raise ApiError("request body must be JSON")
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(f"request body is not valid JSON: {e}") from e
+
+
+def body_object(request: Any, *required: str) -> dict:
+    """A JSON object body holding every ``required`` field."""
+    body = read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError("request body must be a JSON object")
+    missing = [name for name in required if name not in body]
+    if missing:
+        raise ApiError(f"missing field: {', '.join(missing)}")
+    return body
+
+
+def config_value(request: Any) -> Any:
+    """The ``value`` of a ``ConfigValue`` body."""
+    return body_object(request, "value")["value"]
+
+
+def ok(message: str) -> dict:
+    return {"success": True, "message": message}
+
+
+def _client_address(request: Any) -> str:
+    address = request.getClientAddress()
+    return getattr(address, "host", None) or str(address)
+
+
+def json_api(fn):
+    """Serve ``fn``'s result as JSON; map ``ApiError`` and crashes to ``{success, message}``."""
+
+    @functools.wraps(fn)
+    async def wrapper(self, request, *args, **kwargs):
+        request.setHeader(b"content-type", b"application/json; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        try:
+            result = fn(self, request, *args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+        except ApiError as e:
+            request.setResponseCode(e.status)
+            result = {"success": False, "message": e.message}
+        except Exception:
+            _log.failure("{method} {uri} failed", method=request.method, uri=request.uri)
+            request.setResponseCode(500)
+            result = {"success": False, "message": "internal server error"}
+        return json.dumps(result).encode("utf-8")
+
+    return wrapper
+
+
+def _throttled(ctx: Any, address: str) -> None:
+    wait = ctx.throttle.retry_after(address)
+    if wait > 0:
+        raise TooManyAttemptsError(wait)
+
+
+class TooManyAttemptsError(ApiError):
+    status = 429
+
+    def __init__(self, wait: float):
+        super().__init__(f"too many failed attempts; retry in {int(wait) + 1} s")
+        self.wait = int(wait) + 1
+
+
+def check_admin(ctx: Any, request: Any) -> None:
+    """Basic auth ``admin`` / stream key, compared in constant time, throttled per address."""
+    address = _client_address(request)
+    try:
+        _throttled(ctx, address)
+    except TooManyAttemptsError as e:
+        request.setHeader(b"retry-after", str(e.wait).encode())
+        raise
+    user = request.getUser() or b""
+    password = request.getPassword() or b""
+    key = str(ctx.settings["streamKey"]).encode("utf-8")
+    good_user = hmac.compare_digest(user, b"admin")
+    good_password = hmac.compare_digest(password, key)
+    if good_user and good_password and key:
+        ctx.throttle.succeeded(address)
+        return
+    ctx.throttle.failed(address)
+    request.setHeader(b"www-authenticate", b'Basic realm="Owncast", charset="UTF-8"')
+    raise ApiError("authentication required", 401)
+
+
+def check_token(ctx: Any, request: Any, scope: str) -> dict:
+    """Bearer token with ``scope``: 401 for a missing or unknown token, 403 without the scope."""
+    address = _client_address(request)
+    try:
+        _throttled(ctx, address)
+    except TooManyAttemptsError as e:
+        request.setHeader(b"retry-after", str(e.wait).encode())
+        raise
+    header = (request.getHeader(b"authorization") or b"").decode("latin-1").strip()
+    scheme, _, token = header.partition(" ")
+    record = ctx.tokens.lookup(token.strip()) if scheme.lower() == "bearer" else None
+    if record is None:
+        ctx.throttle.failed(address)
+        request.setHeader(b"www-authenticate", b'Bearer realm="Owncast"')
+        raise ApiError("a valid access token is required", 401)
+    ctx.throttle.succeeded(address)
+    if scope not in record["scopes"]:
+        raise ApiError(f"this access token lacks the {scope} scope", 403)
+    ctx.tokens.touch(record, ctx.now())
+    return record
+
+
+def admin(fn):
+    """Require admin basic auth before ``fn`` runs; use under ``json_api``."""
+
+    @functools.wraps(fn)
+    def wrapper(self, request, *args, **kwargs):
+        check_admin(self.ctx, request)
+        return fn(self, request, *args, **kwargs)
+
+    return wrapper
+
+
+def token(scope: str):
+    """Require a bearer token with ``scope`` before ``fn`` runs; use under ``json_api``."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(self, request, *args, **kwargs):
+            check_token(self.ctx, request, scope)
+            return fn(self, request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def routing_error(request: Any, failure: Any) -> bytes:
+    """Klein's routing failures (unknown path, wrong method) as JSON, like every other error."""
+    error = failure.value
+    status = getattr(error, "code", None) or 500
+    message = getattr(error, "description", None) or "internal server error"
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json; charset=utf-8")
+    return json.dumps({"success": False, "message": message}).encode("utf-8")

@@ -1,0 +1,88 @@
+"""Integration endpoints under ``/api/integrations``: bearer tokens with per-route scopes.
+
+Both paths of each renamed endpoint are served: the API page's ``/chat/send`` and
+``/chat/messagevisibility`` and the OpenAPI document's ``/chat/user`` and
+``/chat/updatemessagevisibility``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klein import Klein
+from werkzeug.exceptions import HTTPException
+
+from owncast.api import shapes
+from owncast.api.admin import visibility_request
+from owncast.api.http import body_object, config_value, json_api, ok, routing_error, token
+from owncast.core import events
+from owncast.core.settings import SETTERS
+from owncast.core.tokens import CAN_SEND_MESSAGES, CAN_SEND_SYSTEM_MESSAGES, HAS_ADMIN_ACCESS
+
+
+class IntegrationsApi:
+    app = Klein()
+
+    def __init__(self, ctx: Any):
+        self.ctx = ctx
+
+    @app.handle_errors(HTTPException)
+    def _errors(self, request, failure):
+        return routing_error(request, failure)
+
+    @app.route("/streamtitle", methods=["POST"])
+    @json_api
+    @token(HAS_ADMIN_ACCESS)
+    async def stream_title(self, request):
+        key, validate = SETTERS["streamtitle"]
+        title = validate(config_value(request))
+        await self.ctx.save({key: title})
+        self.ctx.events.emit(events.STREAM_TITLE_UPDATED, {"streamTitle": title})
+        return ok("changed")
+
+    @app.route("/chat/user", methods=["POST"])
+    @app.route("/chat/send", methods=["POST"])
+    @json_api
+    @token(CAN_SEND_MESSAGES)
+    async def send_user(self, request):
+        body = body_object(request, "body")
+        # The seed names the sender ``user``; Owncast 0.0.7 read ``author``.
+        author = body.get("user", body.get("author"))
+        await self.ctx.chat.send_user(author, body["body"])
+        return ok("sent")
+
+    @app.route("/chat/system", methods=["POST"])
+    @json_api
+    @token(CAN_SEND_SYSTEM_MESSAGES)
+    async def send_system(self, request):
+        await self.ctx.chat.send_system(body_object(request, "body")["body"])
+        return ok("sent")
+
+    @app.route("/chat/action", methods=["POST"])
+    @json_api
+    @token(CAN_SEND_SYSTEM_MESSAGES)
+    async def send_action(self, request):
+        body = body_object(request, "body")
+        await self.ctx.chat.send_action(body["body"], body.get("author"))
+        return ok("sent")
+
+    @app.route("/clients", methods=["GET"])
+    @json_api
+    @token(HAS_ADMIN_ACCESS)
+    def clients(self, request):
+        return list(self.ctx.chat.clients.values())
+
+    @app.route("/chat", methods=["GET"])
+    @json_api
+    @token(HAS_ADMIN_ACCESS)
+    async def chat(self, request):
+        return [shapes.message(m) for m in await self.ctx.chat.everything()]
+
+    @app.route("/chat/updatemessagevisibility", methods=["POST"])
+    @app.route("/chat/messagevisibility", methods=["POST"])
+    @json_api
+    @token(HAS_ADMIN_ACCESS)
+    async def visibility(self, request):
+        ids, visible = visibility_request(request)
+        changed = await self.ctx.chat.set_visibility(ids, visible)
+        return ok(f"changed visibility of {len(changed)} messages")

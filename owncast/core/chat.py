@@ -1,0 +1,100 @@
+"""The chat hub: assigns ids and times, sanitizes, stores, and hands messages to listeners.
+
+It knows nothing about websockets: the websocket layer registers a listener and calls
+``receive``; the HTTP API reads history and sends messages for integrations.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from owncast.core.errors import ValidationError
+from owncast.core.markup import render_chat, sanitize
+
+#: ``/api/chat`` shows this much history (seconds) and at most this many messages.
+HISTORY_WINDOW = 5 * 3600
+HISTORY_LIMIT = 50
+MAX_BODY_BYTES = 2048
+
+CHAT, SYSTEM, CHAT_ACTION, VISIBILITY_UPDATE = "CHAT", "SYSTEM", "CHAT_ACTION", "VISIBILITY-UPDATE"
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(9)
+
+
+def check_body(body: Any, what: str = "body") -> str:
+    if not isinstance(body, str) or not body.strip():
+        raise ValidationError(f"{what} must be a non-empty string")
+    if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
+        raise ValidationError(f"{what} must be at most {MAX_BODY_BYTES} bytes")
+    return body
+
+
+def check_name(name: Any, what: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError(f"{what} must be a non-empty string")
+    name = name.strip()
+    if len(name) > 100:
+        raise ValidationError(f"{what} must be at most 100 characters")
+    return name
+
+
+class ChatHub:
+    def __init__(self, store: Any, now: Callable[[], float], server_name: Callable[[], str]):
+        self._store = store
+        self._now = now
+        self._server_name = server_name
+        self.listeners: list[Callable[[dict], None]] = []
+        self.clients: dict[str, dict] = {}
+
+    async def _publish(self, message: dict) -> dict:
+        await self._store.add_message(message)
+        for listener in list(self.listeners):
+            listener(message)
+        return message
+
+    def _message(self, kind: str, author: str | None, body_html: str, **extra: Any) -> dict:
+        return {
+            "id": new_id(),
+            "type": kind,
+            "author": author,
+            "body": body_html,
+            "visible": True,
+            "timestamp": self._now(),
+            **extra,
+        }
+
+    async def send_user(self, author: str, body: str) -> dict:
+        author = check_name(author, "user")
+        raw = check_body(body)
+        return await self._publish(self._message(CHAT, author, render_chat(raw), rawBody=raw))
+
+    async def send_system(self, body: str) -> dict:
+        html = sanitize(render_chat(check_body(body)))
+        return await self._publish(self._message(SYSTEM, self._server_name(), html))
+
+    async def send_action(self, body: str, author: str | None = None) -> dict:
+        html = render_chat(check_body(body))
+        if author is not None:
+            author = check_name(author, "author")
+        return await self._publish(self._message(CHAT_ACTION, author, html))
+
+    async def history(self) -> list[dict]:
+        """What a viewer sees on joining: visible, recent, oldest first."""
+        return await self._store.list_messages(
+            since=self._now() - HISTORY_WINDOW, visible_only=True, limit=HISTORY_LIMIT
+        )
+
+    async def everything(self) -> list[dict]:
+        return await self._store.list_messages(since=None, visible_only=False, limit=None)
+
+    async def set_visibility(self, ids: list[str], visible: bool) -> list[dict]:
+        changed = await self._store.set_visibility(ids, visible)
+        for message in changed:
+            update = dict(message, type=VISIBILITY_UPDATE)
+            for listener in list(self.listeners):
+                listener(update)
+        return changed

@@ -1,0 +1,176 @@
+"""The daemon's top service: opens storage, loads settings, then starts its children in order.
+
+Order matters and is explicit in ``_start``: storage first (everything reads it), then
+settings and tokens, then the web listener, then the periodic samplers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import FileLogObserver, Logger, formatEventAsClassicLogText, globalLogPublisher
+from twisted.python.logfile import DailyLogFile
+
+from owncast.context import AppContext
+from owncast.core import events
+from owncast.core.chat import ChatHub
+from owncast.core.events import EventBus
+from owncast.core.ffmpeg import FfmpegProbe, bundled_ffmpeg
+from owncast.core.settings import Settings, generate_stream_key
+from owncast.core.stream import StreamState
+from owncast.core.throttle import AuthThrottle
+from owncast.core.tokens import TokenRegistry
+from owncast.core.viewers import Viewers
+from owncast.logbuffer import LogBuffer
+from owncast.site import WEB_ROOT, build_site
+from owncast.stats.samplers import HardwareSampler, ViewerSampler
+from owncast.store.sqlite import SqliteStore
+
+_log = Logger()
+
+
+class OwncastService(MultiService):
+    def __init__(
+        self,
+        reactor: Any,
+        datadir: Path,
+        overrides: dict | None = None,
+        ffmpeg_option: str | None = None,
+        webroot: Path = WEB_ROOT,
+        log_publisher: Any = globalLogPublisher,
+    ):
+        super().__init__()
+        self.reactor = reactor
+        self.datadir = datadir
+        self.overrides = dict(overrides or {})
+        self.ffmpeg_option = ffmpeg_option
+        self.webroot = webroot
+        self.log_publisher = log_publisher
+        self.logs = LogBuffer()
+        self.store = SqliteStore(str(datadir / "owncast.db"), reactor=reactor)
+        self.ctx: AppContext | None = None
+        self.ready: Deferred | None = None
+        self._file_observer: FileLogObserver | None = None
+
+    def _blocking(self, fn, *args):
+        return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), fn, *args)
+
+    def startService(self) -> None:
+        super().startService()
+        self.log_publisher.addObserver(self.logs)
+        self.ready = Deferred.fromCoroutine(self._start())
+        self.ready.addErrback(self._failed)
+
+    def _failed(self, failure: Any) -> None:
+        _log.failure("owncast could not start", failure)
+        if self.reactor.running:
+            self.reactor.stop()
+
+    async def _start(self) -> None:
+        reactor = self.reactor
+        await self._blocking(self._prepare_datadir)
+        logfile = await self._blocking(DailyLogFile, "owncast.log", str(self.datadir / "logs"))
+        self._file_observer = FileLogObserver(logfile, formatEventAsClassicLogText)
+        self.log_publisher.addObserver(self._file_observer)
+
+        await self.store.start()
+        settings = Settings(await self.store.get_settings(), self.overrides)
+        if not settings["streamKey"]:
+            key = generate_stream_key()
+            await self.store.set_settings({"streamKey": key})
+            settings.update({"streamKey": key})
+            _log.info(
+                "Generated a stream key (also the admin password for user 'admin'): {key}",
+                key=key,
+            )
+        tokens = TokenRegistry(self.store)
+        tokens.load(await self.store.list_tokens())
+
+        stream = StreamState(reactor.seconds, settings)
+        viewers = Viewers(reactor.seconds, overall_max=settings["overallMaxViewerCount"])
+        bus = EventBus()
+        ctx = self.ctx = AppContext(
+            reactor=reactor,
+            store=self.store,
+            settings=settings,
+            tokens=tokens,
+            stream=stream,
+            viewers=viewers,
+            chat=ChatHub(self.store, reactor.seconds, lambda: settings["name"]),
+            events=bus,
+            logs=self.logs,
+            probe=FfmpegProbe(reactor),
+            throttle=AuthThrottle(reactor.seconds),
+            datadir=self.datadir,
+            webroot=self.webroot,
+            ffmpeg_option=self.ffmpeg_option,
+            ffmpeg_default=bundled_ffmpeg,
+            blocking=self._blocking,
+        )
+        stream.listeners.append(self._stream_changed)
+
+        port = settings["webServerPort"]
+        web = StreamServerEndpointService(
+            serverFromString(reactor, f"tcp:{port}"), build_site(ctx, self.webroot)
+        )
+        web.setName("web")
+        web._raiseSynchronously = True
+        web.setServiceParent(self)
+        _log.info("Web server running on port: {port}", port=port)
+
+        for sampler in (
+            HardwareSampler(self.store, reactor, self._blocking, str(self.datadir)),
+            ViewerSampler(self.store, reactor, viewers),
+        ):
+            sampler.setServiceParent(self)
+        _log.info("owncast ready; data in {datadir}", datadir=str(self.datadir.resolve()))
+
+    def _prepare_datadir(self) -> None:
+        for sub in ("", "logs", "emoji", "logo", "hls"):
+            (self.datadir / sub).mkdir(parents=True, exist_ok=True)
+
+    def _stream_changed(self, event: str, stream: StreamState) -> None:
+        ctx = self.ctx
+        if event == events.STREAM_STARTED:
+            ctx.viewers.stream_started()
+        else:
+            ctx.viewers.stream_stopped()
+        d = Deferred.fromCoroutine(
+            ctx.save(
+                {
+                    "lastConnectTime": stream.last_connect_time,
+                    "lastDisconnectTime": stream.last_disconnect_time,
+                    "overallMaxViewerCount": ctx.viewers.overall_max,
+                }
+            )
+        )
+        d.addErrback(lambda f: _log.failure("could not save stream times", f))
+        settings = ctx.settings
+        ctx.events.emit(
+            event,
+            {
+                "name": settings["name"],
+                "summary": settings["summary"],
+                "streamTitle": settings["streamTitle"],
+            },
+        )
+
+    async def _stop(self) -> None:
+        if self.ready is not None and not self.ready.called:
+            await self.ready
+        await super().stopService()
+        if self.ctx is not None:
+            await self.ctx.save({"overallMaxViewerCount": self.ctx.viewers.overall_max})
+        await self.store.stop()
+        self.log_publisher.removeObserver(self.logs)
+        if self._file_observer is not None:
+            self.log_publisher.removeObserver(self._file_observer)
+
+    def stopService(self) -> Deferred:
+        return Deferred.fromCoroutine(self._stop())

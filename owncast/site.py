@@ -1,0 +1,151 @@
+"""The resource tree: ``/api`` (Klein apps), ``/img/emoji``, ``/logo``, ``/admin``, web assets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+from twisted.web.static import File
+
+from owncast.api.admin import AdminApi
+from owncast.api.http import check_admin
+from owncast.api.integrations import IntegrationsApi
+from owncast.api.public import PublicApi
+from owncast.core.errors import ApiError
+
+WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+
+_SECURITY_HEADERS = {
+    b"x-content-type-options": b"nosniff",
+    b"referrer-policy": b"same-origin",
+}
+
+
+class ApiRoot(Resource):
+    """``/api``: admin and integrations are apps of their own; the rest goes to the public app."""
+
+    def __init__(self, ctx: Any):
+        super().__init__()
+        self._public = PublicApi(ctx).app.resource()
+        self.putChild(b"admin", AdminApi(ctx).app.resource())
+        self.putChild(b"integrations", IntegrationsApi(ctx).app.resource())
+
+    def getChild(self, path: bytes, request: Any) -> Resource:
+        # Hand the segment back so the public Klein app routes on the whole path.
+        request.prepath.pop()
+        request.postpath.insert(0, path)
+        return self._public
+
+    def render(self, request: Any) -> bytes:
+        request.postpath.insert(0, b"")
+        return self._public.render(request)
+
+
+class MergedFolder(Resource):
+    """Files looked up in several folders in turn (``<datadir>/emoji`` over built-in emoji)."""
+
+    def __init__(self, *folders: Path):
+        super().__init__()
+        self._folders = folders
+
+    def getChild(self, path: bytes, request: Any) -> Resource:
+        name = path.decode("utf-8", "replace")
+        if name and not name.startswith(".") and "/" not in name and "\x00" not in name:
+            for folder in self._folders:
+                candidate = folder / name
+                if candidate.is_file():
+                    return _cached(File(str(candidate)))
+        return File.childNotFound
+
+
+def _cached(resource: File, seconds: int = 3600) -> File:
+    resource.cacheTime = seconds  # honoured by our Site below
+    return resource
+
+
+class _Refused(Resource):
+    isLeaf = True
+
+    def __init__(self, error: ApiError):
+        super().__init__()
+        self._error = error
+
+    def render(self, request: Any) -> bytes:
+        request.setResponseCode(self._error.status)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return self._error.message.encode("utf-8")
+
+
+class AdminGuard(Resource):
+    """Puts the admin web page behind the same basic auth as the admin API."""
+
+    def __init__(self, ctx: Any, inner: Resource):
+        super().__init__()
+        self._ctx = ctx
+        self._inner = inner
+
+    def _allowed(self, request: Any) -> ApiError | None:
+        try:
+            check_admin(self._ctx, request)
+        except ApiError as e:
+            return e
+        return None
+
+    def getChildWithDefault(self, path: bytes, request: Any) -> Resource:
+        refused = self._allowed(request)
+        if refused is not None:
+            return _Refused(refused)
+        return self._inner.getChildWithDefault(path, request)
+
+    def render(self, request: Any) -> bytes:
+        refused = self._allowed(request)
+        if refused is not None:
+            return _Refused(refused).render(request)
+        return self._inner.render(request)
+
+
+class CustomStyles(Resource):
+    """``/customstyles.css``: the owner's CSS as a stylesheet, never inlined into HTML."""
+
+    isLeaf = True
+
+    def __init__(self, ctx: Any):
+        super().__init__()
+        self._ctx = ctx
+
+    def render_GET(self, request: Any) -> bytes:
+        request.setHeader(b"content-type", b"text/css; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache")
+        return self._ctx.settings["customStyles"].encode("utf-8")
+
+
+class OwncastSite(Site):
+    """A Site that adds security headers and our cache rules to every response."""
+
+    def getResourceFor(self, request: Any) -> Resource:
+        for name, value in _SECURITY_HEADERS.items():
+            request.setHeader(name, value)
+        resource = super().getResourceFor(request)
+        if isinstance(resource, File) and getattr(resource, "cacheTime", None):
+            request.setHeader(b"cache-control", f"public, max-age={resource.cacheTime}".encode())
+        return resource
+
+
+def build_root(ctx: Any, webroot: Path = WEB_ROOT) -> Resource:
+    root = File(str(webroot))
+    root.putChild(b"api", ApiRoot(ctx))
+    img = File(str(webroot / "img"))
+    img.putChild(b"emoji", MergedFolder(ctx.datadir / "emoji", webroot / "img" / "emoji"))
+    root.putChild(b"img", img)
+    root.putChild(b"logo", MergedFolder(ctx.datadir / "logo"))
+    root.putChild(b"customstyles.css", CustomStyles(ctx))
+    root.putChild(b"admin", AdminGuard(ctx, File(str(webroot / "admin"))))
+    return root
+
+
+def build_site(ctx: Any, webroot: Path = WEB_ROOT) -> Site:
+    site = OwncastSite(build_root(ctx, webroot))
+    site.displayTracebacks = False
+    return site
