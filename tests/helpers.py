@@ -140,3 +140,33 @@ class Client:
 
 def succeed_with(value: Any):
     return succeed(value)
+
+
+class LiveServer:
+    """The resource tree on a real loopback port, for what must cross real sockets
+    (static files, processes run by the real reactor). ``stop`` in cleanup."""
+
+    def __init__(self, ctx: AppContext):
+        from twisted.internet import reactor
+
+        from owncast.site import build_site
+
+        self.port = reactor.listenTCP(0, build_site(ctx, WEB_ROOT), interface="127.0.0.1")
+        self.base = f"http://127.0.0.1:{self.port.getHost().port}"
+
+    async def request(self, method: str, path: str, body: Any = None, auth: Any = None,
+                      raw: bytes | None = None) -> tuple[int, bytes, Any]:
+        import treq
+
+        kwargs: dict[str, Any] = {}
+        if auth is not None:
+            kwargs["auth"] = auth
+        if body is not None:
+            kwargs["json"] = body
+        if raw is not None:
+            kwargs["data"] = raw
+        response = await treq.request(method, self.base + path, persistent=False, **kwargs)
+        return response.code, await response.content(), response
+
+    def stop(self) -> Any:
+        return self.port.stopListening()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from twisted.trial import unittest
 
-from tests.helpers import Client, make_context, result_of
+from tests.helpers import Client, LiveServer, make_context, result_of
 
 
 class PublicApiTests(unittest.TestCase):
@@ -70,16 +70,27 @@ class PublicApiTests(unittest.TestCase):
         self.assertEqual(by_name["party"], "/img/emoji/party.gif")
         self.assertEqual(by_name["smile"], "/img/emoji/smile.svg")
         self.assertNotIn("notes", by_name)
-        code, content, _ = self.client.get("/img/emoji/party.gif")
-        self.assertEqual((code, content), (200, b"GIF89a"))
-        code, _, _ = self.client.get("/img/emoji/smile.svg")
-        self.assertEqual(code, 200)
 
-    def test_emoji_path_traversal_is_refused(self):
-        for path in ("/img/emoji/..%2fowncast.db", "/img/emoji/../../owncast.db",
-                     "/img/emoji/.hidden"):
-            code, _, _ = self.client.get(path)
+    async def test_emoji_files_are_served_from_both_folders(self):
+        (self.datadir / "emoji" / "party.gif").write_bytes(b"GIF89a")
+        server = LiveServer(self.ctx)
+        self.addCleanup(server.stop)
+        code, content, response = await server.request("GET", "/img/emoji/party.gif")
+        self.assertEqual((code, content), (200, b"GIF89a"))
+        self.assertIn("max-age", response.headers.getRawHeaders("cache-control")[0])
+        code, content, _ = await server.request("GET", "/img/emoji/smile.svg")
+        self.assertEqual(code, 200)
+        self.assertIn(b"<svg", content)
+
+    async def test_emoji_path_traversal_is_refused(self):
+        (self.datadir / "secret.txt").write_text("secret")
+        server = LiveServer(self.ctx)
+        self.addCleanup(server.stop)
+        for path in ("/img/emoji/..%2fsecret.txt", "/img/emoji/%2e%2e/%2e%2e/secret.txt",
+                     "/img/emoji/.hidden", "/logo/..%2fsecret.txt"):
+            code, content, _ = await server.request("GET", path)
             self.assertEqual(code, 404, path)
+            self.assertNotIn(b"secret", content)
 
     def test_unknown_api_path_is_json_404(self):
         code, body, _ = self.client.get("/api/nothing-here")
