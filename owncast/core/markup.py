@@ -7,6 +7,8 @@ markdown-it-py renders (raw HTML in the source is escaped, not passed through) a
 
 from __future__ import annotations
 
+import re
+
 import nh3
 from markdown_it import MarkdownIt
 
@@ -44,6 +46,7 @@ def sanitize(html: str, tags: set[str] | None = None) -> str:
     ).strip()
 
 
+_IMG_WITHOUT_SRC = re.compile(r"<img(?![^>]*\ssrc=)[^>]*>")
 _CHAT_TAGS = {"a", "b", "strong", "em", "i", "code", "s", "del", "img", "br"}
 _chat_md = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable("strikethrough")
 
@@ -69,4 +72,4 @@ def render_chat(text: str) -> str:
         attribute_filter=_chat_attribute,
     ).strip()
     # An <img> whose src was refused is useless; drop it whole.
-    return cleaned.replace("<img>", "")
+    return _IMG_WITHOUT_SRC.sub("", cleaned)

@@ -35,7 +35,7 @@ class Viewers:
         return len(self._seen)
 
     def _update_peaks(self) -> None:
-        current = len(self._seen)
+        current = self.count()  # drops clients gone quiet before counting
         self.session_max = max(self.session_max, current)
         self.overall_max = max(self.overall_max, current)
 

@@ -1,0 +1,77 @@
+"""``twistd owncast``: the plugin is discovered, options and the config file merge as documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from twisted.application.service import IServiceMaker
+from twisted.internet.testing import MemoryReactorClock
+from twisted.plugin import getPlugins
+from twisted.python import usage
+from twisted.trial import unittest
+
+from owncast.service import OwncastService
+from owncast.tap import Options, makeService
+
+
+class PluginTests(unittest.TestCase):
+    def test_plugin_is_discovered(self):
+        makers = {m.tapname: m for m in getPlugins(IServiceMaker)}
+        self.assertIn("owncast", makers)
+        self.assertEqual(makers["owncast"].options, Options)
+
+
+class OptionsTests(unittest.TestCase):
+    def parse(self, *argv):
+        options = Options()
+        options.parseOptions(list(argv))
+        return options
+
+    def test_defaults(self):
+        options = self.parse()
+        self.assertEqual(options["datadir"], "./data")
+        self.assertIsNone(options["webserverport"])
+        self.assertIsNone(options["streamkey"])
+
+    def test_command_line(self):
+        options = self.parse("--datadir", "/tmp/x", "--webserverport", "9090", "--rtmpport",
+                             "1940", "--streamkey", "k", "--ffmpeg", "/usr/bin/ffmpeg")
+        self.assertEqual(
+            (options["datadir"], options["webserverport"], options["rtmpport"],
+             options["streamkey"], options["ffmpeg"]),
+            ("/tmp/x", 9090, 1940, "k", "/usr/bin/ffmpeg"),
+        )
+
+    def test_bad_port(self):
+        self.assertRaises(usage.UsageError, self.parse, "--webserverport", "70000")
+        self.assertRaises(usage.UsageError, self.parse, "--rtmpport", "x")
+
+    def test_config_file_under_command_line(self):
+        path = Path(self.mktemp())
+        path.write_text("[owncast]\ndatadir = /srv/oc\nwebserverport = 8181\nstreamkey = filekey\n")
+        options = self.parse("--config", str(path), "--streamkey", "clikey")
+        self.assertEqual(options["datadir"], "/srv/oc")
+        self.assertEqual(options["webserverport"], 8181)
+        self.assertEqual(options["streamkey"], "clikey")
+
+    def test_example_config_parses(self):
+        example = Path(__file__).resolve().parent.parent / "etc" / "owncast.ini"
+        options = self.parse("--config", str(example))
+        self.assertEqual(options["datadir"], "/var/lib/owncast")
+
+    def test_bad_config_files(self):
+        path = Path(self.mktemp())
+        path.write_text("[owncast]\nnonsense = 1\n")
+        self.assertRaises(usage.UsageError, self.parse, "--config", str(path))
+        path.write_text("[owncast]\nwebserverport = 0\n")
+        self.assertRaises(usage.UsageError, self.parse, "--config", str(path))
+        self.assertRaises(usage.UsageError, self.parse, "--config", str(path) + ".missing")
+
+    def test_make_service_does_no_io(self):
+        datadir = Path(self.mktemp())
+        options = self.parse("--datadir", str(datadir), "--webserverport", "9999",
+                             "--streamkey", "abc123")
+        service = makeService(options, reactor=MemoryReactorClock())
+        self.assertIsInstance(service, OwncastService)
+        self.assertEqual(service.overrides, {"webServerPort": 9999, "streamKey": "abc123"})
+        self.assertFalse(datadir.exists())
