@@ -1,0 +1,1 @@
+"""Benchmarks of owncast-py beside its peers (``make bench``)."""
