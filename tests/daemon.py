@@ -203,7 +203,13 @@ class Daemon:
 
     @property
     def exit_code(self) -> int | None:
+        """The exit status of the last run, or None (running, or ended by a signal)."""
         return self._proto.exit_code if self._proto is not None else None
+
+    @property
+    def exit_signal(self) -> int | None:
+        """The signal that ended the last run, or None."""
+        return self._proto.exit_signal if self._proto is not None else None
 
     def spawn(self) -> None:
         """Start the process without waiting for it (see ``start``)."""

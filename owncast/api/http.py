@@ -37,6 +37,8 @@ def read_json(request: Any) -> Any:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError(f"request body is not valid JSON: {e}") from e
+    except RecursionError as e:
+        raise ApiError("request body is nested too deeply") from e
 
 
 def body_object(request: Any, *required: str) -> dict:
@@ -79,7 +81,11 @@ def json_api(fn):
             request.setResponseCode(e.status)
             result = {"success": False, "message": e.message}
         except Exception:
-            _log.failure("{method} {uri} failed", method=request.method, uri=request.uri)
+            _log.failure(
+                "{method} {uri} failed",
+                method=request.method.decode("ascii", "replace"),
+                uri=request.uri.decode("ascii", "replace"),
+            )
             request.setResponseCode(500)
             result = {"success": False, "message": "internal server error"}
         return json.dumps(result).encode("utf-8")
