@@ -1,0 +1,1 @@
+"""RTMP ingest: handshake, chunk stream, AMF, the publish flow, FLV out."""

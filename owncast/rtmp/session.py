@@ -1,0 +1,370 @@
+"""The RTMP server protocol: handshake, then the publish command flow, media out as FLV.
+
+The protocol is thin: ``ChunkReader`` parses, AMF decodes, and a ``Broadcasts`` object
+decides who may publish and where media goes. Anything malformed raises, and only this
+connection is dropped. Flow handled (as OBS and ffmpeg send it): ``connect`` ->
+``releaseStream`` / ``FCPublish`` -> ``createStream`` -> ``publish`` -> media ->
+``FCUnpublish`` / ``deleteStream`` (or a closed socket).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+
+from owncast.core.broadcast import AlreadyLiveError, Broadcast, Broadcasts
+from owncast.rtmp import amf, chunks, flv
+from owncast.rtmp.chunks import ChunkReader, Message, encode_chunks
+from owncast.rtmp.handshake import ServerHandshake
+
+_log = Logger()
+_U32 = struct.Struct(">I")
+
+OUT_CHUNK_SIZE = 4096
+WINDOW_SIZE = 2_500_000
+#: A publisher silent this long (seconds) is dropped so a reconnect can take over.
+IDLE_TIMEOUT = 10.0
+APP_NAME = "live"
+
+_VIDEO_CODECS = {2: "Sorenson H.263", 4: "VP6", 7: "H.264", 12: "HEVC", 13: "AV1"}
+_AUDIO_CODECS = {2: "MP3", 10: "AAC", 11: "Speex", 13: "Opus"}
+_FOURCC_NAMES = {"avc1": "H.264", "hvc1": "HEVC", "av01": "AV1", "vp09": "VP9",
+                 "mp4a": "AAC", "Opus": "Opus", ".mp3": "MP3", "ac-3": "AC-3"}
+
+
+def codec_name(value: Any, table: dict[int, str]) -> str:
+    """A codec id from metadata (number, fourCC number or fourCC string) as a name."""
+    if isinstance(value, str):
+        return _FOURCC_NAMES.get(value, value)
+    if isinstance(value, (int, float)) and value >= 0:
+        number = int(value)
+        if number in table:
+            return table[number]
+        if number > 0xFF:
+            fourcc = number.to_bytes(4, "big").decode("latin-1")
+            return _FOURCC_NAMES.get(fourcc, fourcc)
+    return ""
+
+
+def details_from_metadata(meta: dict, details: dict) -> set[str]:
+    """Fill ``streamDetails`` from an ``onMetaData`` object (fields OBS and ffmpeg send);
+    return the fields it set."""
+    filled = set()
+
+    def number(key: str) -> int:
+        value = meta.get(key)
+        return int(value) if isinstance(value, (int, float)) and value == value else 0
+
+    for key, field in (("width", "width"), ("height", "height"), ("framerate", "frameRate"),
+                       ("videodatarate", "videoBitrate"), ("audiodatarate", "audioBitrate")):
+        if number(key):
+            details[field] = number(key)
+            filled.add(field)
+    video = codec_name(meta.get("videocodecid"), _VIDEO_CODECS)
+    audio = codec_name(meta.get("audiocodecid"), _AUDIO_CODECS)
+    if video:
+        details["videoCodec"] = video
+    if audio:
+        details["audioCodec"] = audio
+    if isinstance(meta.get("encoder"), str):
+        details["encoder"] = meta["encoder"][:200]
+    return filled
+
+
+def empty_details() -> dict:
+    return {"width": 0, "height": 0, "frameRate": 0, "videoBitrate": 0, "videoCodec": "",
+            "audioBitrate": 0, "audioCodec": "", "encoder": ""}
+
+
+class RtmpError(Exception):
+    """The peer did something we refuse; the connection is closed."""
+
+
+class RtmpSession(Protocol):
+    def __init__(self, broadcasts: Broadcasts, clock: Any):
+        self._broadcasts = broadcasts
+        self._clock = clock
+        self._handshake: ServerHandshake | None = ServerHandshake()
+        self._reader = ChunkReader()
+        self._received = 0
+        self._acked = 0
+        self._peer_window = WINDOW_SIZE
+        self._app: str | None = None
+        self._stream_id = 0
+        self._publish_stream = 0
+        self.broadcast: Broadcast | None = None
+        self._details = empty_details()
+        self._from_metadata: set[str] = set()
+        self._media_bytes = {chunks.AUDIO: 0, chunks.VIDEO: 0}
+        self._measured_since = 0.0
+        self._idle_check: Any = None
+        self._seen_at_check = -1
+        self._closing = False
+
+    # -- connection lifecycle ----------------------------------------------------------
+    def connectionMade(self) -> None:
+        self._schedule_idle_check()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self._closing = True
+        if self._idle_check is not None and self._idle_check.active():
+            self._idle_check.cancel()
+        self._end_broadcast()
+
+    def _drop(self, why: str) -> None:
+        if not self._closing:
+            self._closing = True
+            _log.info("Dropping RTMP connection from {peer}: {why}", peer=self._peer(), why=why)
+            self.transport.loseConnection()
+
+    def _peer(self) -> str:
+        peer = self.transport.getPeer()
+        return getattr(peer, "host", str(peer))
+
+    def _schedule_idle_check(self) -> None:
+        self._idle_check = self._clock.callLater(IDLE_TIMEOUT, self._check_idle)
+
+    def _check_idle(self) -> None:
+        if self._received == self._seen_at_check:
+            self._drop(f"nothing received for {IDLE_TIMEOUT:.0f} s")
+            self.transport.abortConnection()
+            return
+        self._seen_at_check = self._received
+        self._measure()
+        self._schedule_idle_check()
+
+    # -- bytes in ----------------------------------------------------------------------
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self._received += len(data)
+        try:
+            if self._handshake is not None:
+                reply, data = self._handshake.feed(data)
+                if reply:
+                    self.transport.write(reply)
+                if not self._handshake.done:
+                    return
+                self._handshake = None
+            for message in self._reader.feed(data):
+                self._dispatch(message)
+                if self._closing:
+                    return
+            if self._received - self._acked >= self._peer_window:
+                self._acked = self._received
+                self._send(chunks.ACKNOWLEDGEMENT, _U32.pack(self._received & 0xFFFFFFFF))
+        except (chunks.ChunkError, amf.AmfError, RtmpError, ValueError) as e:
+            self._drop(str(e) or e.__class__.__name__)
+        except Exception:
+            _log.failure("RTMP session from {peer} failed", peer=self._peer())
+            self._drop("internal error")
+
+    def _dispatch(self, message: Message) -> None:
+        kind = message.type
+        if kind == chunks.VIDEO or kind == chunks.AUDIO:
+            self._media(kind, message.timestamp, message.body, message.stream_id)
+        elif kind == chunks.AGGREGATE:
+            self._aggregate(message)
+        elif kind == chunks.DATA_AMF0:
+            self._data(message.body, message.timestamp)
+        elif kind == chunks.DATA_AMF3:
+            self._data(message.body[1:] if message.body[:1] == b"\x00" else message.body,
+                       message.timestamp)
+        elif kind == chunks.COMMAND_AMF0:
+            self._command(amf.decode_amf0(message.body), message.stream_id)
+        elif kind == chunks.COMMAND_AMF3:
+            body = message.body[1:] if message.body[:1] == b"\x00" else message.body
+            self._command(amf.decode_amf0(body), message.stream_id)
+        elif kind == chunks.WINDOW_ACK_SIZE and len(message.body) >= 4:
+            self._peer_window = max(1, _U32.unpack_from(message.body)[0])
+        # Set chunk size and abort were applied by the reader; acks, user control and
+        # bandwidth messages need no answer from a server that only receives.
+
+    # -- media -------------------------------------------------------------------------
+    def _media(self, kind: int, timestamp: int, body: bytes, stream_id: int) -> None:
+        broadcast = self.broadcast
+        if broadcast is None or not body:
+            return
+        self._media_bytes[kind] += len(body)
+        broadcast.write(flv.tag(kind, timestamp, body))
+
+    def _aggregate(self, message: Message) -> None:
+        """Split an aggregate message into its FLV-style sub-messages, rebasing timestamps."""
+        body = message.body
+        pos = 0
+        offset = None
+        while pos + 11 <= len(body):
+            kind = body[pos]
+            size = int.from_bytes(body[pos + 1:pos + 4], "big")
+            stamp = int.from_bytes(body[pos + 4:pos + 7], "big") | (body[pos + 7] << 24)
+            end = pos + 11 + size
+            if end > len(body):
+                raise RtmpError("truncated aggregate message")
+            if offset is None:
+                offset = message.timestamp - stamp
+            payload = body[pos + 11:end]
+            stamp = (stamp + offset) & 0xFFFFFFFF
+            if kind in (chunks.AUDIO, chunks.VIDEO):
+                self._media(kind, stamp, payload, message.stream_id)
+            elif kind == chunks.DATA_AMF0:
+                self._data(payload, stamp)
+            pos = end + 4  # skip the back pointer
+
+    def _data(self, body: bytes, timestamp: int) -> None:
+        values = amf.decode_amf0(body)
+        if values and values[0] == "@setDataFrame":
+            values = values[1:]
+        if len(values) >= 2 and values[0] == "onMetaData" and isinstance(values[1], dict):
+            self._from_metadata |= details_from_metadata(values[1], self._details)
+            if self.broadcast is not None:
+                self.broadcast.write(
+                    flv.tag(flv.SCRIPT_TAG, timestamp, amf.encode_amf0("onMetaData", values[1]))
+                )
+
+    def _measure(self) -> None:
+        """Fill bitrates the metadata did not give, from what actually arrived."""
+        now = self._clock.seconds()
+        elapsed = now - self._measured_since
+        if self.broadcast is not None and elapsed > 0:
+            for kind, field in ((chunks.VIDEO, "videoBitrate"), (chunks.AUDIO, "audioBitrate")):
+                measured = int(self._media_bytes[kind] * 8 / elapsed / 1000)
+                if measured and field not in self._from_metadata:
+                    self._details[field] = measured
+        self._media_bytes = {chunks.AUDIO: 0, chunks.VIDEO: 0}
+        self._measured_since = now
+
+    # -- commands ----------------------------------------------------------------------
+    def _command(self, values: list, stream_id: int) -> None:
+        if not values or not isinstance(values[0], str):
+            raise RtmpError("command without a name")
+        name = values[0]
+        txn = values[1] if len(values) > 1 and isinstance(values[1], (int, float)) else 0
+        args = values[2:]
+        handler = getattr(self, "_cmd_" + name, None)
+        if handler is not None:
+            handler(txn, args, stream_id)
+
+    def _cmd_connect(self, txn: float, args: list, stream_id: int) -> None:
+        params = args[0] if args and isinstance(args[0], dict) else {}
+        app = str(params.get("app", "")).strip("/").split("?", 1)[0]
+        if app != APP_NAME:
+            self._send_command("_error", txn, None, {
+                "level": "error", "code": "NetConnection.Connect.Rejected",
+                "description": f"unknown application {app!r}; publish to /{APP_NAME}/<key>"})
+            self._drop(f"unknown application {app!r}")
+            return
+        self._app = app
+        self._send(chunks.WINDOW_ACK_SIZE, _U32.pack(WINDOW_SIZE))
+        self._send(chunks.SET_PEER_BANDWIDTH, _U32.pack(WINDOW_SIZE) + b"\x02")
+        self._send(chunks.SET_CHUNK_SIZE, _U32.pack(OUT_CHUNK_SIZE))
+        self._out_chunk_size = OUT_CHUNK_SIZE
+        info = {"level": "status", "code": "NetConnection.Connect.Success",
+                "description": "Connection succeeded.",
+                "objectEncoding": params.get("objectEncoding", 0) or 0}
+        props: dict = {"fmsVer": "FMS/3,5,7,7009", "capabilities": 31, "mode": 1}
+        if isinstance(params.get("fourCcList"), list):
+            # Enhanced RTMP: say which codecs we take (ffmpeg decodes them all).
+            props["fourCcList"] = [c for c in params["fourCcList"] if isinstance(c, str)]
+        self._send_command("_result", txn, props, info)
+
+    def _cmd_releaseStream(self, txn: float, args: list, stream_id: int) -> None:
+        self._send_command("_result", txn, None, amf.UNDEFINED)
+
+    def _cmd_FCPublish(self, txn: float, args: list, stream_id: int) -> None:
+        self._send_command("onFCPublish", 0, None,
+                           {"code": "NetStream.Publish.Start", "description": "FCPublish"})
+
+    def _cmd_createStream(self, txn: float, args: list, stream_id: int) -> None:
+        if self._app is None:
+            raise RtmpError("createStream before connect")
+        self._stream_id += 1
+        if self._stream_id > 8:
+            raise RtmpError("too many streams")
+        self._send_command("_result", txn, None, self._stream_id)
+
+    def _cmd_publish(self, txn: float, args: list, stream_id: int) -> None:
+        if self._app is None:
+            raise RtmpError("publish before connect")
+        key = args[1] if len(args) > 1 and isinstance(args[1], str) else ""
+        if not self._broadcasts.authorize(key):
+            self._status(stream_id, "error", "NetStream.Publish.BadName", "Invalid stream key.")
+            self._drop("invalid stream key")
+            return
+        if self.broadcast is not None:
+            raise RtmpError("publish twice on one connection")
+        try:
+            self._measured_since = self._clock.seconds()
+            self.broadcast = self._broadcasts.begin(
+                self._peer(), self._details, self.transport.loseConnection
+            )
+        except AlreadyLiveError:
+            self._status(stream_id, "error", "NetStream.Publish.BadName",
+                         "Another broadcast is already live.")
+            self._drop("another broadcast is live")
+            return
+        self._publish_stream = stream_id
+        # User control: Stream Begin on this stream.
+        self._send(chunks.USER_CONTROL, b"\x00\x00" + _U32.pack(stream_id))
+        self._status(stream_id, "status", "NetStream.Publish.Start", "Publishing live.")
+        self.broadcast.write(flv.header(audio=True, video=True))
+        _log.info("Inbound stream connected from {peer}", peer=self._peer())
+
+    def _cmd_FCUnpublish(self, txn: float, args: list, stream_id: int) -> None:
+        self._end_broadcast()
+
+    def _cmd_deleteStream(self, txn: float, args: list, stream_id: int) -> None:
+        self._end_broadcast()
+
+    _cmd_closeStream = _cmd_deleteStream
+
+    def _end_broadcast(self) -> None:
+        broadcast, self.broadcast = self.broadcast, None
+        if broadcast is not None:
+            broadcast.end()
+            _log.info("Inbound stream disconnected")
+
+    # -- bytes out ---------------------------------------------------------------------
+    _out_chunk_size = chunks.DEFAULT_CHUNK_SIZE
+
+    def _send(self, kind: int, body: bytes, stream_id: int = 0, csid: int = 0) -> None:
+        message = Message(kind, stream_id, 0, body, csid)
+        self.transport.write(encode_chunks(message, self._out_chunk_size))
+
+    def _send_command(self, name: str, txn: float, *values: Any, stream_id: int = 0) -> None:
+        self._send(chunks.COMMAND_AMF0, amf.encode_amf0(name, txn, *values), stream_id)
+
+    def _status(self, stream_id: int, level: str, code: str, description: str) -> None:
+        self._send_command("onStatus", 0, None,
+                           {"level": level, "code": code, "description": description},
+                           stream_id=stream_id)
+
+
+class RtmpFactory(Factory):
+    """Builds a session per connection; caps connections so a flood cannot exhaust memory."""
+
+    max_connections = 64
+
+    def __init__(self, broadcasts: Broadcasts, clock: Any):
+        self.broadcasts = broadcasts
+        self.clock = clock
+        self.connections = 0
+
+    def buildProtocol(self, addr: Any) -> RtmpSession | None:
+        if self.connections >= self.max_connections:
+            return None
+        session = _CountedSession(self.broadcasts, self.clock)
+        session.factory = self
+        return session
+
+
+class _CountedSession(RtmpSession):
+    def connectionMade(self) -> None:
+        self.factory.connections += 1
+        super().connectionMade()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.factory.connections -= 1
+        super().connectionLost(reason)
