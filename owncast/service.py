@@ -19,6 +19,7 @@ from twisted.python.logfile import DailyLogFile
 
 from owncast.context import AppContext
 from owncast.core import events
+from owncast.core.broadcast import Broadcasts
 from owncast.core.chat import ChatHub
 from owncast.core.events import EventBus
 from owncast.core.ffmpeg import FfmpegProbe, bundled_ffmpeg
@@ -28,6 +29,7 @@ from owncast.core.throttle import AuthThrottle
 from owncast.core.tokens import TokenRegistry
 from owncast.core.viewers import Viewers
 from owncast.logbuffer import LogBuffer
+from owncast.rtmp.session import RtmpFactory
 from owncast.site import WEB_ROOT, build_site
 from owncast.stats.samplers import HardwareSampler, ViewerSampler
 from owncast.store.sqlite import SqliteStore
@@ -124,12 +126,28 @@ class OwncastService(MultiService):
         web.setServiceParent(self)
         _log.info("Web server running on port: {port}", port=port)
 
+        rtmp_port = settings["rtmpServerPort"]
+        self.broadcasts = Broadcasts(stream, lambda: settings["streamKey"], self._media_sink())
+        rtmp = StreamServerEndpointService(
+            serverFromString(reactor, f"tcp:{rtmp_port}"), RtmpFactory(self.broadcasts, reactor)
+        )
+        rtmp.setName("rtmp")
+        rtmp._raiseSynchronously = True
+        rtmp.setServiceParent(self)
+        _log.info(
+            "RTMP server is listening for incoming stream on port: {port}", port=rtmp_port
+        )
+
         for sampler in (
             HardwareSampler(self.store, reactor, self._blocking, str(self.datadir)),
             ViewerSampler(self.store, reactor, viewers),
         ):
             sampler.setServiceParent(self)
         _log.info("owncast ready; data in {datadir}", datadir=str(self.datadir.resolve()))
+
+    def _media_sink(self):
+        """Where published media goes: the transcoder, once it exists."""
+        return None
 
     def _prepare_datadir(self) -> None:
         for sub in ("", "logs", "emoji", "logo", "hls"):
