@@ -40,6 +40,8 @@ class AppContext:
     ffmpeg_default: Callable[[], str | None] = field(default=lambda: None)
     #: Runs blocking file work off the reactor thread: ``blocking(fn, *args) -> Deferred``.
     blocking: Callable[..., Any] = field(default=None)
+    #: The webhook dispatcher, told when webhooks are created or deleted.
+    webhooks: Any = None
 
     def now(self) -> float:
         return self.reactor.seconds()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from autobahn.twisted.resource import WebSocketResource
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
@@ -17,6 +18,8 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import FileLogObserver, Logger, formatEventAsClassicLogText, globalLogPublisher
 from twisted.python.logfile import DailyLogFile
 
+from owncast.chat.protocol import ChatFactory
+from owncast.chat.server import ChatServer
 from owncast.context import AppContext
 from owncast.core import events
 from owncast.core.broadcast import Broadcasts
@@ -28,6 +31,7 @@ from owncast.core.stream import StreamState
 from owncast.core.throttle import AuthThrottle
 from owncast.core.tokens import TokenRegistry
 from owncast.core.viewers import Viewers
+from owncast.core.webhooks import WebhookDispatcher, treq_poster
 from owncast.logbuffer import LogBuffer
 from owncast.rtmp.session import RtmpFactory
 from owncast.site import WEB_ROOT, build_site
@@ -97,6 +101,10 @@ class OwncastService(MultiService):
         stream = StreamState(reactor.seconds, settings)
         viewers = Viewers(reactor.seconds, overall_max=settings["overallMaxViewerCount"])
         bus = EventBus()
+        hub = ChatHub(self.store, reactor.seconds, lambda: settings["name"], events=bus)
+        webhooks = WebhookDispatcher(self.store, reactor, treq_poster(reactor))
+        await webhooks.reload()
+        bus.subscribe(webhooks)
         ctx = self.ctx = AppContext(
             reactor=reactor,
             store=self.store,
@@ -104,7 +112,7 @@ class OwncastService(MultiService):
             tokens=tokens,
             stream=stream,
             viewers=viewers,
-            chat=ChatHub(self.store, reactor.seconds, lambda: settings["name"]),
+            chat=hub,
             events=bus,
             logs=self.logs,
             probe=FfmpegProbe(reactor),
@@ -114,12 +122,16 @@ class OwncastService(MultiService):
             ffmpeg_option=self.ffmpeg_option,
             ffmpeg_default=bundled_ffmpeg,
             blocking=self._blocking,
+            webhooks=webhooks,
         )
         stream.listeners.append(self._stream_changed)
 
+        chat = ChatServer(hub, viewers, reactor, lambda: settings["serverUrl"])
+        chat.setServiceParent(self)
         port = settings["webServerPort"]
+        websocket = WebSocketResource(ChatFactory(chat))
         web = StreamServerEndpointService(
-            serverFromString(reactor, f"tcp:{port}"), build_site(ctx, self.webroot)
+            serverFromString(reactor, f"tcp:{port}"), build_site(ctx, self.webroot, websocket)
         )
         web.setName("web")
         web._raiseSynchronously = True

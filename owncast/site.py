@@ -133,8 +133,10 @@ class OwncastSite(Site):
         return resource
 
 
-def build_root(ctx: Any, webroot: Path = WEB_ROOT) -> Resource:
+def build_root(ctx: Any, webroot: Path = WEB_ROOT, websocket: Resource | None = None) -> Resource:
     root = File(str(webroot))
+    if websocket is not None:
+        root.putChild(b"entry", websocket)
     root.putChild(b"api", ApiRoot(ctx))
     img = File(str(webroot / "img"))
     img.putChild(b"emoji", MergedFolder(ctx.datadir / "emoji", webroot / "img" / "emoji"))
@@ -145,7 +147,7 @@ def build_root(ctx: Any, webroot: Path = WEB_ROOT) -> Resource:
     return root
 
 
-def build_site(ctx: Any, webroot: Path = WEB_ROOT) -> Site:
-    site = OwncastSite(build_root(ctx, webroot))
+def build_site(ctx: Any, webroot: Path = WEB_ROOT, websocket: Resource | None = None) -> Site:
+    site = OwncastSite(build_root(ctx, webroot, websocket))
     site.displayTracebacks = False
     return site

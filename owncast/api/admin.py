@@ -92,7 +92,7 @@ class AdminApi:
     @json_api
     @admin
     def clients(self, request):
-        return list(self.ctx.chat.clients.values())
+        return [shapes.client(c) for c in self.ctx.chat.clients.values()]
 
     @app.route("/logs", methods=["GET"])
     @json_api
@@ -238,12 +238,17 @@ class AdminApi:
     async def webhooks(self, request):
         return [shapes.webhook(w) for w in await self.ctx.store.list_webhooks()]
 
+    async def _webhooks_changed(self) -> None:
+        if self.ctx.webhooks is not None:
+            await self.ctx.webhooks.reload()
+
     @app.route("/webhooks/create", methods=["POST"])
     @json_api
     @admin
     async def create_webhook(self, request):
         url, names = webhook_request(body_object(request, "url", "events"))
         record = await self.ctx.store.add_webhook(url, names, self.ctx.now())
+        await self._webhooks_changed()
         return shapes.webhook(record)
 
     @app.route("/webhooks/delete", methods=["POST"])
@@ -258,5 +263,6 @@ class AdminApi:
             raise ValidationError("id must be a webhook id")
         if not await self.ctx.store.delete_webhook(str(int(value))):
             raise ApiError("no such webhook", 404)
+        await self._webhooks_changed()
         return ok(f"deleted webhook {int(value)}")
 

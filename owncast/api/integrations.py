@@ -70,7 +70,7 @@ class IntegrationsApi:
     @json_api
     @token(HAS_ADMIN_ACCESS)
     def clients(self, request):
-        return list(self.ctx.chat.clients.values())
+        return [shapes.client(c) for c in self.ctx.chat.clients.values()]
 
     @app.route("/chat", methods=["GET"])
     @json_api

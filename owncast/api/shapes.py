@@ -46,6 +46,10 @@ def webhook(record: dict) -> dict:
     }
 
 
+def client(record: dict) -> dict:
+    return dict(record, connectedAt=iso(record["connectedAt"]))
+
+
 def samples(rows: list[tuple[float, float]]) -> list[dict]:
     return [{"time": iso(t), "value": int(round(v))} for t, v in rows]
 

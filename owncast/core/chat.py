@@ -42,18 +42,80 @@ def check_name(name: Any, what: str) -> str:
     return name
 
 
+NAME_CHANGE, USER_JOINED = "NAME_CHANGE", "USER_JOINED"
+#: Event types that webhooks hear about, from what the hub publishes.
+_EVENT_TYPES = {CHAT, NAME_CHANGE, USER_JOINED, VISIBILITY_UPDATE}
+
+
 class ChatHub:
-    def __init__(self, store: Any, now: Callable[[], float], server_name: Callable[[], str]):
+    """Listeners get every message to broadcast (a dict, once); ``events`` hears the
+    webhook-worthy ones. ``clients`` maps client ids to the seed's ``Client`` records."""
+
+    def __init__(self, store: Any, now: Callable[[], float], server_name: Callable[[], str],
+                 events: Any = None):
         self._store = store
         self._now = now
-        self._server_name = server_name
+        self.server_name = server_name
+        self._events = events
         self.listeners: list[Callable[[dict], None]] = []
         self.clients: dict[str, dict] = {}
 
+    def _broadcast(self, message: dict) -> None:
+        outgoing = {k: v for k, v in message.items() if k != "rawBody"}
+        for listener in list(self.listeners):
+            listener(outgoing)
+        if self._events is not None and message["type"] in _EVENT_TYPES:
+            self._events.emit(message["type"], message)
+
     async def _publish(self, message: dict) -> dict:
         await self._store.add_message(message)
-        for listener in list(self.listeners):
-            listener(message)
+        self._broadcast(message)
+        return message
+
+    # -- connected clients ---------------------------------------------------------------
+    def connect(self, client_id: str, ip: str, user_agent: str) -> dict:
+        record = {
+            "connectedAt": self._now(),
+            "messageCount": 0,
+            "userAgent": user_agent,
+            "ipAddress": ip,
+            "username": None,
+            "clientID": client_id,
+        }
+        self.clients[client_id] = record
+        return record
+
+    def disconnect(self, client_id: str) -> None:
+        self.clients.pop(client_id, None)
+
+    async def receive_chat(self, client_id: str, author: Any, body: Any) -> dict:
+        """A chat message typed by a connected client."""
+        record = self.clients.get(client_id)
+        message = await self.send_user(author, body)
+        if record is not None:
+            record["messageCount"] += 1
+            record["username"] = message["author"]
+        return message
+
+    def name_change(self, client_id: str, old: Any, new: Any) -> dict:
+        new = check_name(new, "newName")
+        old = old.strip()[:100] if isinstance(old, str) else ""
+        record = self.clients.get(client_id)
+        if record is not None:
+            record["username"] = new
+        message = {"type": NAME_CHANGE, "id": new_id(), "oldName": old, "newName": new,
+                   "image": "", "timestamp": self._now()}
+        self._broadcast(message)
+        return message
+
+    def user_joined(self, client_id: str, username: Any) -> dict:
+        username = check_name(username, "username")
+        record = self.clients.get(client_id)
+        if record is not None:
+            record["username"] = username
+        message = {"type": USER_JOINED, "id": new_id(), "username": username,
+                   "timestamp": self._now()}
+        self._broadcast(message)
         return message
 
     def _message(self, kind: str, author: str | None, body_html: str, **extra: Any) -> dict:
@@ -74,7 +136,7 @@ class ChatHub:
 
     async def send_system(self, body: str) -> dict:
         html = sanitize(render_chat(check_body(body)))
-        return await self._publish(self._message(SYSTEM, self._server_name(), html))
+        return await self._publish(self._message(SYSTEM, self.server_name(), html))
 
     async def send_action(self, body: str, author: str | None = None) -> dict:
         html = render_chat(check_body(body))
@@ -94,7 +156,5 @@ class ChatHub:
     async def set_visibility(self, ids: list[str], visible: bool) -> list[dict]:
         changed = await self._store.set_visibility(ids, visible)
         for message in changed:
-            update = dict(message, type=VISIBILITY_UPDATE)
-            for listener in list(self.listeners):
-                listener(update)
+            self._broadcast(dict(message, type=VISIBILITY_UPDATE))
         return changed

@@ -1,0 +1,1 @@
+"""The chat websocket at ``/entry`` and its fan-out."""

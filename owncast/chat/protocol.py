@@ -1,0 +1,126 @@
+"""The chat websocket at ``/entry``, speaking Owncast 0.0.7's messages.
+
+Wire protocol: one flat JSON object per text frame, dispatched on ``type``.
+
+Client -> server:
+    {"type": "CHAT", "author": str, "body": str}          a message typed by the viewer
+    {"type": "NAME_CHANGE", "oldName": str, "newName": str}
+    {"type": "USER_JOINED", "username": str}
+    {"type": "PONG"}                                       answer to PING (optional)
+Server -> client:
+    {"type": "CHAT", "author", "body" (sanitized HTML), "id", "visible", "timestamp"}
+    {"type": "SYSTEM" | "CHAT_ACTION", "author"?, "body", "id", "visible", "timestamp"}
+    {"type": "NAME_CHANGE", "oldName", "newName", "image", "id"}
+    {"type": "USER_JOINED", "username", "id", "timestamp"}
+    {"type": "VISIBILITY-UPDATE", ...the stored message..., "visible"}   one per id
+    {"type": "PING"}                                       every 30 s
+
+The server assigns ids and timestamps. A client offering the sub-protocol
+``IGNORE_CLIENT`` (an embed) is not counted as a viewer. Binary frames, frames that are
+not a JSON object, and oversized frames close that one connection. Timestamps are RFC 3339.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny
+from twisted.logger import Logger
+
+from owncast.api.http import iso
+from owncast.core.errors import ValidationError
+
+_log = Logger()
+
+IGNORE_CLIENT = "IGNORE_CLIENT"
+#: Largest frame accepted from a client; bigger ones close the connection.
+MAX_FRAME = 16 * 1024
+
+
+def wire(message: dict) -> dict:
+    """A hub message as clients see it: RFC 3339 timestamps, no internal fields."""
+    out = {k: v for k, v in message.items() if k != "rawBody"}
+    if isinstance(out.get("timestamp"), (int, float)):
+        out["timestamp"] = iso(out["timestamp"])
+    return out
+
+
+class ChatProtocol(WebSocketServerProtocol):
+    client_id: str | None = None
+    ignored = False
+    ip = ""
+
+    def onConnect(self, request: Any) -> str | None:
+        server = self.factory.server
+        self.ip = self.transport.getPeer().host
+        self.user_agent = request.headers.get("user-agent", "")[:500]
+        refusal = server.admit(self.ip, request.headers.get("origin"),
+                               request.headers.get("host", ""))
+        if refusal:
+            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, refusal)
+        self.ignored = IGNORE_CLIENT in (request.protocols or [])
+        return IGNORE_CLIENT if self.ignored else None
+
+    def onOpen(self) -> None:
+        try:
+            self.client_id = secrets.token_hex(16)
+            self.factory.server.opened(self)
+        except Exception:
+            _log.failure("chat open failed")
+            self.dropConnection(abort=True)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if isBinary:
+            self.sendClose(1003, "binary frames are not accepted")
+            return
+        try:
+            message = json.loads(payload)
+        except (ValueError, RecursionError):
+            self.sendClose(1007, "frames must be JSON objects")
+            return
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            self.sendClose(1007, "frames must be JSON objects with a type")
+            return
+        try:
+            d = self.factory.server.received(self, message)
+        except ValidationError as e:
+            self.send_json(self.factory.server.notice(e.message))
+            return
+        except Exception:
+            _log.failure("chat message from {ip} failed", ip=self.ip)
+            return
+        if d is not None:
+            d.addErrback(self._failed)
+
+    def _failed(self, failure: Any) -> None:
+        if failure.check(ValidationError):
+            self.send_json(self.factory.server.notice(failure.value.message))
+        else:
+            _log.failure("chat message from {ip} failed", failure, ip=self.ip)
+
+    def onClose(self, wasClean: bool, code: int, reason: str) -> None:
+        if self.client_id is not None:
+            self.factory.server.closed(self)
+
+    def send_json(self, message: dict) -> None:
+        if self.state == self.STATE_OPEN:
+            self.sendMessage(json.dumps(wire(message)).encode("utf-8"))
+
+
+class ChatFactory(WebSocketServerFactory):
+    protocol = ChatProtocol
+
+    def __init__(self, server: Any):
+        super().__init__()
+        self.server = server
+        self.setProtocolOptions(
+            maxFramePayloadSize=MAX_FRAME,
+            maxMessagePayloadSize=MAX_FRAME,
+            openHandshakeTimeout=10,
+            closeHandshakeTimeout=2,
+            failByDrop=True,
+            autoPingInterval=0,
+        )
