@@ -120,3 +120,20 @@ def _coro(coroutine):
     from twisted.internet.defer import Deferred
 
     return Deferred.fromCoroutine(coroutine)
+
+
+class PingTests(unittest.TestCase):
+    def test_ping_counts_a_viewer_while_live(self):
+        ctx = make_context(Path(self.mktemp()))
+        client = Client(ctx)
+        code, body, _ = client.get("/api/ping", headers={"User-Agent": ["a"]})
+        self.assertEqual((code, body["success"]), (200, True))
+        self.assertEqual(client.get("/api/status")[1]["viewerCount"], 0)
+        ctx.viewers.stream_started()
+        client.get("/api/ping", headers={"User-Agent": ["a"]})
+        client.post("/api/ping", headers={"User-Agent": ["b"]})
+        client.get("/api/ping", headers={"User-Agent": ["a"]})
+        status = client.get("/api/status")[1]
+        self.assertEqual((status["viewerCount"], status["sessionMaxViewerCount"]), (2, 2))
+        ctx.reactor.advance(61)
+        self.assertEqual(client.get("/api/status")[1]["viewerCount"], 0)

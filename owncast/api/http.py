@@ -61,6 +61,12 @@ def ok(message: str) -> dict:
     return {"success": True, "message": message}
 
 
+def viewer_key(request: Any) -> str:
+    """A viewer is a distinct address and user agent."""
+    agent = (request.getHeader(b"user-agent") or b"").decode("latin-1")[:300]
+    return f"{_client_address(request)} {agent}"
+
+
 def _client_address(request: Any) -> str:
     address = request.getClientAddress()
     return getattr(address, "host", None) or str(address)

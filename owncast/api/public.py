@@ -10,7 +10,7 @@ from klein import Klein
 from werkzeug.exceptions import HTTPException
 
 from owncast.api import shapes
-from owncast.api.http import iso, json_api, routing_error
+from owncast.api.http import iso, json_api, ok, routing_error, viewer_key
 
 EMOJI_SUFFIXES = (".png", ".gif", ".svg", ".webp", ".jpg", ".jpeg")
 
@@ -59,6 +59,13 @@ class PublicApi:
             "versionNumber": shapes.VERSION_STRING,
             "streamTitle": ctx.settings["streamTitle"],
         }
+
+    @app.route("/ping", methods=["GET", "POST"])
+    @json_api
+    def ping(self, request):
+        """The viewer page says it is still watching."""
+        self.ctx.viewers.seen(viewer_key(request))
+        return ok("pong")
 
     @app.route("/chat", methods=["GET"])
     @json_api
