@@ -8,7 +8,15 @@ RUN_ARGS ?=
 
 .PHONY: install run test lint bench clean
 
-install: $(STAMP)
+VENDOR := web/vendor/hls.min.js
+
+install: $(STAMP) $(VENDOR)
+
+# Front-end libraries come from the npm registry at install time, never from a CDN.
+$(VENDOR): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p web/vendor
+	cp node_modules/hls.js/dist/hls.min.js web/vendor/hls.min.js
 
 # editable_mode=compat puts the checkout itself on sys.path, so twistd finds
 # twisted/plugins/owncast_plugin.py and code edits need no reinstall.
@@ -33,4 +41,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) _trial_temp* twisted/plugins/dropin.cache
+	rm -rf $(VENV) _trial_temp* twisted/plugins/dropin.cache node_modules web/vendor

@@ -17,9 +17,17 @@ from owncast.core.errors import ApiError
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 
+#: No inline script or style anywhere: pages load their code from /js and /css.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+    "media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'self'; form-action 'self'"
+)
+
 _SECURITY_HEADERS = {
     b"x-content-type-options": b"nosniff",
     b"referrer-policy": b"same-origin",
+    b"content-security-policy": CONTENT_SECURITY_POLICY.encode(),
 }
 
 
