@@ -456,3 +456,21 @@ class PersistenceTests(unittest.TestCase):
         code, _, _ = client.get("/api/integrations/chat",
                                 headers={"Authorization": ["Bearer " + token["token"]]})
         self.assertEqual(code, 200)
+
+
+class WebhookIdTests(unittest.TestCase):
+    def test_non_ascii_digits_are_not_ids(self):
+        ctx = make_context(Path(self.mktemp()))
+        client = Client(ctx)
+        _, hook = client.admin_post("/api/admin/webhooks/create",
+                                    {"url": "https://e.example/h", "events": ["CHAT"]})
+        for value in ("²", "١"):
+            code, body = client.admin_post("/api/admin/webhooks/delete", {"id": value})
+            self.assertEqual((code, body["success"]), (400, False), value)
+        self.assertEqual(len(client.admin_get("/api/admin/webhooks")), 1)
+
+    def test_wrong_method_names_the_allowed_ones(self):
+        client = Client(make_context(Path(self.mktemp())))
+        code, _, response = client.request("DELETE", "/api/admin/webhooks/create", auth=ADMIN)
+        self.assertEqual(code, 405)
+        self.assertIn("POST", response.headers.getRawHeaders("allow")[0])

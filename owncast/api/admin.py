@@ -259,7 +259,7 @@ class AdminApi:
         # Owncast 0.0.7 clients send the id as a number, the seed says string: take both.
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise ValidationError("id must be a webhook id")
-        if not str(value).isdigit():
+        if not (str(value).isascii() and str(value).isdigit()):
             raise ValidationError("id must be a webhook id")
         if not await self.ctx.store.delete_webhook(str(int(value))):
             raise ApiError("no such webhook", 404)

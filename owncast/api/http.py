@@ -188,4 +188,7 @@ def routing_error(request: Any, failure: Any) -> bytes:
     message = getattr(error, "description", None) or "internal server error"
     request.setResponseCode(status)
     request.setHeader(b"content-type", b"application/json; charset=utf-8")
+    allowed = getattr(error, "valid_methods", None)
+    if status == 405 and allowed:
+        request.setHeader(b"allow", ", ".join(sorted(allowed)).encode("ascii"))
     return json.dumps({"success": False, "message": message}).encode("utf-8")
