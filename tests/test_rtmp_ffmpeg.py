@@ -154,7 +154,12 @@ class IdleTests(unittest.TestCase):
         transport = StringTransport()
         session.makeConnection(transport)
         session.dataReceived(b"\x03")
-        clock.advance(10)
+        for _ in range(9):
+            clock.advance(1)
         self.assertFalse(transport.disconnecting)
-        clock.advance(10)
+        session.dataReceived(b"\x03")
+        for _ in range(9):
+            clock.advance(1)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(2.5)  # checks run every 2.5 s: dropped 10-12.5 s after the last byte
         self.assertTrue(transport.disconnecting)

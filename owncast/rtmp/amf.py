@@ -202,6 +202,9 @@ def _amf3_value(r: _Reader, depth: int = 0) -> Any:
         count = header >> 1
         if count > len(r.data) - r.pos:
             raise AmfError("AMF3 array longer than its message")
+        # Register the container before reading members, so references from inside
+        # it resolve; an array with no associative part is a list, fixed up in place.
+        index = len(r.amf3_objects)
         assoc: dict = {}
         r.amf3_objects.append(assoc)
         while True:
@@ -209,10 +212,12 @@ def _amf3_value(r: _Reader, depth: int = 0) -> Any:
             if not key:
                 break
             assoc[key] = _amf3_value(r, depth + 1)
-        dense = [_amf3_value(r, depth + 1) for _ in range(count)]
         if assoc:
-            assoc.update(enumerate(dense))
+            assoc.update((i, _amf3_value(r, depth + 1)) for i in range(count))
             return assoc
+        dense: list = []
+        r.amf3_objects[index] = dense
+        dense.extend(_amf3_value(r, depth + 1) for _ in range(count))
         return dense
     if marker == 0x0A:
         return _amf3_object(r, depth)

@@ -30,8 +30,12 @@ AGGREGATE = 22
 
 DEFAULT_CHUNK_SIZE = 128
 MAX_CHUNK_SIZE = 0x7FFFFFFF
-#: Largest message we accept: a 4K keyframe fits well within it.
-MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+#: Largest media message we accept: a 4K keyframe fits well within it. (The 24-bit
+#: length field allows just under 16 MiB.)
+MAX_MESSAGE_SIZE = 8 * 1024 * 1024
+#: Largest control, command or data message: these are small in every real client.
+MAX_OTHER_SIZE = 256 * 1024
+_MEDIA_TYPES = frozenset((8, 9, 22))
 #: Most chunk streams one connection may open.
 MAX_CHUNK_STREAMS = 64
 
@@ -147,8 +151,11 @@ class ChunkReader:
             if fmt < 3:
                 stamp = _U32.unpack_from(view, pos)[0]
             pos += 4
-        if received == 0 and length > self._max_message:
-            raise ChunkError(f"message of {length} bytes is too large")
+        if received == 0 and (
+            length > self._max_message
+            or (length > MAX_OTHER_SIZE and mtype not in _MEDIA_TYPES)
+        ):
+            raise ChunkError(f"message of {length} bytes (type {mtype}) is too large")
         size = min(self.chunk_size, length - received)
         if pos + size > end:
             return 0

@@ -101,7 +101,7 @@ class RtmpSession(Protocol):
         self._media_bytes = {chunks.AUDIO: 0, chunks.VIDEO: 0}
         self._measured_since = 0.0
         self._idle_check: Any = None
-        self._seen_at_check = -1
+        self._last_rx = clock.seconds()
         self._closing = False
 
     # -- connection lifecycle ----------------------------------------------------------
@@ -125,15 +125,15 @@ class RtmpSession(Protocol):
         return getattr(peer, "host", str(peer))
 
     def _schedule_idle_check(self) -> None:
-        self._idle_check = self._clock.callLater(IDLE_TIMEOUT, self._check_idle)
+        self._idle_check = self._clock.callLater(IDLE_TIMEOUT / 4, self._check_idle)
 
     def _check_idle(self) -> None:
-        if self._received == self._seen_at_check:
+        if self._clock.seconds() - self._last_rx >= IDLE_TIMEOUT:
             self._drop(f"nothing received for {IDLE_TIMEOUT:.0f} s")
             self.transport.abortConnection()
             return
-        self._seen_at_check = self._received
-        self._measure()
+        if self._clock.seconds() - self._measured_since >= IDLE_TIMEOUT:
+            self._measure()
         self._schedule_idle_check()
 
     # -- bytes in ----------------------------------------------------------------------
@@ -141,6 +141,7 @@ class RtmpSession(Protocol):
         if self._closing:
             return
         self._received += len(data)
+        self._last_rx = self._clock.seconds()
         try:
             if self._handshake is not None:
                 reply, data = self._handshake.feed(data)
@@ -249,7 +250,7 @@ class RtmpSession(Protocol):
 
     def _cmd_connect(self, txn: float, args: list, stream_id: int) -> None:
         params = args[0] if args and isinstance(args[0], dict) else {}
-        app = str(params.get("app", "")).strip("/").split("?", 1)[0]
+        app = str(params.get("app", "")).split("?", 1)[0].strip("/")
         if app != APP_NAME:
             self._send_command("_error", txn, None, {
                 "level": "error", "code": "NetConnection.Connect.Rejected",
