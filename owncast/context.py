@@ -42,6 +42,8 @@ class AppContext:
     blocking: Callable[..., Any] = field(default=None)
     #: The webhook dispatcher, told when webhooks are created or deleted.
     webhooks: Any = None
+    #: The ffmpeg transcoder fed by the ingest (None in tests that do not need it).
+    transcoder: Any = None
 
     def now(self) -> float:
         return self.reactor.seconds()
@@ -50,6 +52,15 @@ class AppContext:
         """Store settings durably, then make them current."""
         await self.store.set_settings(values)
         self.settings.update(values)
+
+    async def change_title(self, title: str) -> None:
+        """Store a new stream title; tell chat and webhooks (not for an emptied title)."""
+        from owncast.core.events import STREAM_TITLE_UPDATED, stream_event
+
+        await self.save({"streamTitle": title})
+        if title:
+            await self.chat.send_action(f"Stream title changed to **{title}**")
+            self.events.emit(STREAM_TITLE_UPDATED, stream_event(self.settings, self.now()))
 
     def ffmpeg_path(self) -> str | None:
         return self.ffmpeg_option or self.settings["ffmpegPath"] or self.ffmpeg_default()

@@ -37,6 +37,7 @@ from owncast.rtmp.session import RtmpFactory
 from owncast.site import WEB_ROOT, build_site
 from owncast.stats.samplers import HardwareSampler, ViewerSampler
 from owncast.store.sqlite import SqliteStore
+from owncast.transcode.process import Transcoder, config_from_context
 
 _log = Logger()
 
@@ -126,6 +127,13 @@ class OwncastService(MultiService):
         )
         stream.listeners.append(self._stream_changed)
 
+        # The transcoder starts before the ingest, so on shutdown the ingest stops first.
+        transcoder = Transcoder(
+            reactor, config_from_context(ctx), self.datadir / "hls", blocking=self._blocking
+        )
+        transcoder.setServiceParent(self)
+        ctx.transcoder = transcoder
+
         chat = ChatServer(hub, viewers, reactor, lambda: settings["serverUrl"])
         chat.setServiceParent(self)
         port = settings["webServerPort"]
@@ -139,7 +147,7 @@ class OwncastService(MultiService):
         _log.info("Web server running on port: {port}", port=port)
 
         rtmp_port = settings["rtmpServerPort"]
-        self.broadcasts = Broadcasts(stream, lambda: settings["streamKey"], self._media_sink())
+        self.broadcasts = Broadcasts(stream, lambda: settings["streamKey"], transcoder)
         rtmp = StreamServerEndpointService(
             serverFromString(reactor, f"tcp:{rtmp_port}"), RtmpFactory(self.broadcasts, reactor)
         )
@@ -156,10 +164,6 @@ class OwncastService(MultiService):
         ):
             sampler.setServiceParent(self)
         _log.info("owncast ready; data in {datadir}", datadir=str(self.datadir.resolve()))
-
-    def _media_sink(self):
-        """Where published media goes: the transcoder, once it exists."""
-        return None
 
     def _prepare_datadir(self) -> None:
         for sub in ("", "logs", "emoji", "logo", "hls"):
@@ -181,15 +185,7 @@ class OwncastService(MultiService):
             )
         )
         d.addErrback(lambda f: _log.failure("could not save stream times", f))
-        settings = ctx.settings
-        ctx.events.emit(
-            event,
-            {
-                "name": settings["name"],
-                "summary": settings["summary"],
-                "streamTitle": settings["streamTitle"],
-            },
-        )
+        ctx.events.emit(event, events.stream_event(ctx.settings, self.reactor.seconds()))
 
     async def _stop(self) -> None:
         if self.ready is not None and not self.ready.called:

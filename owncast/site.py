@@ -10,10 +10,11 @@ from twisted.web.server import Site
 from twisted.web.static import File
 
 from owncast.api.admin import AdminApi
-from owncast.api.http import check_admin
+from owncast.api.http import check_admin, viewer_key
 from owncast.api.integrations import IntegrationsApi
 from owncast.api.public import PublicApi
 from owncast.core.errors import ApiError
+from owncast.transcode.hls import HlsResource
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 
@@ -151,6 +152,13 @@ def build_root(ctx: Any, webroot: Path = WEB_ROOT, websocket: Resource | None = 
     root.putChild(b"img", img)
     root.putChild(b"logo", MergedFolder(ctx.datadir / "logo"))
     root.putChild(b"customstyles.css", CustomStyles(ctx))
+    hls = HlsResource(
+        ctx.datadir / "hls", ctx.blocking, on_playlist=lambda request: ctx.viewers.seen(
+            viewer_key(request)
+        )
+    )
+    root.putChild(b"hls", hls)
+
     root.putChild(b"admin", AdminGuard(ctx, File(str(webroot / "admin"))))
     return root
 

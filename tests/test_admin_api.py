@@ -311,7 +311,12 @@ class ConfigSetterTests(unittest.TestCase):
         seen = []
         self.ctx.events.subscribe(lambda kind, data: seen.append((kind, data)))
         self.client.admin_post("/api/admin/config/streamtitle", {"value": "Hello"})
-        self.assertEqual(seen, [("STREAM_TITLE_UPDATED", {"streamTitle": "Hello"})])
+        self.assertEqual([kind for kind, _ in seen], ["STREAM_TITLE_UPDATED"])
+        data = seen[-1][1]
+        self.assertEqual((data["streamTitle"], data["name"]), ("Hello", "Owncast"))
+        self.assertTrue(data["id"] and data["timestamp"])
+        actions = [m for m in self.client.get("/api/chat")[1] if m["type"] == "CHAT_ACTION"]
+        self.assertEqual(actions[-1]["body"], "Stream title changed to <strong>Hello</strong>")
 
     def test_command_line_override_wins_until_set(self):
         settings = Settings({"webServerPort": 9000}, {"webServerPort": 9100})

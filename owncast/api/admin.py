@@ -172,10 +172,10 @@ class AdminApi:
         return ok("changed")
 
     async def _save(self, key: str, value: Any) -> None:
-        ctx = self.ctx
-        await ctx.save({key: value})
         if key == "streamTitle":
-            ctx.events.emit(events.STREAM_TITLE_UPDATED, {"streamTitle": value})
+            await self.ctx.change_title(value)
+        else:
+            await self.ctx.save({key: value})
 
     async def _logo(self, value: Any) -> str:
         ctx = self.ctx

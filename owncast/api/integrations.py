@@ -15,7 +15,6 @@ from werkzeug.exceptions import HTTPException
 from owncast.api import shapes
 from owncast.api.admin import visibility_request
 from owncast.api.http import body_object, config_value, json_api, ok, routing_error, token
-from owncast.core import events
 from owncast.core.settings import SETTERS
 from owncast.core.tokens import CAN_SEND_MESSAGES, CAN_SEND_SYSTEM_MESSAGES, HAS_ADMIN_ACCESS
 
@@ -35,9 +34,7 @@ class IntegrationsApi:
     @token(HAS_ADMIN_ACCESS)
     async def stream_title(self, request):
         key, validate = SETTERS["streamtitle"]
-        title = validate(config_value(request))
-        await self.ctx.save({key: title})
-        self.ctx.events.emit(events.STREAM_TITLE_UPDATED, {"streamTitle": title})
+        await self.ctx.change_title(validate(config_value(request)))
         return ok("changed")
 
     @app.route("/chat/user", methods=["POST"])

@@ -74,15 +74,15 @@ class ChatProtocol(WebSocketServerProtocol):
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
-            self.sendClose(1003, "binary frames are not accepted")
+            self.sendCloseFrame(code=1003, reasonUtf8=b"binary frames are not accepted")
             return
         try:
             message = json.loads(payload)
         except (ValueError, RecursionError):
-            self.sendClose(1007, "frames must be JSON objects")
+            self.sendCloseFrame(code=1007, reasonUtf8=b"frames must be JSON objects")
             return
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            self.sendClose(1007, "frames must be JSON objects with a type")
+            self.sendCloseFrame(code=1007, reasonUtf8=b"frames must be JSON objects with a type")
             return
         try:
             d = self.factory.server.received(self, message)

@@ -83,7 +83,10 @@ class ChatServer(Service):
         if self._keepalive is not None and self._keepalive.running:
             self._keepalive.stop()
         for proto in list(self.peers):
-            proto.sendClose(1001, "server shutting down")
+            try:
+                proto.sendCloseFrame(code=1001, reasonUtf8=b"server shutting down")
+            except Exception:
+                _log.failure("closing a chat socket failed")
 
     def _sweep(self) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from twisted.logger import Logger
 
@@ -25,6 +26,20 @@ WEBHOOK_EVENTS = (
 )
 
 _log = Logger()
+
+
+def stream_event(settings: Any, now: float, **extra: Any) -> dict:
+    """The data of a stream event (started, stopped, title updated), as Owncast sends it."""
+    import secrets
+
+    return {
+        "id": secrets.token_urlsafe(9),
+        "name": settings["name"],
+        "summary": settings["summary"],
+        "streamTitle": settings["streamTitle"],
+        "timestamp": now,
+        **extra,
+    }
 
 
 class EventBus:

@@ -1,0 +1,203 @@
+"""The ffmpeg command line for one broadcast: FLV on stdin -> HLS variants + a thumbnail.
+
+Pure: settings in, argv out (run without a shell). One ffmpeg process reads the FLV that
+the RTMP ingest forwards and writes, under ``output_dir``::
+
+    stream.m3u8                 master playlist, one entry per variant, in configured order
+    <index>/stream.m3u8         the variant's live playlist
+    <index>/stream-<n>.ts       its MPEG-TS segments (``n`` grows monotonically)
+    thumbnail.jpg               a frame of the source: the first one, then every 10 s
+
+Segments cut cleanly because every encoded variant has a fixed GOP of
+``framerate * segment seconds`` frames, scene-cut keyframes off, and a keyframe forced at
+each segment boundary. ``append_list`` makes a restarted ffmpeg continue the existing
+playlists: it reads them back, numbers new segments after the last one and puts an
+``EXT-X-DISCONTINUITY`` before them. (``discont_start`` is deliberately not used: with
+``append_list`` it only adds a second, misplaced discontinuity tag at the top.)
+
+No low-latency input flags are set: the FLV carries correct timestamps and its sequence
+headers up front, so ffmpeg probes it quickly and ``-fflags nobuffer``/``genpts`` gain
+nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from owncast.core.settings import DEFAULT_VARIANT, LATENCY_LEVELS, X264_PRESETS
+
+MASTER_PLAYLIST = "stream.m3u8"
+VARIANT_PLAYLIST = "stream.m3u8"
+SEGMENT_TEMPLATE = "stream-%d.ts"
+THUMBNAIL = "thumbnail.jpg"
+#: Seconds between two thumbnail refreshes.
+THUMBNAIL_INTERVAL = 10
+THUMBNAIL_FILTER = f"select='isnan(prev_selected_t)+gte(t-prev_selected_t,{THUMBNAIL_INTERVAL})'"
+HLS_FLAGS = (
+    "program_date_time",
+    "independent_segments",
+    "delete_segments",  # segments that leave the playlist are removed
+    "append_list",  # a restarted ffmpeg continues the playlists, after a discontinuity
+    "temp_file",  # segments appear under their name only once complete
+)
+VAAPI_DEVICE = "/dev/dri/renderD128"
+
+_NVENC_PRESETS = ("p1", "p2", "p3", "p4", "p5")
+_QSV_PRESETS = ("veryfast", "faster", "fast", "medium", "slow")
+
+
+def _x264(i: int, cpu: int) -> list[str]:
+    return [
+        f"-preset:v:{i}", X264_PRESETS[cpu],
+        f"-tune:v:{i}", "zerolatency",
+        f"-sc_threshold:v:{i}", "0",
+    ]  # fmt: skip
+
+
+def _nvenc(i: int, cpu: int) -> list[str]:
+    return [
+        f"-preset:v:{i}", _NVENC_PRESETS[cpu],
+        f"-tune:v:{i}", "ll",
+        f"-zerolatency:v:{i}", "1",
+        f"-no-scenecut:v:{i}", "1",
+        f"-forced-idr:v:{i}", "1",
+    ]  # fmt: skip
+
+
+def _qsv(i: int, cpu: int) -> list[str]:
+    return [
+        f"-preset:v:{i}", _QSV_PRESETS[cpu],
+        f"-look_ahead:v:{i}", "0",
+        f"-forced_idr:v:{i}", "1",
+    ]  # fmt: skip
+
+
+def _videotoolbox(i: int, cpu: int) -> list[str]:
+    return [f"-realtime:v:{i}", "1", f"-allow_sw:v:{i}", "1"]
+
+
+def _none(i: int, cpu: int) -> list[str]:
+    return []
+
+
+#: codec -> (filters after scaling, global args before the input, per-variant encoder options)
+ENCODERS: dict[str, tuple[str, tuple[str, ...], Callable[[int, int], list[str]]]] = {
+    "libx264": ("format=yuv420p", (), _x264),
+    "h264_nvenc": ("format=yuv420p", (), _nvenc),
+    "h264_vaapi": ("format=nv12,hwupload", ("-vaapi_device", VAAPI_DEVICE), _none),
+    "h264_qsv": ("format=nv12", (), _qsv),
+    "h264_omx": ("format=yuv420p", (), _none),
+    "h264_v4l2m2m": ("format=yuv420p", (), _none),
+    "h264_videotoolbox": ("format=yuv420p", (), _videotoolbox),
+}
+
+
+def build_argv(
+    ffmpeg: str,
+    variants: list[dict],
+    codec: str,
+    latency_level: int,
+    output_dir: str,
+    start_number: int = 0,
+    *,
+    audio: bool = True,
+    thumbnail: bool = True,
+) -> list[str]:
+    """The argv (``argv[0]`` is ``ffmpeg``) that transcodes FLV on stdin into HLS.
+
+    ``variants`` are ``StreamQuality`` dicts (missing fields take the defaults);
+    ``audio=False`` when the broadcast has no audio track; ``start_number`` numbers the
+    first segment when no playlist is there to append to. Raises ``ValueError`` for an
+    unknown codec or latency level, or no variants.
+    """
+    if codec not in ENCODERS:
+        raise ValueError(f"unknown video codec {codec!r}")
+    if latency_level not in LATENCY_LEVELS:
+        raise ValueError(f"unknown latency level {latency_level!r}")
+    if not variants:
+        raise ValueError("at least one variant is needed")
+    output_dir = os.fspath(output_dir)
+    if "%" in output_dir:
+        raise ValueError("the output directory must not contain '%'")
+    seconds, list_size = LATENCY_LEVELS[latency_level]
+    filters, global_args, encoder_options = ENCODERS[codec]
+    merged = [{**DEFAULT_VARIANT, **v} for v in variants]
+    encoding = any(not v["videoPassthrough"] for v in merged)
+
+    argv = [ffmpeg, "-hide_banner", "-nostats", "-loglevel", "level+warning", "-y"]
+    if encoding:
+        argv += global_args
+    argv += ["-f", "flv", "-i", "pipe:0"]
+
+    for _ in merged:
+        argv += ["-map", "0:v:0"] + (["-map", "0:a:0"] if audio else [])
+    for i, v in enumerate(merged):
+        argv += _video_options(i, v, codec, filters, encoder_options, seconds)
+        if audio:
+            argv += _audio_options(i, v)
+
+    stream_map = " ".join(f"v:{i},a:{i}" if audio else f"v:{i}" for i in range(len(merged)))
+    argv += [
+        "-f", "hls",
+        "-hls_time", str(seconds),
+        "-hls_list_size", str(list_size),
+        "-hls_flags", "+".join(HLS_FLAGS),
+        "-hls_segment_type", "mpegts",
+        "-start_number", str(start_number),
+        "-hls_segment_filename", os.path.join(output_dir, "%v", SEGMENT_TEMPLATE),
+        "-master_pl_name", MASTER_PLAYLIST,
+        "-var_stream_map", stream_map,
+        os.path.join(output_dir, "%v", VARIANT_PLAYLIST),
+    ]  # fmt: skip
+    if thumbnail:
+        argv += [
+            "-map", "0:v:0", "-an", "-sn",
+            # The first frame at once, then one every THUMBNAIL_INTERVAL seconds (``fps``
+            # would wait half an interval, and give nothing for a short broadcast).
+            "-filter:v", THUMBNAIL_FILTER,
+            "-fps_mode", "vfr",
+            # One encoder thread: frame threads would hold the rare frames back until EOF.
+            "-threads:v", "1",
+            "-q:v", "5",
+            "-f", "image2", "-update", "1", "-atomic_writing", "1",
+            os.path.join(output_dir, THUMBNAIL),
+        ]  # fmt: skip
+    return argv
+
+
+def _video_options(
+    i: int, v: dict, codec: str, filters: str, encoder_options: Any, seconds: int
+) -> list[str]:
+    if v["videoPassthrough"]:
+        return [f"-c:v:{i}", "copy"]
+    chain = []
+    width, height = v["scaledWidth"], v["scaledHeight"]
+    if width or height:
+        chain.append(f"scale={width or -2}:{height or -2}")
+    chain.append(filters)
+    bitrate = v["videoBitrate"]
+    gop = v["framerate"] * seconds
+    cpu = min(max(v["cpuUsageLevel"], 0), max(X264_PRESETS))
+    return [
+        f"-c:v:{i}", codec,
+        f"-filter:v:{i}", ",".join(chain),
+        f"-r:v:{i}", str(v["framerate"]),
+        f"-b:v:{i}", f"{bitrate}k",
+        f"-maxrate:v:{i}", f"{int(bitrate * 1.06)}k",
+        f"-bufsize:v:{i}", f"{int(bitrate * 1.2)}k",
+        f"-g:v:{i}", str(gop),
+        f"-keyint_min:v:{i}", str(gop),
+        f"-force_key_frames:v:{i}", f"expr:gte(t,n_forced*{seconds})",
+        *encoder_options(i, cpu),
+    ]  # fmt: skip
+
+
+def _audio_options(i: int, v: dict) -> list[str]:
+    if v["audioPassthrough"]:
+        return [f"-c:a:{i}", "copy"]
+    options = [f"-c:a:{i}", "aac"]
+    if v["audioBitrate"] > 0:
+        options += [f"-b:a:{i}", f"{v['audioBitrate']}k"]
+    return options

@@ -1,0 +1,67 @@
+"""Upkeep of the HLS output directory between two ffmpeg runs (blocking: run in a thread).
+
+A new broadcast starts from an empty directory. A restarted ffmpeg (a crash, a reload,
+a reconnect within 30 s) continues the playlists already there, so the directory is
+tidied first: partial segments and segments no playlist lists any more are removed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+from owncast.transcode.argv import VARIANT_PLAYLIST
+
+_SEGMENT = re.compile(r"stream-([0-9]{1,19})\.ts(\.tmp)?")
+_VARIANT_DIR = re.compile(r"[0-9]{1,2}")
+
+
+def prepare_output(output_dir: str, clear: bool, fresh_number: int) -> int:
+    """Blocking: ready ``output_dir`` for a new ffmpeg; return the ``-start_number`` to use.
+
+    ``clear`` empties the directory (a new broadcast) and returns ``fresh_number``.
+    Otherwise the playlists and the segments they list stay, partial (``.tmp``) and
+    unlisted segments go, and the lowest ``EXT-X-MEDIA-SEQUENCE`` of the playlists is
+    returned: ffmpeg's ``append_list`` then continues each playlist from its own sequence
+    (a higher start number would override the playlists' sequence and renumber them).
+    ``fresh_number`` is returned when there is no playlist.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    if clear:
+        for entry in os.scandir(output_dir):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        return fresh_number
+    sequences = []
+    for entry in os.scandir(output_dir):
+        if not entry.is_dir(follow_symlinks=False) or not _VARIANT_DIR.fullmatch(entry.name):
+            continue
+        sequence, listed = _read_playlist(os.path.join(entry.path, VARIANT_PLAYLIST))
+        if sequence is not None:
+            sequences.append(sequence)
+        for item in os.scandir(entry.path):
+            match = _SEGMENT.fullmatch(item.name)
+            if match is not None and (match.group(2) or item.name not in listed):
+                os.unlink(item.path)
+    return min(sequences) if sequences else fresh_number
+
+
+def _read_playlist(playlist: str) -> tuple[int | None, set[str]]:
+    """The media sequence of a playlist and the names it lists."""
+    sequence = None
+    listed = set()
+    try:
+        with open(playlist, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+                    value = line.partition(":")[2]
+                    sequence = int(value) if value.isdigit() else None
+                elif line and not line.startswith("#"):
+                    listed.add(line)
+    except OSError:
+        pass
+    return sequence, listed

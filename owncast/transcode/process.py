@@ -1,0 +1,520 @@
+"""The ffmpeg child of a live broadcast: spawn it, feed it, restart it, and always end it.
+
+Life of a broadcast, as the ingest drives it (see ``ITranscoder``)::
+
+    start()  -> the output directory is prepared off the reactor thread: emptied when the
+                last broadcast ended more than ``keep_output_for`` (30 s) ago or never in
+                this run, else kept so the playlists continue (``append_list``); then
+                ffmpeg is spawned as soon as the FLV header is known (its flags say
+                whether there is an audio track to map).
+    write()  -> whole FLV tags go to ffmpeg's stdin. ``FlvReader`` remembers the header,
+                metadata and sequence headers, and the tags since the last keyframe, by
+                parsing the tag headers of what passes through: the ingest needs no
+                separate call to hand them over.
+    ffmpeg exits while live -> respawned after 0.5 s, doubling up to 10 s, back to 0.5 s
+                once a run lasted 30 s. The new ffmpeg first reads the remembered
+                header, sequence headers and current GOP, so it starts on a keyframe;
+                the playlists get a discontinuity and keep their media sequence.
+    stop()   -> stdin closed (ffmpeg flushes and writes its last segment), TERM after
+                ``stop_grace`` seconds, KILL ``kill_timeout`` seconds later; the Deferred
+                fires once the process has ended. ``stopService`` does the same.
+
+If ffmpeg reads slower than the broadcast arrives, stdin backs up: past ``max_backlog``
+bytes written while the pipe is full, tags are dropped until the next keyframe, so memory
+stays bounded and the output stays live.
+
+Segment numbers of a fresh broadcast start at the current POSIX time, so a name like
+``0/stream-1700000123.ts`` is never reused by a later broadcast and can be cached forever.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredLock, succeed
+from twisted.internet.error import ProcessExitedAlready
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from owncast.transcode import ITranscoder
+from owncast.transcode.argv import build_argv
+from owncast.transcode.flv import AUDIO, VIDEO, FlvReader, Tag
+from owncast.transcode.output import prepare_output
+
+_log = Logger()
+
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TranscodeConfig:
+    """What ffmpeg needs from the settings, read again at every spawn."""
+
+    ffmpeg: str | None
+    variants: list[dict]
+    codec: str
+    latency_level: int
+
+
+def config_from_context(ctx: Any) -> Callable[[], TranscodeConfig]:
+    """The current ``TranscodeConfig`` of an ``AppContext``."""
+
+    def current() -> TranscodeConfig:
+        settings = ctx.settings
+        return TranscodeConfig(
+            ffmpeg=ctx.ffmpeg_path(),
+            variants=settings["videoQualityVariants"],
+            codec=settings["videoCodec"],
+            latency_level=settings["latencyLevel"],
+        )
+
+    return current
+
+
+@implementer(IPushProducer)
+class _FfmpegProtocol(ProcessProtocol):
+    """One ffmpeg run: forwards its events to the ``Transcoder``, logs its stderr.
+
+    It is also the push producer registered on ffmpeg's stdin, which tells the
+    transcoder when the pipe is full.
+    """
+
+    #: stderr lines logged per window; the rest are counted and reported once.
+    max_lines = 30
+    window = 10.0
+
+    def __init__(self, owner: Transcoder, audio: bool):
+        self._owner = owner
+        self.audio = audio
+        self.pid: int | None = None
+        self.ended = False
+        #: True once we asked it to end: its exit is not a crash.
+        self.expected = False
+        self.signal_call: Any = None
+        self.tail: deque[str] = deque(maxlen=3)
+        self._waiters: list[Deferred] = []
+        self._partial = b""
+        self._window_start = -1e9
+        self._lines = 0
+        self._suppressed = 0
+
+    def when_ended(self) -> Deferred:
+        if self.ended:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._waiters.append(d)
+        return d
+
+    def connectionMade(self) -> None:
+        self.pid = self.transport.pid
+        self._owner._process_started(self)
+
+    def outReceived(self, data: bytes) -> None:
+        pass  # ffmpeg writes nothing to stdout here
+
+    def errReceived(self, data: bytes) -> None:
+        lines = (self._partial + data).replace(b"\r", b"\n").split(b"\n")
+        self._partial = lines.pop()[-4096:]
+        for line in lines:
+            self._line(line)
+
+    def _line(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace").strip()
+        if not line:
+            return
+        self.tail.append(line)
+        lowered = line.lower()
+        if self.audio and "matches no streams" in lowered:
+            self._owner._audio_missing(self)
+        now = self._owner._now()
+        if now - self._window_start >= self.window:
+            if self._suppressed:
+                _log.warn(
+                    "ffmpeg: {count} more lines not logged", count=self._suppressed, pid=self.pid
+                )
+            self._window_start, self._lines, self._suppressed = now, 0, 0
+        self._lines += 1
+        if self._lines > self.max_lines:
+            self._suppressed += 1
+        elif "error" in lowered or "fatal" in lowered:
+            _log.warn("ffmpeg: {line}", line=line, pid=self.pid)
+        else:
+            _log.info("ffmpeg: {line}", line=line, pid=self.pid)
+
+    def processEnded(self, reason: Any) -> None:
+        if self._partial:
+            self._line(self._partial)
+            self._partial = b""
+        self.ended = True
+        self._owner._process_ended(self, reason)
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    # IPushProducer, for ffmpeg's stdin
+    def pauseProducing(self) -> None:
+        self._owner._stdin_paused(self, True)
+
+    def resumeProducing(self) -> None:
+        self._owner._stdin_paused(self, False)
+
+    def stopProducing(self) -> None:
+        pass
+
+
+@implementer(ITranscoder)
+class Transcoder(Service):
+    """Runs ffmpeg for the live broadcast; a child of the daemon's ``MultiService``.
+
+    ``reactor`` provides ``IReactorProcess`` and ``IReactorTime``; ``config`` returns the
+    current ``TranscodeConfig``; ``blocking(fn, *args) -> Deferred`` runs file work off
+    the reactor thread (default: the reactor's thread pool); ``env`` is ffmpeg's
+    environment (``None``: this process's, which hardware encoders may need).
+    """
+
+    name = "transcoder"
+
+    def __init__(
+        self,
+        reactor: Any,
+        config: Callable[[], TranscodeConfig],
+        output_dir: str | os.PathLike,
+        *,
+        blocking: Callable[..., Deferred] | None = None,
+        env: dict | None = None,
+        stop_grace: float = 2.0,
+        kill_timeout: float = 5.0,
+        restart_initial: float = 0.5,
+        restart_max: float = 10.0,
+        stable_after: float = 30.0,
+        keep_output_for: float = 30.0,
+        max_backlog: int = 8 * _MB,
+        max_gop: int = 32 * _MB,
+    ):
+        self._reactor = reactor
+        self._config = config
+        self.output_dir = os.fspath(output_dir)
+        self._blocking = blocking or self._in_thread
+        self._env = env
+        self._stop_grace = stop_grace
+        self._kill_timeout = kill_timeout
+        self._restart_initial = restart_initial
+        self._restart_max = restart_max
+        self._stable_after = stable_after
+        self._keep_output_for = keep_output_for
+        self._max_backlog = max_backlog
+        self._max_gop = max_gop
+
+        self._live = False
+        self._last_stop: float | None = None
+        #: bumped by start/stop/every launch, so a stale launch or restart does nothing
+        self._generation = 0
+        self._prepare_lock = DeferredLock()
+        self._proc: _FfmpegProtocol | None = None
+        self._spawned_at = 0.0
+        self._delay = restart_initial
+        self._restart_call: Any = None
+        self._awaiting_header = False
+        self._start_number = 0
+        self._accepting = False
+        self._paused = False
+        self._backlog = 0
+        self._dropping = False
+        self._no_audio = False
+        self._reset_stream()
+
+    def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Deferred:
+        return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), fn, *args)
+
+    def _now(self) -> float:
+        return self._reactor.seconds()
+
+    def _reset_stream(self) -> None:
+        self._reader = FlvReader()
+        self._gop: list[bytes] = []
+        self._gop_size = 0
+        self._gop_open = True
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    @property
+    def pid(self) -> int | None:
+        """The running ffmpeg's process id, or None."""
+        proc = self._proc
+        return proc.pid if proc is not None and not proc.ended else None
+
+    # -- the service ---------------------------------------------------------------------
+    def stopService(self) -> Deferred:
+        super().stopService()
+        return self.stop()
+
+    # -- what the ingest calls -----------------------------------------------------------
+    def start(self) -> Deferred:
+        if not self.running:
+            _log.warn("The transcoder was asked to start while its service is stopped")
+            return succeed(None)
+        now = self._now()
+        if self._live:
+            _log.warn("A new broadcast started while one was live; restarting ffmpeg")
+        recent = self._last_stop is not None and now - self._last_stop <= self._keep_output_for
+        continuing = self._live or recent
+        self._live = True
+        self._reset_stream()
+        self._no_audio = False
+        self._delay = self._restart_initial
+        self._cancel_restart()
+        return self._launch(clear=not continuing)
+
+    def write(self, data: bytes) -> None:
+        if not self._live or not data:
+            return
+        reader = self._reader
+        out = []
+        for tag in reader.feed(data):
+            sync = tag.keyframe or reader.raw or (tag.kind == AUDIO and not reader.has_video)
+            self._remember(tag, sync)
+            if not self._accepting:
+                continue
+            if self._dropping:
+                if not (sync and not self._paused):
+                    continue
+                self._dropping = False
+                _log.info("ffmpeg caught up; feeding it again from a keyframe")
+            out.append(tag.data)
+        if self._awaiting_header:
+            self._spawn_when_ready()
+        elif out:
+            self._feed(b"".join(out))
+
+    def stop(self) -> Deferred:
+        if self._live:
+            self._live = False
+            self._last_stop = self._now()
+        self._generation += 1
+        self._cancel_restart()
+        self._awaiting_header = False
+        self._accepting = False
+        self._reset_stream()
+        return self._terminate()
+
+    def reload(self) -> Deferred:
+        if not self._live:
+            return succeed(None)
+        self._cancel_restart()
+        return self._launch(clear=False)
+
+    # -- spawning ------------------------------------------------------------------------
+    def _launch(self, clear: bool) -> Deferred:
+        self._generation += 1
+        generation = self._generation
+
+        def failed(failure: Any) -> None:
+            _log.failure("Could not start ffmpeg", failure)
+            if generation == self._generation and self._live:
+                self._schedule_restart()
+
+        d = Deferred.fromCoroutine(self._prepare_and_spawn(generation, clear))
+        d.addErrback(failed)
+        return d
+
+    async def _prepare_and_spawn(self, generation: int, clear: bool) -> None:
+        # The previous ffmpeg writes the same files: it must be gone first.
+        await self._terminate()
+        if generation != self._generation:
+            return
+        start_number = await self._prepare_lock.run(
+            self._blocking, prepare_output, self.output_dir, clear, int(self._now())
+        )
+        if generation != self._generation or not self._live:
+            return
+        self._start_number = start_number
+        self._awaiting_header = True
+        self._spawn_when_ready()
+
+    def _spawn_when_ready(self) -> None:
+        reader = self._reader
+        if self._proc is not None or (reader.header is None and not reader.raw):
+            return
+        self._awaiting_header = False
+        try:
+            self._spawn()
+        except Exception:
+            _log.failure("Could not start ffmpeg")
+            self._schedule_restart()
+
+    def _spawn(self) -> None:
+        config = self._config()
+        if not config.ffmpeg:
+            raise RuntimeError("no ffmpeg binary is configured or bundled")
+        reader = self._reader
+        audio = (reader.has_audio or reader.raw) and not self._no_audio
+        argv = build_argv(
+            config.ffmpeg,
+            config.variants,
+            config.codec,
+            config.latency_level,
+            self.output_dir,
+            self._start_number,
+            audio=audio,
+        )
+        proto = _FfmpegProtocol(self, audio)
+        self._proc = proto
+        self._spawned_at = self._now()
+        try:
+            self._reactor.spawnProcess(
+                proto, argv[0], argv, env=self._env, childFDs={0: "w", 1: "r", 2: "r"}
+            )
+        except Exception:
+            self._proc = None
+            raise
+        _log.info(
+            "ffmpeg started (pid {pid}): {variants} variant(s), {codec}, latency level {latency}",
+            pid=proto.pid,
+            variants=len(config.variants),
+            codec=config.codec,
+            latency=config.latency_level,
+        )
+
+    def _process_started(self, proto: _FfmpegProtocol) -> None:
+        if proto is not self._proc:
+            return
+        proto.transport.registerProducer(proto, True)
+        self._paused, self._backlog, self._dropping = False, 0, False
+        self._accepting = True
+        reader = self._reader
+        self._feed(reader.config_bytes() + b"".join(self._gop))
+
+    # -- feeding -------------------------------------------------------------------------
+    def _remember(self, tag: Tag, sync: bool) -> None:
+        """Keep the tags since the last keyframe, for a restarted ffmpeg to start from."""
+        if self._reader.raw or tag.config or tag.kind not in (AUDIO, VIDEO):
+            return
+        size = len(tag.data)
+        if sync:
+            self._gop, self._gop_size, self._gop_open = [tag.data], size, True
+        elif not self._gop_open:
+            return
+        elif self._gop_size + size > self._max_gop:
+            self._gop, self._gop_size, self._gop_open = [], 0, False
+        else:
+            self._gop.append(tag.data)
+            self._gop_size += size
+
+    def _feed(self, data: bytes) -> None:
+        proc = self._proc
+        if proc is None or not data:
+            return
+        proc.transport.write(data)
+        if self._paused:
+            self._backlog += len(data)
+            if self._backlog > self._max_backlog and not self._dropping:
+                self._dropping = True
+                _log.warn("ffmpeg is not keeping up; dropping input until the next keyframe")
+
+    def _stdin_paused(self, proto: _FfmpegProtocol, paused: bool) -> None:
+        if proto is self._proc:
+            self._paused = paused
+            if not paused:
+                self._backlog = 0
+
+    def _audio_missing(self, proto: _FfmpegProtocol) -> None:
+        if not self._no_audio:
+            _log.warn("The broadcast announced audio but has none; continuing without audio")
+            self._no_audio = True
+
+    # -- ending and restarting -----------------------------------------------------------
+    def _process_ended(self, proto: _FfmpegProtocol, reason: Any) -> None:
+        if proto.signal_call is not None and proto.signal_call.active():
+            proto.signal_call.cancel()
+        proto.signal_call = None
+        if proto is not self._proc:
+            return
+        self._proc = None
+        self._accepting = False
+        status = getattr(reason.value, "exitCode", None)
+        signal = getattr(reason.value, "signal", None)
+        if proto.expected or not self._live:
+            _log.info(
+                "ffmpeg (pid {pid}) ended: exit code {code}, signal {signal}",
+                pid=proto.pid,
+                code=status,
+                signal=signal,
+            )
+            return
+        uptime = self._now() - self._spawned_at
+        if uptime >= self._stable_after:
+            self._delay = self._restart_initial
+        _log.warn(
+            "ffmpeg (pid {pid}) exited (code {code}, signal {signal}) after {uptime:.1f} s;"
+            " restarting in {delay} s. Last output: {tail}",
+            pid=proto.pid,
+            code=status,
+            signal=signal,
+            uptime=uptime,
+            delay=self._delay,
+            tail=" | ".join(proto.tail) or "(none)",
+        )
+        self._schedule_restart()
+
+    def _schedule_restart(self) -> None:
+        self._cancel_restart()
+        delay = self._delay
+        self._delay = min(delay * 2, self._restart_max)
+        self._restart_call = self._reactor.callLater(delay, self._restart, self._generation)
+
+    def _restart(self, generation: int) -> None:
+        self._restart_call = None
+        if generation == self._generation and self._live:
+            self._launch(clear=False)
+
+    def _cancel_restart(self) -> None:
+        if self._restart_call is not None and self._restart_call.active():
+            self._restart_call.cancel()
+        self._restart_call = None
+
+    def _terminate(self) -> Deferred:
+        """Close stdin, TERM after the grace period, KILL later; fire once it has ended."""
+        proto = self._proc
+        if proto is None:
+            return succeed(None)
+        if not proto.expected:
+            proto.expected = True
+            if proto is self._proc:
+                self._accepting = False
+            try:
+                # A registered producer would keep the pipe open; then EOF lets ffmpeg
+                # flush its encoders and write the last segment.
+                proto.transport.unregisterProducer()
+                proto.transport.closeStdin()
+            except Exception:
+                _log.failure("Could not close ffmpeg's stdin")
+            proto.signal_call = self._reactor.callLater(
+                self._stop_grace, self._signal, proto, "TERM"
+            )
+        return proto.when_ended()
+
+    def _signal(self, proto: _FfmpegProtocol, signal: str) -> None:
+        proto.signal_call = None
+        if proto.ended:
+            return
+        _log.info("Sending {signal} to ffmpeg (pid {pid})", signal=signal, pid=proto.pid)
+        try:
+            proto.transport.signalProcess(signal)
+        except ProcessExitedAlready:
+            return
+        except OSError:
+            _log.failure("Could not signal ffmpeg")
+        if signal == "TERM":
+            proto.signal_call = self._reactor.callLater(
+                self._kill_timeout, self._signal, proto, "KILL"
+            )

@@ -1,0 +1,619 @@
+"""The chat websocket in memory: the real ``ChatFactory``/``ChatServer``/``ChatHub`` spoken to
+by autobahn clients over ``autobahn.twisted.testing``'s in-memory agent, on a fake clock.
+
+The pumps are flushed by the tests themselves (``Pumper``), so nothing here touches the
+global reactor; unit tests of admission and fan-out use fake protocol objects and fake
+transports instead.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+from autobahn.twisted.testing import create_memory_agent
+from autobahn.twisted.websocket import WebSocketClientProtocol
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.trial import unittest
+
+from owncast.api.http import iso
+from owncast.chat import fanout
+from owncast.chat.fanout import Peer, fan_out, pending_bytes, text_frame
+from owncast.chat.protocol import IGNORE_CLIENT, MAX_FRAME, ChatFactory
+from owncast.chat.server import (
+    FLOOD_BURST,
+    FLOOD_MUTE,
+    KEEPALIVE_INTERVAL,
+    MAX_PER_IP,
+    ChatServer,
+)
+from owncast.core.chat import MAX_BODY_BYTES
+from tests.helpers import Client, make_context, result_of
+
+URL = "ws://localhost:8080/entry"
+
+
+class Pumper:
+    """The ``IPumper`` the memory agent wants, flushed on demand instead of by the reactor."""
+
+    def __init__(self) -> None:
+        self.pumps: list[Any] = []
+
+    def add(self, pump: Any) -> None:
+        self.pumps.append(pump)
+
+    def flush(self) -> None:
+        for _ in range(10):
+            for pump in self.pumps:
+                pump.flush()
+
+
+class RecordingClient(WebSocketClientProtocol):
+    """A viewer's socket that keeps every frame it gets and how it was closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[bytes] = []
+        self.closed: tuple[bool, int | None, str | None] | None = None
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.frames.append(payload)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self.closed = (wasClean, code, reason)
+
+    @property
+    def messages(self) -> list[dict]:
+        return [json.loads(f) for f in self.frames]
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [m for m in self.messages if m.get("type") == kind]
+
+    def send_json(self, message: dict) -> None:
+        self.sendMessage(json.dumps(message).encode("utf-8"))
+
+
+class ChatHarness:
+    """The real chat stack on a fake clock, with a way to open in-memory client sockets."""
+
+    def __init__(self, testcase: unittest.TestCase):
+        self.clock = Clock()
+        self.ctx = make_context(Path(testcase.mktemp()), clock=self.clock)
+        self.hub = self.ctx.chat
+        self.viewers = self.ctx.viewers
+        self.server = ChatServer(
+            self.hub, self.viewers, self.clock, lambda: self.ctx.settings["serverUrl"]
+        )
+        self.factory = ChatFactory(self.server)
+        # autobahn's own timers (handshake and close timeouts) run on the fake clock too.
+        self.factory.reactor = self.clock
+        self.pumper = Pumper()
+        self.agent = create_memory_agent(
+            MemoryReactorClock(), self.pumper, lambda: self.factory.buildProtocol(None)
+        )
+
+        self.clients: list[RecordingClient] = []
+        self.started = False
+
+    def _client(self) -> RecordingClient:
+        client = RecordingClient()
+        self.clients.append(client)
+        return client
+
+    def open(self, useragent: str = "test-browser/1.0", **options: Any) -> Deferred:
+        """Start a handshake; the Deferred fires with the client once it is open.
+        (It never fires for a refused handshake: look at ``clients[-1]`` then.)"""
+        return self.agent.open(URL, dict(options, useragent=useragent), self._client)
+
+    def connect(self, useragent: str = "test-browser/1.0", **options: Any) -> RecordingClient:
+        d = self.open(useragent, **options)
+        self.flush()
+        return result_of(d)
+
+    def flush(self) -> None:
+        self.pumper.flush()
+
+    def start(self, testcase: unittest.TestCase) -> None:
+        """Start the chat service (keepalive); the test's cleanup hangs up and stops it."""
+        self.server.startService()
+        testcase.addCleanup(self.stop)
+
+    def stop(self) -> None:
+        # Clients hang up first, so stopping the service does not depend on how it closes
+        # sockets itself (test_stop_service_closes_sockets checks that).
+        for client in self.clients:
+            if client.closed is None:
+                client.sendClose()
+        self.flush()
+        self.server.stopService()
+
+    def stored(self) -> list[dict]:
+        return result_of(Deferred.fromCoroutine(self.hub.everything()))
+
+
+class ChatProtocolTests(unittest.TestCase):
+    """The wire protocol documented in ``owncast.chat.protocol``, end to end in memory."""
+
+    def setUp(self) -> None:
+        self.h = ChatHarness(self)
+
+    def test_chat_reaches_everyone_with_server_ids_and_times(self) -> None:
+        """A CHAT from one client reaches every client, the sender too; the server assigns
+        id and timestamp (forged ones are ignored) and renders and sanitizes the body."""
+        alice, bob = self.h.connect(), self.h.connect()
+        self.h.clock.advance(5)
+        alice.send_json(
+            {
+                "type": "CHAT",
+                "author": "alice",
+                "id": "forged-id",
+                "timestamp": "2001-01-01T00:00:00Z",
+                "visible": False,
+                "body": "**bold** <script>alert(1)</script> [x](javascript:alert(1))",
+            }
+        )
+        self.h.flush()
+        for client in (alice, bob):
+            [chat] = client.of_type("CHAT")
+            self.assertEqual(chat["author"], "alice")
+            self.assertNotEqual(chat["id"], "forged-id")
+            self.assertTrue(chat["id"])
+            self.assertEqual(chat["timestamp"], iso(self.h.clock.seconds()))
+            self.assertIs(chat["visible"], True)
+            self.assertIn("<strong>bold</strong>", chat["body"])
+            self.assertNotIn("<script", chat["body"])
+            self.assertNotIn('href="javascript', chat["body"])
+            self.assertNotIn("rawBody", chat)
+        self.assertEqual(alice.of_type("CHAT"), bob.of_type("CHAT"))
+        [stored] = self.h.stored()
+        self.assertEqual(stored["id"], alice.of_type("CHAT")[0]["id"])
+
+    def test_user_joined_and_name_change_are_broadcast(self) -> None:
+        """USER_JOINED and NAME_CHANGE reach every client with the documented fields."""
+        alice, bob = self.h.connect(), self.h.connect()
+        alice.send_json({"type": "USER_JOINED", "username": " alice "})
+        alice.send_json({"type": "NAME_CHANGE", "oldName": "alice", "newName": "alicia"})
+        self.h.flush()
+        for client in (alice, bob):
+            [joined] = client.of_type("USER_JOINED")
+            self.assertEqual(set(joined), {"type", "username", "id", "timestamp"})
+            self.assertEqual(joined["username"], "alice")
+            self.assertEqual(joined["timestamp"], iso(self.h.clock.seconds()))
+            [renamed] = client.of_type("NAME_CHANGE")
+            self.assertLessEqual({"type", "oldName", "newName", "image", "id"}, set(renamed))
+            self.assertEqual((renamed["oldName"], renamed["newName"]), ("alice", "alicia"))
+            self.assertTrue(renamed["id"])
+        self.assertEqual(self.h.stored(), [], "joins and renames are not chat history")
+
+    def test_oversized_body_refused_to_sender_only(self) -> None:
+        """A body over 2048 bytes (UTF-8) is refused with a SYSTEM message to the sender only
+        and is not stored; exactly 2048 bytes passes."""
+        alice, bob = self.h.connect(), self.h.connect()
+        alice.send_json({"type": "CHAT", "author": "alice", "body": "é" * 1025})  # 2050 bytes
+        self.h.flush()
+        [notice] = alice.of_type("SYSTEM")
+        self.assertIn(str(MAX_BODY_BYTES), notice["body"])
+        self.assertTrue(notice["id"])
+        self.assertEqual(alice.of_type("CHAT"), [])
+        self.assertEqual(bob.frames, [])
+        self.assertEqual(self.h.stored(), [])
+
+        alice.send_json({"type": "CHAT", "author": "alice", "body": "x" * MAX_BODY_BYTES})
+        self.h.flush()
+        self.assertEqual(len(bob.of_type("CHAT")), 1)
+        self.assertEqual(len(self.h.stored()), 1)
+
+    def assert_closes_only_offender(self, send: Any) -> None:
+        alice, bob = self.h.connect(), self.h.connect()
+        self.h.flush()
+        send(alice)
+        self.h.flush()
+        self.assertIsNotNone(alice.closed, "the offending connection must be closed")
+        self.assertIsNone(bob.closed)
+        self.assertEqual(len(self.h.hub.clients), 1)
+        bob.send_json({"type": "CHAT", "author": "bob", "body": "still here"})
+        self.h.flush()
+        self.assertEqual(len(bob.of_type("CHAT")), 1)
+
+    def test_binary_frame_closes_that_connection(self) -> None:
+        """A binary frame closes that one connection; the others carry on."""
+        self.assert_closes_only_offender(lambda c: c.sendMessage(b"\x00\x01", isBinary=True))
+
+    def test_non_json_frame_closes_that_connection(self) -> None:
+        """A text frame that is not JSON closes that one connection; the others carry on."""
+        self.assert_closes_only_offender(lambda c: c.sendMessage(b"hello, not json"))
+
+    def test_json_without_type_closes_that_connection(self) -> None:
+        """A JSON frame that is not an object with a type closes that one connection."""
+        self.assert_closes_only_offender(lambda c: c.sendMessage(b"[1, 2, 3]"))
+
+    def test_oversized_frame_closes_that_connection(self) -> None:
+        """A frame over 16 KiB closes that one connection; the others carry on."""
+        big = json.dumps({"type": "CHAT", "author": "a", "body": "x" * (MAX_FRAME + 1)})
+        self.assert_closes_only_offender(lambda c: c.sendMessage(big.encode()))
+        self.assertEqual(self.h.stored()[0]["body"], "still here")
+
+    def test_ignore_client_is_accepted_and_not_counted(self) -> None:
+        """A socket offering IGNORE_CLIENT gets it back and is never counted as a viewer."""
+        self.h.viewers.stream_started()
+        embed = self.h.connect("embed/1.0", protocols=[IGNORE_CLIENT])
+        self.assertEqual(embed.websocket_protocol_in_use, IGNORE_CLIENT)
+        self.assertEqual(self.h.viewers.count(), 0)
+        embed.send_json({"type": "PONG"})
+        self.h.flush()
+        self.assertEqual(self.h.viewers.count(), 0)
+
+        viewer = self.h.connect("viewer/1.0")
+        self.assertIsNone(viewer.websocket_protocol_in_use)
+        self.assertEqual(self.h.viewers.count(), 1)
+        self.h.start(self)
+        self.h.clock.advance(KEEPALIVE_INTERVAL)
+        self.assertEqual(self.h.viewers.count(), 1)
+        self.assertEqual(len(self.h.hub.clients), 2, "embeds still show as chat clients")
+
+    def test_cross_origin_handshake_refused(self) -> None:
+        """The handshake of a page from another origin fails with 403; the same host passes."""
+        self.h.open(origin="http://evil.example")
+        self.h.flush()
+        refused = self.h.clients[-1]
+        self.assertTrue(
+            refused.http_status_line.startswith("HTTP/1.1 403"), refused.http_status_line
+        )
+        self.assertIsNotNone(refused.closed)
+        self.assertEqual(self.h.hub.clients, {})
+        self.assertEqual(self.h.server.peers, {})
+        ok = self.h.connect(origin="http://localhost:8080")
+        self.assertIsNone(ok.closed)
+        self.assertEqual(len(self.h.hub.clients), 1)
+
+    def test_clients_registry_and_admin_api(self) -> None:
+        """hub.clients and GET /api/admin/clients list connected sockets with their
+        connectedAt, messageCount, userAgent, ipAddress, username and clientID."""
+        alice = self.h.connect("alice-browser/2.0")
+        connected_at = self.h.clock.seconds()
+        self.h.clock.advance(3)
+        bob = self.h.connect("bob-browser/3.0")
+        alice.send_json({"type": "USER_JOINED", "username": "alice"})
+        for n in range(3):
+            alice.send_json({"type": "CHAT", "author": "alice", "body": f"hello {n}"})
+        self.h.flush()
+
+        listed = Client(self.h.ctx).admin_get("/api/admin/clients")
+        by_agent = {c["userAgent"]: c for c in listed}
+        self.assertEqual(set(by_agent), {"alice-browser/2.0", "bob-browser/3.0"})
+        a = by_agent["alice-browser/2.0"]
+        self.assertEqual(
+            set(a),
+            {"connectedAt", "messageCount", "userAgent", "ipAddress", "username", "clientID"},
+        )
+        self.assertEqual(a["connectedAt"], iso(connected_at))
+        self.assertEqual(a["messageCount"], 3)
+        self.assertEqual(a["username"], "alice")
+        self.assertEqual(a["ipAddress"], "127.0.0.1")
+        self.assertIn(a["clientID"], self.h.hub.clients)
+        b = by_agent["bob-browser/3.0"]
+        self.assertEqual((b["messageCount"], b["username"]), (0, None))
+        self.assertNotEqual(a["clientID"], b["clientID"])
+
+        bob.sendClose()
+        self.h.flush()
+        self.assertIsNotNone(bob.closed)
+        listed = Client(self.h.ctx).admin_get("/api/admin/clients")
+        self.assertEqual([c["userAgent"] for c in listed], ["alice-browser/2.0"])
+
+    def test_flood_limit_mutes_then_recovers(self) -> None:
+        """Five quick messages pass; the sixth is refused and the sender muted for 10 s
+        (others unaffected); after the mute, messages pass again."""
+        alice, bob = self.h.connect(), self.h.connect()
+        for n in range(FLOOD_BURST):
+            alice.send_json({"type": "CHAT", "author": "alice", "body": f"quick {n}"})
+        self.h.flush()
+        self.assertEqual(len(bob.of_type("CHAT")), FLOOD_BURST)
+        self.assertEqual(alice.of_type("SYSTEM"), [])
+
+        alice.send_json({"type": "CHAT", "author": "alice", "body": "one too many"})
+        self.h.flush()
+        self.assertEqual(len(alice.of_type("SYSTEM")), 1)
+        self.assertEqual(len(bob.of_type("CHAT")), FLOOD_BURST)
+        self.assertEqual(bob.of_type("SYSTEM"), [])
+
+        bob.send_json({"type": "CHAT", "author": "bob", "body": "I may talk"})
+        self.h.flush()
+        self.assertEqual(bob.of_type("CHAT")[-1]["author"], "bob")
+
+        self.h.clock.advance(FLOOD_MUTE / 2)
+        alice.send_json({"type": "CHAT", "author": "alice", "body": "still muted"})
+        self.h.flush()
+        self.assertEqual(len(alice.of_type("SYSTEM")), 2)
+        self.assertNotIn("still muted", [m["body"] for m in bob.of_type("CHAT")])
+
+        self.h.clock.advance(FLOOD_MUTE / 2)
+        alice.send_json({"type": "CHAT", "author": "alice", "body": "back again"})
+        self.h.flush()
+        self.assertEqual(bob.of_type("CHAT")[-1]["body"], "back again")
+        self.assertEqual(len(alice.of_type("SYSTEM")), 2)
+        self.assertEqual(len(self.h.stored()), FLOOD_BURST + 2)
+
+    def test_keepalive_pings_everyone(self) -> None:
+        """Every 30 s (fake clock) each client gets {"type": "PING"}."""
+        clients = [self.h.connect(), self.h.connect(protocols=[IGNORE_CLIENT])]
+        self.h.start(self)
+        self.h.clock.advance(KEEPALIVE_INTERVAL - 1)
+        self.h.flush()
+        for client in clients:
+            self.assertEqual(client.of_type("PING"), [])
+        self.h.clock.advance(1)
+        self.h.flush()
+        for client in clients:
+            self.assertEqual(client.messages, [{"type": "PING"}])
+        self.h.clock.advance(KEEPALIVE_INTERVAL)
+        self.h.flush()
+        for client in clients:
+            self.assertEqual(len(client.of_type("PING")), 2)
+
+    def test_stop_service_closes_sockets(self) -> None:
+        """Stopping the chat service closes every socket."""
+        clients = [self.h.connect(), self.h.connect()]
+        self.h.server.startService()
+        self.h.server.stopService()
+        self.h.flush()
+        for client in clients:
+            self.assertIsNotNone(client.closed)
+        self.assertEqual(self.h.hub.clients, {})
+
+    def test_hiding_broadcasts_visibility_update_per_id(self) -> None:
+        """Hiding messages via the hub sends one VISIBILITY-UPDATE per id, visible false."""
+        alice, bob = self.h.connect(), self.h.connect()
+        for body in ("first", "second", "third"):
+            alice.send_json({"type": "CHAT", "author": "alice", "body": body})
+        self.h.flush()
+        ids = [m["id"] for m in bob.of_type("CHAT")]
+        result_of(Deferred.fromCoroutine(self.h.hub.set_visibility(ids[:2], False)))
+        self.h.flush()
+        for client in (alice, bob):
+            updates = client.of_type("VISIBILITY-UPDATE")
+            self.assertEqual([u["id"] for u in updates], ids[:2])
+            for u in updates:
+                self.assertIs(u["visible"], False)
+                self.assertIsInstance(u["timestamp"], str)
+        visible = [m["id"] for m in self.h.stored() if m["visible"]]
+        self.assertEqual(visible, ids[2:])
+
+    def test_big_frames_decode_on_a_real_client(self) -> None:
+        """Frames built by ``text_frame`` around each length boundary decode in autobahn."""
+        client = self.h.connect()
+        sizes = (0, 1, 125, 126, 127, 65535, 65536, 70000)
+        payloads = [b"a" * n for n in sizes]
+        for payload in payloads:
+            self.h.server._send_all(text_frame(payload))
+        self.h.flush()
+        self.assertEqual([len(f) for f in client.frames], list(sizes))
+        self.assertEqual(client.frames, payloads)
+
+
+class FakeProto:
+    """What ``ChatServer`` needs of a protocol, with no websocket behind it."""
+
+    def __init__(
+        self,
+        ip: str = "10.0.0.1",
+        user_agent: str = "ua",
+        transport: Any = None,
+        ignored: bool = False,
+    ):
+        self.ip = ip
+        self.user_agent = user_agent
+        self.client_id = secrets.token_hex(8)
+        self.ignored = ignored
+        self.transport = transport if transport is not None else StringTransport()
+        self.dropped = False
+        self.close_codes: list = []
+
+    def dropConnection(self, abort: bool = False) -> None:
+        self.dropped = True
+
+    def sendClose(self, code: int | None = None, reason: str | None = None) -> None:
+        self.close_codes.append(code)
+
+
+class TcpLikeTransport:
+    """The send-buffer attributes ``pending_bytes`` reads from a Twisted TCP transport."""
+
+    def __init__(self, pending: int = 0):
+        self.dataBuffer = b""
+        self.offset = 0
+        self._tempDataLen = pending
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+
+def decode_frame(frame: bytes) -> tuple[int, bytes]:
+    """(opcode byte, payload) of one unmasked server frame; the whole frame must be used."""
+    first, second = frame[0], frame[1]
+    assert not second & 0x80, "server frames are not masked"
+    length, offset = second & 0x7F, 2
+    if length == 126:
+        length, offset = int.from_bytes(frame[2:4], "big"), 4
+    elif length == 127:
+        length, offset = int.from_bytes(frame[2:10], "big"), 10
+    assert len(frame) == offset + length, (len(frame), offset, length)
+    return first, frame[offset:]
+
+
+def make_server(testcase: unittest.TestCase, server_url: str = "") -> tuple[ChatServer, Any]:
+    ctx = make_context(Path(testcase.mktemp()), clock=Clock())
+    return ChatServer(ctx.chat, ctx.viewers, ctx.reactor, lambda: server_url), ctx
+
+
+class AdmissionTests(unittest.TestCase):
+    """``ChatServer.admit``: the Origin check and the per-address cap."""
+
+    def setUp(self) -> None:
+        ctx = make_context(Path(self.mktemp()), clock=Clock())
+        self.url = ""
+        self.server = ChatServer(ctx.chat, ctx.viewers, ctx.reactor, lambda: self.url)
+
+    def test_no_origin_is_not_a_browser(self) -> None:
+        """No Origin header (a bot, a native client) is admitted."""
+        self.assertIsNone(self.server.admit("10.0.0.1", None, "live.example:8080"))
+        self.assertIsNone(self.server.admit("10.0.0.1", "", "live.example:8080"))
+
+    def test_same_host_origin_admitted(self) -> None:
+        """A page served by this host (same host and port) may connect."""
+        admit = self.server.admit
+        self.assertIsNone(admit("10.0.0.1", "http://live.example:8080", "live.example:8080"))
+        self.assertIsNone(admit("10.0.0.1", "http://LIVE.example", "live.example"))
+        self.assertIsNone(admit("10.0.0.1", "http://live.example:80", "live.example"))
+
+    def test_server_url_origin_admitted(self) -> None:
+        """The configured serverUrl (e.g. behind a TLS proxy) is an allowed origin."""
+        origin, host = "https://live.example.com", "127.0.0.1:8080"
+        self.assertIsNotNone(self.server.admit("10.0.0.1", origin, host))
+        self.url = "https://live.example.com"
+        self.assertIsNone(self.server.admit("10.0.0.1", origin, host))
+        self.assertIsNone(self.server.admit("10.0.0.1", "https://live.example.com:443", host))
+
+    def test_other_origins_refused(self) -> None:
+        """Another site, another port, another scheme's port, or garbage is refused."""
+        self.url = "https://live.example.com"
+        host = "live.example:8080"
+        for origin in (
+            "http://evil.example",
+            "http://live.example:9090",
+            "null",
+            "http://live.example.com",
+            "https://live.example.com.evil.example",
+            "http://live.example:notaport",
+        ):
+            self.assertIsNotNone(self.server.admit("10.0.0.1", origin, host), origin)
+
+    def test_per_ip_cap_enforced_and_released(self) -> None:
+        """At most 20 sockets per address; closing one makes room again."""
+        protos = [FakeProto("10.0.0.7", f"ua{n}") for n in range(MAX_PER_IP)]
+        for proto in protos[:-1]:
+            self.server.opened(proto)
+        self.assertIsNone(self.server.admit("10.0.0.7", None, "h"))
+        self.server.opened(protos[-1])
+        self.assertIsNotNone(self.server.admit("10.0.0.7", None, "h"))
+        self.assertIsNone(self.server.admit("10.0.0.8", None, "h"), "other addresses are fine")
+        self.server.closed(protos[0])
+        self.assertIsNone(self.server.admit("10.0.0.7", None, "h"))
+        self.server.closed(protos[0])  # a second close changes nothing
+        self.server.opened(FakeProto("10.0.0.7"))
+        self.assertIsNotNone(self.server.admit("10.0.0.7", None, "h"))
+        for proto in protos[1:]:
+            self.server.closed(proto)
+        self.assertIsNone(self.server.admit("10.0.0.7", None, "h"))
+
+
+class FanOutTests(unittest.TestCase):
+    """``fan_out`` and ``text_frame``, and dropping clients that stop reading."""
+
+    def test_same_bytes_object_to_every_transport(self) -> None:
+        """One encoded frame: the identical bytes object is written to every transport."""
+        transports = [TcpLikeTransport() for _ in range(5)]
+        frame = text_frame(b'{"type": "PING"}')
+        laggards = fan_out(frame, [Peer(t, lambda: None) for t in transports])
+        self.assertEqual(laggards, [])
+        for t in transports:
+            self.assertEqual(len(t.writes), 1)
+            self.assertIs(t.writes[0], frame)
+
+    def test_server_broadcast_encodes_once(self) -> None:
+        """ChatServer.broadcast hands the same frame object to each socket."""
+        server, ctx = make_server(self)
+        protos = [FakeProto(transport=TcpLikeTransport()) for _ in range(3)]
+        for proto in protos:
+            server.opened(proto)
+        result_of(Deferred.fromCoroutine(ctx.chat.send_system("hello")))
+        written = [p.transport.writes for p in protos]
+        self.assertTrue(all(len(w) == 1 for w in written))
+        self.assertTrue(all(w[0] is written[0][0] for w in written))
+        opcode, payload = decode_frame(written[0][0])
+        self.assertEqual(opcode, 0x81)
+        self.assertEqual(json.loads(payload)["body"], "hello")
+
+    def test_text_frame_length_boundaries(self) -> None:
+        """Lengths 0..125 use one length byte, up to 65535 two more, beyond that eight."""
+        for n, header in ((0, 2), (125, 2), (126, 4), (65535, 4), (65536, 10), (70000, 10)):
+            payload = bytes(range(256)) * (n // 256) + bytes(range(n % 256))
+            frame = text_frame(payload)
+            self.assertEqual(len(frame) - n, header, n)
+            opcode, decoded = decode_frame(frame)
+            self.assertEqual((opcode, decoded), (0x81, payload), n)
+
+    def test_pending_bytes(self) -> None:
+        """Pending bytes come from the transport's buffers; other transports say 0."""
+        t = TcpLikeTransport(pending=7)
+        t.dataBuffer, t.offset = b"x" * 10, 4
+        self.assertEqual(pending_bytes(t), 13)
+        self.assertEqual(pending_bytes(StringTransport()), 0)
+
+    def test_slow_reader_by_bytes_dropped(self) -> None:
+        """A socket holding more than 256 KiB unsent is dropped; the others keep receiving."""
+        server, ctx = make_server(self)
+        slow = FakeProto(transport=TcpLikeTransport(pending=fanout.MAX_BACKLOG_BYTES + 1))
+        fast = [FakeProto(transport=TcpLikeTransport()) for _ in range(2)]
+        for proto in (fast[0], slow, fast[1]):
+            server.opened(proto)
+        result_of(Deferred.fromCoroutine(ctx.chat.send_system("one")))
+        self.assertTrue(slow.dropped)
+        self.assertEqual(slow.transport.writes, [])
+        for proto in fast:
+            self.assertFalse(proto.dropped)
+            self.assertEqual(len(proto.transport.writes), 1)
+        server.closed(slow)
+        result_of(Deferred.fromCoroutine(ctx.chat.send_system("two")))
+        for proto in fast:
+            self.assertEqual(len(proto.transport.writes), 2)
+
+    def test_slow_reader_by_frames_dropped(self) -> None:
+        """A socket whose buffer stays non-empty for more than 256 frames is dropped."""
+        server, _ = make_server(self)
+        slow = FakeProto(transport=TcpLikeTransport(pending=10))
+        fast = FakeProto(transport=TcpLikeTransport())
+        server.opened(slow)
+        server.opened(fast)
+        for n in range(fanout.MAX_BACKLOG_FRAMES):
+            server.broadcast({"type": "SYSTEM", "body": str(n)})
+        self.assertFalse(slow.dropped)
+        self.assertEqual(len(slow.transport.writes), fanout.MAX_BACKLOG_FRAMES)
+        server.broadcast({"type": "SYSTEM", "body": "last straw"})
+        self.assertTrue(slow.dropped)
+        self.assertEqual(len(slow.transport.writes), fanout.MAX_BACKLOG_FRAMES)
+        self.assertFalse(fast.dropped)
+        self.assertEqual(len(fast.transport.writes), fanout.MAX_BACKLOG_FRAMES + 1)
+
+    def test_draining_reader_kept(self) -> None:
+        """A socket whose buffer empties now and then is never dropped."""
+        server, _ = make_server(self)
+        reader = FakeProto(transport=TcpLikeTransport(pending=10))
+        server.opened(reader)
+        for n in range(3 * fanout.MAX_BACKLOG_FRAMES):
+            reader.transport._tempDataLen = 0 if n % 200 == 199 else 10
+            server.broadcast({"type": "SYSTEM", "body": str(n)})
+        self.assertFalse(reader.dropped)
+        self.assertEqual(len(reader.transport.writes), 3 * fanout.MAX_BACKLOG_FRAMES)
+
+    def test_keepalive_on_fake_protocols(self) -> None:
+        """The keepalive sweep writes a PING frame to every socket every 30 s."""
+        server, _ = make_server(self)
+        protos = [FakeProto(transport=TcpLikeTransport()) for _ in range(3)]
+        for proto in protos:
+            server.opened(proto)
+        server.startService()
+        server.clock.advance(KEEPALIVE_INTERVAL)
+        for proto in protos:
+            [frame] = proto.transport.writes
+            self.assertEqual(json.loads(decode_frame(frame)[1]), {"type": "PING"})
+        for proto in protos:
+            server.closed(proto)
+        server.stopService()
+        server.clock.advance(KEEPALIVE_INTERVAL)
+        self.assertEqual([len(p.transport.writes) for p in protos], [1, 1, 1])

@@ -1,0 +1,199 @@
+"""The real ffmpeg end to end: FLV in, two HLS variants and a thumbnail out, no child left.
+
+Runs the bundled static ffmpeg on the real reactor (skipped when there is none). The
+input is 8 seconds of a generated test pattern with a tone, fed in chunks as the ingest
+would; ffmpeg is killed halfway and must come back; then a quick reconnect checks that
+the playlists continue after a discontinuity.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from pathlib import Path
+
+from twisted.internet import reactor, task
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial import unittest
+
+from owncast.core.ffmpeg import bundled_ffmpeg
+from owncast.transcode.argv import build_argv
+from owncast.transcode.process import TranscodeConfig, Transcoder
+
+FFMPEG = bundled_ffmpeg()
+VARIANTS = [
+    {
+        "videoPassthrough": False,
+        "scaledHeight": 180,
+        "framerate": 30,
+        "videoBitrate": 400,
+        "cpuUsageLevel": 0,
+        "audioPassthrough": False,
+        "audioBitrate": 64,
+    },
+    {"videoPassthrough": True, "audioPassthrough": True},
+]
+_SEGMENT = re.compile(r"^stream-([0-9]+)\.ts$", re.M)
+
+
+async def sleep(seconds: float) -> None:
+    await task.deferLater(reactor, seconds, lambda: None)
+
+
+async def wait_until(check, timeout: float, what: str, step: float = 0.1) -> None:
+    deadline = reactor.seconds() + timeout
+    while not check():
+        if reactor.seconds() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await sleep(step)
+
+
+async def run(*args: str) -> tuple[bytes, bytes, int]:
+    return await getProcessOutputAndValue(
+        FFMPEG, args, env={"PATH": os.environ.get("PATH", "")}, reactor=reactor
+    )
+
+
+def segments(playlist: Path) -> list[int]:
+    try:
+        return [int(n) for n in _SEGMENT.findall(playlist.read_text())]
+    except FileNotFoundError:
+        return []
+
+
+def pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RealFfmpegTests(unittest.TestCase):
+    timeout = 60
+
+    def setUp(self):
+        if FFMPEG is None:
+            raise unittest.SkipTest("no ffmpeg binary")
+
+    async def test_hls_options_exist_in_the_binary(self):
+        """Every option we pass to the hls and image2 muxers is one this ffmpeg knows."""
+        out, _, code = await run("-hide_banner", "-h", "muxer=hls")
+        self.assertEqual(code, 0)
+        image2, _, _ = await run("-hide_banner", "-h", "muxer=image2")
+        known = set(re.findall(rb"^\s+-(\w+)", out + image2, re.M))
+        flags = set(re.findall(rb"^\s{5}(\w+)\s", out, re.M))
+        argv = build_argv(FFMPEG, VARIANTS, "libx264", 0, "/tmp/x")
+        muxer_options = argv[argv.index("hls") + 1 :]
+        for option in [a for a in muxer_options if a.startswith(("-hls", "-master", "-var_"))]:
+            self.assertIn(option[1:].encode(), known)
+        for flag in argv[argv.index("-hls_flags") + 1].split("+"):
+            self.assertIn(flag.encode(), flags)
+        self.assertIn(b"update", known)
+        self.assertIn(b"atomic_writing", known)
+
+    async def test_live_broadcast_to_hls(self):
+        flv, err, code = await run(
+            "-hide_banner", "-v", "error",
+            "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
+            "-f", "lavfi", "-i", "sine=frequency=440",
+            "-t", "8", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast",
+            "-g", "60", "-c:a", "aac", "-f", "flv", "pipe:1",
+        )  # fmt: skip
+        self.assertEqual(code, 0, err)
+        self.assertEqual(flv[:3], b"FLV")
+
+        output = Path(self.mktemp())
+        transcoder = Transcoder(
+            reactor,
+            lambda: TranscodeConfig(FFMPEG, VARIANTS, "libx264", 0),
+            output,
+        )
+        transcoder.startService()
+        self.addCleanup(transcoder.stopService)
+
+        master = output / "stream.m3u8"
+        playlists = [output / "0" / "stream.m3u8", output / "1" / "stream.m3u8"]
+        thumbnail = output / "thumbnail.jpg"
+
+        # The first half, then ffmpeg dies: it is respawned and fed the sequence headers
+        # and the current GOP, then the second half.
+        half = len(flv) // 2
+        await self.broadcast(transcoder, flv[:half])
+        await wait_until(
+            lambda: master.exists() and all(segments(p) for p in playlists),
+            20,
+            "a master playlist and a segment in each variant",
+        )
+        crashed = transcoder.pid
+        os.kill(crashed, signal.SIGKILL)
+        await wait_until(lambda: transcoder.pid not in (None, crashed), 10, "a new ffmpeg")
+        await self.feed(transcoder, flv[half:])
+        await wait_until(
+            lambda: all(len(segments(p)) >= 3 for p in playlists) and thumbnail.exists(),
+            20,
+            "more segments and a thumbnail",
+        )
+        self.assertFalse(pid_exists(crashed))
+        pid = transcoder.pid
+        self.assertIsNotNone(pid)
+
+        text = master.read_text()
+        self.assertEqual(text.count("#EXT-X-STREAM-INF"), 2)
+        self.assertLess(text.index("0/stream.m3u8"), text.index("1/stream.m3u8"))
+        self.assertIn("RESOLUTION=240x180", text)
+        self.assertIn("RESOLUTION=320x240", text)
+
+        first = output / "0" / f"stream-{segments(playlists[0])[0]}.ts"
+        _, err, code = await run("-v", "error", "-i", str(first), "-f", "null", "-")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(thumbnail.read_bytes()[:3], b"\xff\xd8\xff")
+
+        await transcoder.stop()
+        self.assertIsNone(transcoder.pid)
+        self.assertFalse(pid_exists(pid), f"ffmpeg {pid} is still there")
+        for playlist in playlists:
+            # stdin EOF ended ffmpeg gracefully: the playlists are complete, and the
+            # respawn after the crash continued them after a discontinuity.
+            text = playlist.read_text()
+            self.assertIn("#EXT-X-ENDLIST", text)
+            self.assertGreaterEqual(text.count("#EXT-X-DISCONTINUITY"), 2)
+            numbers = segments(playlist)
+            self.assertEqual(numbers, list(range(numbers[0], numbers[0] + len(numbers))))
+        before = {i: segments(p) for i, p in enumerate(playlists)}
+
+        # A quick reconnect continues the same playlists after a discontinuity.
+        await self.broadcast(transcoder, flv)
+        await wait_until(
+            lambda: all(len(segments(p)) >= len(before[i]) + 2 for i, p in enumerate(playlists)),
+            20,
+            "segments of the second broadcast",
+        )
+        second_pid = transcoder.pid
+        await transcoder.stop()
+        self.assertFalse(pid_exists(second_pid))
+        for i, playlist in enumerate(playlists):
+            text = playlist.read_text()
+            numbers = segments(playlist)
+            # One numbering: consecutive across the reconnect, and the media sequence is
+            # the number of the first segment listed.
+            self.assertEqual(numbers, list(range(numbers[0], numbers[0] + len(numbers))), i)
+            self.assertIn(f"#EXT-X-MEDIA-SEQUENCE:{numbers[0]}\n", text)
+            self.assertEqual(numbers[: len(before[i])], before[i], i)
+            boundary = text.index(f"stream-{numbers[len(before[i])]}.ts")
+            self.assertIn(
+                "#EXT-X-DISCONTINUITY", text[text.index(f"stream-{before[i][-1]}.ts") : boundary]
+            )
+            self.assertEqual(text.count("#EXT-X-ENDLIST"), 1)
+
+    async def broadcast(self, transcoder: Transcoder, flv: bytes) -> None:
+        await transcoder.start()
+        await self.feed(transcoder, flv)
+
+    async def feed(self, transcoder: Transcoder, flv: bytes) -> None:
+        for offset in range(0, len(flv), 16384):
+            transcoder.write(flv[offset : offset + 16384])
+            await sleep(0.01)

@@ -1,0 +1,493 @@
+"""The Transcoder on a fake process reactor and clock: spawning, feeding, back-off, stopping."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from twisted.internet.defer import fail, succeed
+from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
+from twisted.internet.interfaces import IProcessTransport
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
+from twisted.python.failure import Failure
+from twisted.trial import unittest
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from owncast.core.settings import DEFAULT_VARIANT
+from owncast.transcode import ITranscoder
+from owncast.transcode.output import prepare_output
+from owncast.transcode.process import TranscodeConfig, Transcoder, config_from_context
+from tests.helpers import make_context
+from tests.test_transcode import (
+    AAC_CONFIG,
+    AVC_CONFIG,
+    METADATA,
+    aac_frame,
+    flv_header,
+    interframe,
+    keyframe,
+)
+
+FFMPEG = "/opt/ffmpeg/bin/ffmpeg"
+START = 1_700_000_000
+
+
+def inline(fn, *args):
+    """Runs 'blocking' work at once, as the thread pool would, but on the test's thread."""
+    try:
+        return succeed(fn(*args))
+    except Exception:
+        return fail()
+
+
+@implementer(IProcessTransport)
+class FakeProcess:
+    """Records what the transcoder does to its child; the test decides when it exits."""
+
+    def __init__(self, reactor, proto, executable, args, env, childFDs, pid):
+        self.reactor = reactor
+        self.proto = proto
+        self.executable = executable
+        self.args = list(args)
+        self.env = env
+        self.childFDs = childFDs
+        self.pid = pid
+        self.written: list[bytes] = []
+        self.stdin_closed = False
+        self.signals: list[str] = []
+        self.producer = None
+
+    @property
+    def stdin(self) -> bytes:
+        return b"".join(self.written)
+
+    def write(self, data):
+        assert not self.stdin_closed, "write after closeStdin"
+        self.written.append(data)
+
+    def writeSequence(self, seq):
+        for data in seq:
+            self.write(data)
+
+    def registerProducer(self, producer, streaming):
+        assert streaming
+        self.producer = producer
+
+    def unregisterProducer(self):
+        self.producer = None
+
+    def closeStdin(self):
+        assert self.producer is None, "stdin would stay open with a producer registered"
+        self.stdin_closed = True
+
+    def closeStdout(self):
+        pass
+
+    def closeStderr(self):
+        pass
+
+    def closeChildFD(self, descriptor):
+        pass
+
+    def writeToChild(self, childFD, data):
+        pass
+
+    def loseConnection(self):
+        self.closeStdin()
+
+    def signalProcess(self, signalID):
+        if self.pid is None:
+            raise ProcessExitedAlready()
+        self.signals.append(signalID)
+
+    def getPeer(self):
+        return None
+
+    def getHost(self):
+        return None
+
+    def stderr(self, text: str) -> None:
+        self.proto.childDataReceived(2, text.encode())
+
+    def exit(self, code: int = 0, signal: int | None = None) -> None:
+        self.pid = None
+        if code == 0 and signal is None:
+            reason = ProcessDone(0)
+        else:
+            reason = ProcessTerminated(code if signal is None else None, signal)
+        self.proto.processEnded(Failure(reason))
+
+
+class FakeProcessReactor(Clock):
+    """IReactorProcess + IReactorTime: spawnProcess builds FakeProcesses, time is a Clock."""
+
+    def __init__(self):
+        super().__init__()
+        self.advance(START)
+        self.processes: list[FakeProcess] = []
+        self.spawn_error: Exception | None = None
+        self._next_pid = 1000
+
+    def spawnProcess(
+        self,
+        processProtocol,
+        executable,
+        args=(),
+        env=None,
+        path=None,
+        uid=None,
+        gid=None,
+        usePTY=False,
+        childFDs=None,
+    ):
+        if self.spawn_error is not None:
+            raise self.spawn_error
+        self._next_pid += 1
+        process = FakeProcess(
+            self, processProtocol, executable, args, env, childFDs, self._next_pid
+        )
+        self.processes.append(process)
+        processProtocol.makeConnection(process)
+        return process
+
+
+STREAM_START = flv_header() + METADATA + AVC_CONFIG + AAC_CONFIG
+
+
+class TranscoderTests(unittest.TestCase):
+    def setUp(self):
+        self.reactor = FakeProcessReactor()
+        self.output = Path(self.mktemp())
+        self.config = TranscodeConfig(FFMPEG, [dict(DEFAULT_VARIANT)], "libx264", 1)
+        self.transcoder = Transcoder(
+            self.reactor, lambda: self.config, self.output, blocking=inline
+        )
+        self.transcoder.startService()
+
+    def tearDown(self):
+        # Whatever a test left running must still be ended by stopService.
+        d = self.transcoder.stopService()
+        for process in self.reactor.processes:
+            if process.pid is not None:
+                process.exit(0)
+        self.assertTrue(d.called)
+
+    @property
+    def processes(self) -> list[FakeProcess]:
+        return self.reactor.processes
+
+    def go_live(self) -> FakeProcess:
+        self.transcoder.start()
+        self.transcoder.write(STREAM_START + keyframe(0) + aac_frame(0))
+        self.assertEqual(len(self.processes), 1)
+        return self.processes[0]
+
+    def test_provides_interface(self):
+        self.assertTrue(verifyObject(ITranscoder, self.transcoder))
+
+    def test_spawns_once_the_flv_header_is_known(self):
+        """start() prepares the output; ffmpeg is spawned when the FLV header arrives,
+        with a writable stdin, and reads everything from the header on."""
+        d = self.transcoder.start()
+        self.assertTrue(d.called)
+        self.assertTrue(self.output.is_dir())
+        self.assertEqual(self.processes, [])
+        self.transcoder.write(flv_header()[:5])
+        self.assertEqual(self.processes, [])
+        self.transcoder.write(flv_header()[5:] + METADATA)
+        [process] = self.processes
+        self.assertEqual(process.executable, FFMPEG)
+        self.assertEqual(process.args[0], FFMPEG)
+        self.assertIn("pipe:0", process.args)
+        self.assertEqual(process.childFDs, {0: "w", 1: "r", 2: "r"})
+        self.assertIsNone(process.env)
+        self.assertIsNotNone(process.producer)
+        self.assertEqual(process.stdin, flv_header() + METADATA)
+        self.assertEqual(self.transcoder.pid, process.pid)
+
+    def test_forwards_whole_tags(self):
+        """Bytes reach ffmpeg as whole tags, in order, whatever the chunking."""
+        process = self.go_live()
+        more = interframe(40) + aac_frame(40) + interframe(80)
+        self.transcoder.write(more[:30])
+        self.transcoder.write(more[30:])
+        self.assertEqual(process.stdin, STREAM_START + keyframe(0) + aac_frame(0) + more)
+
+    def test_segment_numbers_of_a_fresh_broadcast_start_at_now(self):
+        process = self.go_live()
+        self.assertEqual(process.args[process.args.index("-start_number") + 1], str(START))
+
+    def test_no_audio_flag_maps_no_audio(self):
+        self.transcoder.start()
+        self.transcoder.write(flv_header(audio=False))
+        self.assertNotIn("0:a:0", self.processes[0].args)
+
+    def test_restart_with_backoff(self):
+        """A crash while live respawns ffmpeg after 0.5 s, doubling to 10 s; a run that
+        lasted 30 s resets the delay."""
+        process = self.go_live()
+        expected = [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+        for delay in expected:
+            count = len(self.processes)
+            process.exit(1)
+            self.reactor.advance(delay - 0.01)
+            self.assertEqual(len(self.processes), count, delay)
+            self.reactor.advance(0.01)
+            self.assertEqual(len(self.processes), count + 1, delay)
+            process = self.processes[-1]
+        self.reactor.advance(30)
+        process.exit(1)
+        self.reactor.advance(0.5)
+        self.assertEqual(len(self.processes), len(expected) + 2)
+
+    def test_restart_replays_config_and_current_gop(self):
+        """A respawned ffmpeg reads the header, metadata and sequence headers, then the
+        tags since the last keyframe, then the live tags; the playlists continue."""
+        process = self.go_live()
+        gop = keyframe(2000) + aac_frame(2000) + interframe(2040)
+        self.transcoder.write(interframe(40) + aac_frame(40) + gop)
+        process.exit(1)
+        self.transcoder.write(aac_frame(2080))
+        self.reactor.advance(0.5)
+        restarted = self.processes[-1]
+        self.assertEqual(restarted.stdin, STREAM_START + gop + aac_frame(2080))
+        self.transcoder.write(interframe(2120))
+        self.assertTrue(restarted.stdin.endswith(interframe(2120)))
+        self.assertIn("append_list", restarted.args[restarted.args.index("-hls_flags") + 1])
+
+    def test_stop_closes_stdin_then_terms_then_kills(self):
+        """stop(): stdin closed, TERM after the grace period, KILL 5 s later; it fires only
+        when the process has ended, and nothing is respawned."""
+        process = self.go_live()
+        d = self.transcoder.stop()
+        self.assertTrue(process.stdin_closed)
+        self.assertIsNone(process.producer)
+        self.assertEqual(process.signals, [])
+        self.reactor.advance(2)
+        self.assertEqual(process.signals, ["TERM"])
+        self.reactor.advance(4.9)
+        self.assertEqual(process.signals, ["TERM"])
+        self.reactor.advance(0.1)
+        self.assertEqual(process.signals, ["TERM", "KILL"])
+        self.assertFalse(d.called)
+        process.exit(signal=9)
+        self.assertTrue(d.called)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertEqual(len(self.processes), 1)
+        self.assertIsNone(self.transcoder.pid)
+        self.assertFalse(self.transcoder.live)
+
+    def test_stop_when_ffmpeg_ends_on_eof(self):
+        """ffmpeg usually exits on EOF: no signal is sent then."""
+        process = self.go_live()
+        d = self.transcoder.stop()
+        process.exit(0)
+        self.assertTrue(d.called)
+        self.reactor.advance(60)
+        self.assertEqual(process.signals, [])
+        self.assertEqual(len(self.processes), 1)
+
+    def test_stop_service_leaves_nothing_behind(self):
+        process = self.go_live()
+        d = self.transcoder.stopService()
+        self.assertFalse(self.transcoder.running)
+        self.reactor.advance(2)
+        self.assertEqual(process.signals, ["TERM"])
+        process.exit(signal=15)
+        self.assertTrue(d.called)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertIsNone(self.transcoder.pid)
+
+    def test_stop_during_backoff(self):
+        process = self.go_live()
+        process.exit(1)
+        d = self.transcoder.stop()
+        self.assertTrue(d.called)
+        self.reactor.advance(60)
+        self.assertEqual(len(self.processes), 1)
+
+    def test_written_when_not_live_is_ignored(self):
+        self.transcoder.write(STREAM_START)
+        self.assertEqual(self.processes, [])
+        process = self.go_live()
+        self.transcoder.stop()
+        self.transcoder.write(interframe(40))
+        self.assertNotIn(interframe(40), process.stdin)
+
+    def test_start_while_stopped_service_does_nothing(self):
+        transcoder = Transcoder(self.reactor, lambda: self.config, self.output, blocking=inline)
+        transcoder.start()
+        transcoder.write(STREAM_START)
+        self.assertEqual(self.processes, [])
+
+    def test_new_broadcast_waits_for_the_old_ffmpeg(self):
+        """Two ffmpegs never write the same playlists: a quick reconnect spawns only once
+        the previous process has ended."""
+        first = self.go_live()
+        self.transcoder.stop()
+        self.transcoder.start()
+        self.transcoder.write(STREAM_START + keyframe(0))
+        self.assertEqual(len(self.processes), 1)
+        first.exit(0)
+        self.assertEqual(len(self.processes), 2)
+        self.assertEqual(self.processes[1].stdin, STREAM_START + keyframe(0))
+
+    def test_output_kept_on_quick_reconnect_cleared_after_idle(self):
+        """Within 30 s of the end, the playlists continue (ffmpeg appends from their media
+        sequence); after longer, the directory starts empty."""
+        process = self.go_live()
+        variant = self.output / "0"
+        variant.mkdir()
+        (variant / "stream.m3u8").write_text(
+            "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:41\n#EXTINF:2.0,\nstream-41.ts\n"
+        )
+        (variant / "stream-41.ts").write_bytes(b"ts")
+        (variant / "stream-40.ts").write_bytes(b"old")
+        (variant / "stream-42.ts.tmp").write_bytes(b"partial")
+        self.transcoder.stop()
+        process.exit(0)
+
+        self.reactor.advance(29)
+        process = self.go_live_again()
+        self.assertEqual(process.args[process.args.index("-start_number") + 1], "41")
+        self.assertEqual(sorted(os.listdir(variant)), ["stream-41.ts", "stream.m3u8"])
+        self.transcoder.stop()
+        process.exit(0)
+
+        self.reactor.advance(31)
+        process = self.go_live_again()
+        self.assertEqual(os.listdir(self.output), [])
+        self.assertEqual(
+            process.args[process.args.index("-start_number") + 1], str(int(self.reactor.seconds()))
+        )
+
+    def go_live_again(self) -> FakeProcess:
+        count = len(self.processes)
+        self.transcoder.start()
+        self.transcoder.write(STREAM_START + keyframe(0))
+        self.assertEqual(len(self.processes), count + 1)
+        return self.processes[-1]
+
+    def test_missing_audio_retries_without_audio(self):
+        """A header announcing audio that never comes: ffmpeg fails to map it, and the
+        next ffmpeg runs without audio."""
+        process = self.go_live()
+        self.assertIn("0:a:0", process.args)
+        process.stderr("[out#0/hls @ 0x1] [error] Stream map '' matches no streams.\n")
+        process.exit(234)
+        self.reactor.advance(0.5)
+        self.assertNotIn("0:a:0", self.processes[-1].args)
+
+    def test_stderr_goes_to_the_log(self):
+        """Lines become log events; errors are warnings; a flood is cut short."""
+        process = self.go_live()
+        with capturedLogs() as events:
+            process.stderr("[h264 @ 0x1] [warning] non-existing PPS\n[hls @ 0x2] [err")
+            process.stderr("or] Failed to open segment\n")
+            for i in range(40):
+                process.stderr(f"[warning] line {i}\n")
+            self.reactor.advance(10)
+            process.stderr("[warning] later\n")
+        texts = [(e["log_level"].name, e.get("line")) for e in events if "line" in e]
+        self.assertEqual(texts[0], ("info", "[h264 @ 0x1] [warning] non-existing PPS"))
+        self.assertEqual(texts[1], ("warn", "[hls @ 0x2] [error] Failed to open segment"))
+        self.assertEqual(len(texts), 31)
+        self.assertTrue(any(e.get("count") == 12 for e in events))
+
+    def test_backpressure_drops_until_a_keyframe(self):
+        """When ffmpeg's stdin stays full past max_backlog, tags are dropped until the
+        next keyframe after the pipe drains."""
+        transcoder = self.transcoder
+        transcoder._max_backlog = 100
+        process = self.go_live()
+        process.producer.pauseProducing()
+        transcoder.write(interframe(40) * 3)  # 3 x 40 bytes: over the backlog
+        sent = len(process.stdin)
+        transcoder.write(interframe(80))
+        self.assertEqual(len(process.stdin), sent)
+        process.producer.resumeProducing()
+        transcoder.write(aac_frame(120) + interframe(120))
+        self.assertEqual(len(process.stdin), sent)
+        transcoder.write(keyframe(160) + aac_frame(160))
+        self.assertTrue(process.stdin.endswith(keyframe(160) + aac_frame(160)))
+
+    def test_reload_applies_new_settings(self):
+        """reload() ends ffmpeg gracefully and spawns one with the current settings."""
+        process = self.go_live()
+        self.config = TranscodeConfig(FFMPEG, [dict(DEFAULT_VARIANT)] * 2, "libx264", 1)
+        self.transcoder.reload()
+        self.assertTrue(process.stdin_closed)
+        process.exit(0)
+        self.assertEqual(len(self.processes), 2)
+        self.assertEqual(self.processes[1].args.count("0:v:0"), 3)  # 2 variants + thumbnail
+
+    def test_spawn_failure_is_retried(self):
+        self.reactor.spawn_error = OSError("no such file")
+        self.transcoder.start()
+        self.transcoder.write(STREAM_START)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.reactor.spawn_error = None
+        self.reactor.advance(0.5)
+        self.assertEqual(len(self.processes), 1)
+
+    def test_no_ffmpeg_is_logged_and_retried(self):
+        self.config = TranscodeConfig(None, [dict(DEFAULT_VARIANT)], "libx264", 1)
+        self.transcoder.start()
+        self.transcoder.write(STREAM_START)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.processes, [])
+        self.config = TranscodeConfig(FFMPEG, [dict(DEFAULT_VARIANT)], "libx264", 1)
+        self.reactor.advance(0.5)
+        self.assertEqual(len(self.processes), 1)
+
+
+class PrepareOutputTests(unittest.TestCase):
+    def setUp(self):
+        self.output = Path(self.mktemp())
+
+    def test_creates_and_clears(self):
+        self.assertEqual(prepare_output(str(self.output), True, 7), 7)
+        (self.output / "0").mkdir()
+        (self.output / "0" / "stream-3.ts").write_bytes(b"x")
+        (self.output / "thumbnail.jpg").write_bytes(b"x")
+        self.assertEqual(prepare_output(str(self.output), True, 9), 9)
+        self.assertEqual(os.listdir(self.output), [])
+
+    def test_keeps_listed_segments_and_returns_the_lowest_sequence(self):
+        """Kept output: listed segments stay, partial and unlisted ones go; the start
+        number is the lowest media sequence, so append_list keeps every playlist's own."""
+        for index, listed in (("0", [5, 6]), ("1", [6])):
+            folder = self.output / index
+            folder.mkdir(parents=True)
+            lines = "".join(f"#EXTINF:1,\nstream-{n}.ts\n" for n in listed)
+            (folder / "stream.m3u8").write_text(
+                f"#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:{listed[0]}\n" + lines
+            )
+            for n in (4, 5, 6):
+                (folder / f"stream-{n}.ts").write_bytes(b"x")
+        (self.output / "1" / "stream-7.ts.tmp").write_bytes(b"x")
+        (self.output / "thumbnail.jpg").write_bytes(b"x")
+        self.assertEqual(prepare_output(str(self.output), False, 100), 5)
+        self.assertEqual(
+            sorted(os.listdir(self.output / "0")), ["stream-5.ts", "stream-6.ts", "stream.m3u8"]
+        )
+        self.assertEqual(sorted(os.listdir(self.output / "1")), ["stream-6.ts", "stream.m3u8"])
+        self.assertTrue((self.output / "thumbnail.jpg").exists())
+
+    def test_nothing_there_uses_the_fresh_number(self):
+        self.assertEqual(prepare_output(str(self.output), False, 100), 100)
+
+
+class ConfigFromContextTests(unittest.TestCase):
+    def test_reads_the_current_settings(self):
+        """Every spawn reads the settings again, so changes apply at the next (re)start."""
+        ctx = make_context(Path(self.mktemp()), overrides={"ffmpegPath": "/usr/bin/ffmpeg"})
+        current = config_from_context(ctx)
+        self.assertEqual(
+            current(),
+            TranscodeConfig("/usr/bin/ffmpeg", [DEFAULT_VARIANT], "libx264", 2),
+        )
+        ctx.settings.update({"latencyLevel": 4, "videoCodec": "h264_nvenc"})
+        self.assertEqual((current().latency_level, current().codec), (4, "h264_nvenc"))
