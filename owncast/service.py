@@ -62,6 +62,7 @@ class OwncastService(MultiService):
         self.logs = LogBuffer()
         self.store = SqliteStore(str(datadir / "owncast.db"), reactor=reactor)
         self.ctx: AppContext | None = None
+        self.chat: ChatServer | None = None
         self.ready: Deferred | None = None
         self._file_observer: FileLogObserver | None = None
 
@@ -134,7 +135,7 @@ class OwncastService(MultiService):
         transcoder.setServiceParent(self)
         ctx.transcoder = transcoder
 
-        chat = ChatServer(hub, viewers, reactor, lambda: settings["serverUrl"])
+        chat = self.chat = ChatServer(hub, viewers, reactor, lambda: settings["serverUrl"])
         chat.setServiceParent(self)
         port = settings["webServerPort"]
         websocket = WebSocketResource(ChatFactory(chat))
@@ -173,6 +174,7 @@ class OwncastService(MultiService):
         ctx = self.ctx
         if event == events.STREAM_STARTED:
             ctx.viewers.stream_started()
+            self.chat.count_viewers()  # people already in chat are watching now
         else:
             ctx.viewers.stream_stopped()
         d = Deferred.fromCoroutine(

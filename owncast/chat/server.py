@@ -91,11 +91,15 @@ class ChatServer(Service):
     def _sweep(self) -> None:
         try:
             self._send_all(self._ping)
-            for proto in self.peers:
-                if not proto.ignored:
-                    self.viewers.seen(self._viewer_key(proto))
+            self.count_viewers()
         except Exception:
             _log.failure("chat keepalive sweep failed")
+
+    def count_viewers(self) -> None:
+        """Every open chat socket not marked IGNORE_CLIENT is a viewer right now."""
+        for proto in self.peers:
+            if not proto.ignored:
+                self.viewers.seen(self._viewer_key(proto))
 
     # -- admission and registry --------------------------------------------------------
     def admit(self, ip: str, origin: str | None, host: str) -> str | None:
