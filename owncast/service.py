@@ -37,6 +37,7 @@ from owncast.rtmp.session import RtmpFactory
 from owncast.site import WEB_ROOT, build_site
 from owncast.stats.samplers import HardwareSampler, ViewerSampler
 from owncast.store.sqlite import SqliteStore
+from owncast.sync import SharedStateRefresher
 from owncast.transcode.process import Transcoder, config_from_context
 
 _log = Logger()
@@ -51,6 +52,7 @@ class OwncastService(MultiService):
         ffmpeg_option: str | None = None,
         webroot: Path = WEB_ROOT,
         log_publisher: Any = globalLogPublisher,
+        store: Any = None,
     ):
         super().__init__()
         self.reactor = reactor
@@ -60,7 +62,7 @@ class OwncastService(MultiService):
         self.webroot = webroot
         self.log_publisher = log_publisher
         self.logs = LogBuffer()
-        self.store = SqliteStore(str(datadir / "owncast.db"), reactor=reactor)
+        self.store = store or SqliteStore(str(datadir / "owncast.db"), reactor=reactor)
         self.ctx: AppContext | None = None
         self.chat: ChatServer | None = None
         self.ready: Deferred | None = None
@@ -164,6 +166,8 @@ class OwncastService(MultiService):
             ViewerSampler(self.store, reactor, viewers),
         ):
             sampler.setServiceParent(self)
+        if not isinstance(self.store, SqliteStore):
+            SharedStateRefresher(ctx).setServiceParent(self)
         _log.info("owncast ready; data in {datadir}", datadir=str(self.datadir.resolve()))
 
     def _prepare_datadir(self) -> None:

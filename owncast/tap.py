@@ -17,6 +17,7 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {
     "rtmpport": (None, int),
     "streamkey": (None, str),
     "ffmpeg": (None, str),
+    "redis": (None, str),
 }
 
 
@@ -34,6 +35,9 @@ class Options(usage.Options):
         ["rtmpport", None, None, "RTMP port publishers stream to. [1935]", _port],
         ["streamkey", None, None, "Stream key (and admin password) for this run."],
         ["ffmpeg", None, None, "Path of the ffmpeg binary to run."],
+        ["redis", None, None,
+         "redis://HOST:PORT/DB: keep settings, tokens, webhooks and chat in Redis, shared "
+         "by several nodes, instead of SQLite in the data dir."],
         ["config", None, None, "An INI file with an [owncast] section of these options."],
     ]
 
@@ -58,6 +62,8 @@ class Options(usage.Options):
         for key, (default, _) in _OPTIONS.items():
             if self[key] is None:
                 self[key] = default
+        if self["redis"]:
+            redis_address(self["redis"])  # fail now, not at startup
 
 
 def makeService(options: Options, reactor: Any = None) -> OwncastService:
@@ -70,9 +76,30 @@ def makeService(options: Options, reactor: Any = None) -> OwncastService:
         overrides["rtmpServerPort"] = options["rtmpport"]
     if options["streamkey"]:
         overrides["streamKey"] = options["streamkey"]
+    store = None
+    if options["redis"]:
+        from owncast.store.redis import RedisStore
+
+        store = RedisStore(reactor, **redis_address(options["redis"]))
     return OwncastService(
         reactor=reactor,
         datadir=Path(options["datadir"]),
         overrides=overrides,
         ffmpeg_option=options["ffmpeg"],
+        store=store,
     )
+
+
+def redis_address(url: str) -> dict:
+    """``redis://[:password@]host[:port][/db]`` as RedisStore arguments."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url if "://" in url else "redis://" + url)
+    if parts.scheme != "redis" or not parts.hostname:
+        raise usage.UsageError(f"--redis must look like redis://host:port/db, not {url!r}")
+    try:
+        port = parts.port or 6379
+        db = int(parts.path.strip("/") or 0)
+    except ValueError as e:
+        raise usage.UsageError(f"--redis {url!r}: {e}") from e
+    return {"host": parts.hostname, "port": port, "dbid": db, "password": parts.password}

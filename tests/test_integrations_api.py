@@ -151,3 +151,18 @@ class IntegrationsTests(unittest.TestCase):
         self.assertEqual(self.client.get("/api/chat")[1], [])
         backlog = self.call("GET", "/api/integrations/chat", token=token)[1]
         self.assertEqual([(m["id"], m["visible"]) for m in backlog], [(message_id, False)])
+
+    def test_token_created_by_another_node_works_at_once(self):
+        record = {"token": "made-elsewhere-0123456789", "name": "other node",
+                  "scopes": ["HAS_ADMIN_ACCESS"], "timestamp": self.ctx.now(), "lastUsed": None}
+        result_of(self.ctx.store.add_token(record))
+        code, _, _ = self.call("GET", "/api/integrations/chat", token=record["token"])
+        self.assertEqual(code, 200)
+        # Unknown tokens reload the list at most once per interval.
+        result_of(self.ctx.store.add_token(dict(record, token="second-0123456789abc")))
+        code, _, _ = self.call("GET", "/api/integrations/chat", token="second-0123456789abc")
+        self.assertEqual(code, 401)
+        self.ctx.reactor.advance(3)
+        self.ctx.throttle.succeeded("127.0.0.1")
+        code, _, _ = self.call("GET", "/api/integrations/chat", token="second-0123456789abc")
+        self.assertEqual(code, 200)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from twisted.internet.defer import maybeDeferred
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
@@ -15,76 +16,78 @@ from tests.helpers import make_store, result_of
 
 
 class StoreContract:
-    """Behaviour any IStore must show. ``make`` returns a started, empty store."""
+    """Behaviour any IStore must show. ``make`` returns a started, empty store, or a
+    Deferred or coroutine of one; the tests await every call, so a store whose Deferreds
+    fire later (over a network) runs them as well as one whose Deferreds have fired."""
 
     def make(self):
         raise NotImplementedError
 
-    def setUp(self):
-        self.store = self.make()
+    async def setUp(self):
+        self.store = await maybeDeferred(self.make)
 
     def test_provides_interface(self):
         self.assertTrue(verifyObject(IStore, self.store))
 
-    def test_settings_roundtrip_json_values(self):
+    async def test_settings_roundtrip_json_values(self):
         values = {"name": "x", "tags": ["a"], "s3": {"enabled": False}, "nsfw": True,
                   "port": 8080, "none": None}
-        result_of(self.store.set_settings(values))
-        result_of(self.store.set_settings({"name": "y"}))
-        self.assertEqual(result_of(self.store.get_settings()), {**values, "name": "y"})
+        await self.store.set_settings(values)
+        await self.store.set_settings({"name": "y"})
+        self.assertEqual(await self.store.get_settings(), {**values, "name": "y"})
 
-    def test_tokens(self):
+    async def test_tokens(self):
         record = {"token": "t1", "name": "bot", "scopes": ["HAS_ADMIN_ACCESS"],
                   "timestamp": 10.0, "lastUsed": None}
-        result_of(self.store.add_token(record))
-        result_of(self.store.add_token(dict(record, token="t2", timestamp=11.0)))
-        result_of(self.store.touch_token("t1", 20.0))
-        tokens = result_of(self.store.list_tokens())
+        await self.store.add_token(record)
+        await self.store.add_token(dict(record, token="t2", timestamp=11.0))
+        await self.store.touch_token("t1", 20.0)
+        tokens = await self.store.list_tokens()
         self.assertEqual([t["token"] for t in tokens], ["t1", "t2"])
         self.assertEqual(tokens[0]["lastUsed"], 20.0)
         self.assertEqual(tokens[0]["scopes"], ["HAS_ADMIN_ACCESS"])
-        self.assertTrue(result_of(self.store.delete_token("t1")))
-        self.assertFalse(result_of(self.store.delete_token("t1")))
-        self.assertEqual([t["token"] for t in result_of(self.store.list_tokens())], ["t2"])
+        self.assertTrue(await self.store.delete_token("t1"))
+        self.assertFalse(await self.store.delete_token("t1"))
+        self.assertEqual([t["token"] for t in await self.store.list_tokens()], ["t2"])
 
-    def test_webhooks(self):
-        first = result_of(self.store.add_webhook("https://a.example", ["CHAT"], 1.0))
-        second = result_of(self.store.add_webhook("https://b.example", ["STREAM_STARTED"], 2.0))
+    async def test_webhooks(self):
+        first = await self.store.add_webhook("https://a.example", ["CHAT"], 1.0)
+        second = await self.store.add_webhook("https://b.example", ["STREAM_STARTED"], 2.0)
         self.assertNotEqual(first["id"], second["id"])
         self.assertIsInstance(first["id"], str)
-        result_of(self.store.touch_webhook(first["id"], 5.0))
-        hooks = result_of(self.store.list_webhooks())
+        await self.store.touch_webhook(first["id"], 5.0)
+        hooks = await self.store.list_webhooks()
         self.assertEqual([h["url"] for h in hooks], ["https://a.example", "https://b.example"])
         self.assertEqual(hooks[0]["lastUsed"], 5.0)
-        self.assertTrue(result_of(self.store.delete_webhook(first["id"])))
-        self.assertFalse(result_of(self.store.delete_webhook(first["id"])))
+        self.assertTrue(await self.store.delete_webhook(first["id"]))
+        self.assertFalse(await self.store.delete_webhook(first["id"]))
         # A deleted id is never handed out again.
-        third = result_of(self.store.add_webhook("https://c.example", ["CHAT"], 3.0))
+        third = await self.store.add_webhook("https://c.example", ["CHAT"], 3.0)
         self.assertNotIn(third["id"], (first["id"], second["id"]))
 
-    def test_messages(self):
+    async def test_messages(self):
         for i in range(5):
-            result_of(self.store.add_message(
+            await self.store.add_message(
                 {"id": f"m{i}", "type": "CHAT", "author": "a", "body": str(i), "visible": True,
-                 "timestamp": 100.0 + i, "rawBody": str(i)}))
-        changed = result_of(self.store.set_visibility(["m1", "m1", "nope"], False))
+                 "timestamp": 100.0 + i, "rawBody": str(i)})
+        changed = await self.store.set_visibility(["m1", "m1", "nope"], False)
         self.assertEqual([(m["id"], m["visible"]) for m in changed], [("m1", False)])
-        everything = result_of(self.store.list_messages(None, False, None))
+        everything = await self.store.list_messages(None, False, None)
         self.assertEqual([m["id"] for m in everything], ["m0", "m1", "m2", "m3", "m4"])
         self.assertEqual(everything[0]["rawBody"], "0")
-        recent = result_of(self.store.list_messages(101.5, True, 2))
+        recent = await self.store.list_messages(101.5, True, 2)
         self.assertEqual([m["id"] for m in recent], ["m3", "m4"])
-        visible = result_of(self.store.list_messages(None, True, None))
+        visible = await self.store.list_messages(None, True, None)
         self.assertNotIn("m1", [m["id"] for m in visible])
 
-    def test_samples(self):
+    async def test_samples(self):
         for t, v in ((1.0, 10), (2.0, 20), (3.0, 30)):
-            result_of(self.store.add_sample("cpu", t, v))
-        result_of(self.store.add_sample("memory", 2.0, 50))
-        self.assertEqual(result_of(self.store.list_samples("cpu", 1.5)), [(2.0, 20), (3.0, 30)])
-        result_of(self.store.prune_samples(2.5))
-        self.assertEqual(result_of(self.store.list_samples("cpu", 0)), [(3.0, 30)])
-        self.assertEqual(result_of(self.store.list_samples("memory", 0)), [])
+            await self.store.add_sample("cpu", t, v)
+        await self.store.add_sample("memory", 2.0, 50)
+        self.assertEqual(await self.store.list_samples("cpu", 1.5), [(2.0, 20), (3.0, 30)])
+        await self.store.prune_samples(2.5)
+        self.assertEqual(await self.store.list_samples("cpu", 0), [(3.0, 30)])
+        self.assertEqual(await self.store.list_samples("memory", 0), [])
 
 
 class SqliteStoreTests(StoreContract, unittest.TestCase):

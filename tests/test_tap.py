@@ -67,6 +67,19 @@ class OptionsTests(unittest.TestCase):
         self.assertRaises(usage.UsageError, self.parse, "--config", str(path))
         self.assertRaises(usage.UsageError, self.parse, "--config", str(path) + ".missing")
 
+    def test_redis_option(self):
+        from owncast.store.redis import RedisStore
+        from owncast.tap import redis_address
+
+        self.assertEqual(redis_address("redis://:pw@cache:6380/2"),
+                         {"host": "cache", "port": 6380, "dbid": 2, "password": "pw"})
+        self.assertEqual(redis_address("127.0.0.1")["port"], 6379)
+        self.assertRaises(usage.UsageError, self.parse, "--redis", "http://x")
+        self.assertRaises(usage.UsageError, self.parse, "--redis", "redis://h/notanumber")
+        options = self.parse("--redis", "redis://127.0.0.1:6379/0")
+        service = makeService(options, reactor=MemoryReactorClock())
+        self.assertIsInstance(service.store, RedisStore)
+
     def test_make_service_does_no_io(self):
         datadir = Path(self.mktemp())
         options = self.parse("--datadir", str(datadir), "--webserverport", "9999",

@@ -134,7 +134,7 @@ def check_admin(ctx: Any, request: Any) -> None:
     raise ApiError("authentication required", 401)
 
 
-def check_token(ctx: Any, request: Any, scope: str) -> dict:
+async def check_token(ctx: Any, request: Any, scope: str) -> dict:
     """Bearer token with ``scope``: 401 for a missing or unknown token, 403 without the scope."""
     address = _client_address(request)
     try:
@@ -144,7 +144,12 @@ def check_token(ctx: Any, request: Any, scope: str) -> dict:
         raise
     header = (request.getHeader(b"authorization") or b"").decode("latin-1").strip()
     scheme, _, token = header.partition(" ")
-    record = ctx.tokens.lookup(token.strip()) if scheme.lower() == "bearer" else None
+    bearer = scheme.lower() == "bearer" and token.strip()
+    record = ctx.tokens.lookup(bearer) if bearer else None
+    if record is None and bearer and ctx.tokens.may_refresh(ctx.now()):
+        # Another node sharing our store may have just created it.
+        await ctx.tokens.refresh(ctx.now())
+        record = ctx.tokens.lookup(bearer)
     if record is None:
         ctx.throttle.failed(address)
         request.setHeader(b"www-authenticate", b'Bearer realm="Owncast"')
@@ -172,9 +177,10 @@ def token(scope: str):
 
     def decorate(fn):
         @functools.wraps(fn)
-        def wrapper(self, request, *args, **kwargs):
-            check_token(self.ctx, request, scope)
-            return fn(self, request, *args, **kwargs)
+        async def wrapper(self, request, *args, **kwargs):
+            await check_token(self.ctx, request, scope)
+            result = fn(self, request, *args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
 
         return wrapper
 

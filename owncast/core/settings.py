@@ -287,5 +287,11 @@ class Settings:
             self._overrides.pop(key, None)
             self._values[key] = copy.deepcopy(value)
 
+    def reload(self, stored: dict) -> None:
+        """Replace the stored layer (another node changed it); overrides stay."""
+        values = copy.deepcopy(DEFAULTS)
+        values.update(stored)
+        self._values = values
+
     def stored_copy(self) -> dict:
         return copy.deepcopy(self._values)

@@ -23,6 +23,8 @@ SCOPES = (CAN_SEND_MESSAGES, CAN_SEND_SYSTEM_MESSAGES, HAS_ADMIN_ACCESS)
 
 #: Write ``lastUsed`` to storage at most this often per token (seconds).
 TOUCH_INTERVAL = 60.0
+#: Seconds between reloads of the token list prompted by unknown tokens.
+REFRESH_INTERVAL = 2.0
 
 
 def _digest(token: str) -> bytes:
@@ -54,9 +56,21 @@ class TokenRegistry:
         self._store = store
         self._by_digest: dict[bytes, dict] = {}
         self._touched: dict[bytes, float] = {}
+        self._refreshed = float("-inf")
 
     def load(self, records: list[dict]) -> None:
         self._by_digest = {_digest(r["token"]): dict(r) for r in records}
+
+    async def refresh(self, now: float) -> None:
+        """Reload from the store: tokens created or deleted by another node take effect."""
+        self.load(await self._store.list_tokens())
+
+    def may_refresh(self, now: float) -> bool:
+        """Claim a reload for an unknown token: at most one per ``REFRESH_INTERVAL``."""
+        if now - self._refreshed < REFRESH_INTERVAL:
+            return False
+        self._refreshed = now
+        return True
 
     async def create(self, name: str, scopes: list[str], now: float) -> dict:
         record = {

@@ -1,0 +1,224 @@
+"""RedisStore against a real Redis: the IStore contract, plus what only a shared,
+networked store has to get right (several nodes, ids across restarts, key prefixes).
+
+Redis is found at ``OWNCAST_TEST_REDIS`` (``host:port``, default ``127.0.0.1:6379``).
+These tests do not skip when it is unreachable: ``start`` fails and every test errors.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import txredisapi
+from twisted.trial import unittest
+from zope.interface.verify import verifyObject
+
+from owncast.interfaces import IStore
+from owncast.store.redis import DuplicateRecordError, RedisStore, RedisUnavailableError
+from tests.test_store import StoreContract
+
+HOST, _, PORT = os.environ.get("OWNCAST_TEST_REDIS", "127.0.0.1:6379").rpartition(":")
+
+
+def _reactor():
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def _message(i: int, timestamp: float | None = None, visible: bool = True) -> dict:
+    return {"id": f"m{i}", "type": "CHAT", "author": "a", "body": str(i), "visible": visible,
+            "timestamp": 100.0 + i if timestamp is None else timestamp}
+
+
+class RedisCase(unittest.TestCase):
+    """Each test gets its own key prefix; cleanup deletes every key under it."""
+
+    def setUp(self):
+        self.prefix = f"owncast-test:{uuid.uuid4().hex}:"
+        self.addCleanup(self._delete_keys, self.prefix)
+
+    async def new_store(self, prefix: str | None = None) -> RedisStore:
+        """A started store on the test prefix (or ``prefix``), stopped in cleanup."""
+        store = RedisStore(_reactor(), host=HOST, port=int(PORT),
+                           key_prefix=self.prefix if prefix is None else prefix,
+                           connect_timeout=5.0)
+        await store.start()
+        self.addCleanup(store.stop)
+        return store
+
+    async def raw_keys(self, prefix: str) -> list[str]:
+        redis = await txredisapi.Connection(HOST, int(PORT), reconnect=False)
+        try:
+            return sorted(await redis.keys(prefix + "*"))
+        finally:
+            await redis.disconnect()
+
+    async def _delete_keys(self, prefix: str) -> None:
+        redis = await txredisapi.Connection(HOST, int(PORT), reconnect=False)
+        try:
+            keys = await redis.keys(prefix + "*")
+            if keys:
+                await redis.delete(keys)
+        finally:
+            await redis.disconnect()
+
+
+class RedisStoreTests(StoreContract, RedisCase):
+    async def setUp(self):
+        RedisCase.setUp(self)
+        await StoreContract.setUp(self)
+
+    def make(self):
+        return self.new_store()
+
+
+class RedisOnlyTests(RedisCase):
+    async def test_webhook_ids_are_not_reused_after_delete_or_restart(self):
+        """Deleting the newest webhook, or restarting, never hands its id out again."""
+        store = await self.new_store()
+        first = await store.add_webhook("https://a.example", ["CHAT"], 1.0)
+        second = await store.add_webhook("https://b.example", ["CHAT"], 2.0)
+        self.assertTrue(await store.delete_webhook(second["id"]))
+        third = await store.add_webhook("https://c.example", ["CHAT"], 3.0)
+        self.assertEqual([first["id"], second["id"], third["id"]], ["1", "2", "3"])
+        await store.stop()
+        again = await self.new_store()
+        fourth = await again.add_webhook("https://d.example", ["CHAT"], 4.0)
+        self.assertEqual(fourth["id"], "4")
+        self.assertEqual([h["id"] for h in await again.list_webhooks()], ["1", "3", "4"])
+
+    async def test_two_nodes_on_one_prefix_share_state(self):
+        """A write through one RedisStore is read through another on the same prefix."""
+        one = await self.new_store()
+        two = await self.new_store()
+        await one.set_settings({"name": "shared"})
+        await one.add_token({"token": "t", "name": "bot", "scopes": [], "timestamp": 1.0})
+        hook = await one.add_webhook("https://a.example", ["CHAT"], 1.0)
+        await one.add_message(_message(0))
+        await one.add_sample("viewers", 5.0, 3)
+
+        self.assertEqual(await two.get_settings(), {"name": "shared"})
+        await two.touch_token("t", 9.0)
+        self.assertEqual(await one.list_tokens(), [
+            {"token": "t", "name": "bot", "scopes": [], "timestamp": 1.0, "lastUsed": 9.0}])
+        await two.touch_webhook(hook["id"], 8.0)
+        self.assertEqual((await one.list_webhooks())[0]["lastUsed"], 8.0)
+        other = await two.add_webhook("https://b.example", ["CHAT"], 2.0)
+        self.assertNotEqual(other["id"], hook["id"])
+        await two.add_message(_message(1))
+        await two.set_visibility(["m0"], False)
+        self.assertEqual([(m["id"], m["visible"]) for m in await one.list_messages()],
+                         [("m0", False), ("m1", True)])
+        self.assertEqual(await two.list_samples("viewers", 0), [(5.0, 3.0)])
+        await two.prune_samples(10.0)
+        self.assertEqual(await one.list_samples("viewers", 0), [])
+
+    async def test_limit_returns_the_newest_in_oldest_first_order(self):
+        """``limit`` keeps the newest N that match, listed oldest first."""
+        store = await self.new_store()
+        for i in range(250):
+            await store.add_message(_message(i, visible=i % 3 != 0))
+        newest = await store.list_messages(None, False, 4)
+        self.assertEqual([m["id"] for m in newest], ["m246", "m247", "m248", "m249"])
+        visible = await store.list_messages(None, True, 4)
+        self.assertEqual([m["id"] for m in visible], ["m244", "m245", "m247", "m248"])
+        # Hidden messages far back: the search pages past the first hundred.
+        await store.set_visibility([f"m{i}" for i in range(100, 250)], False)
+        early = await store.list_messages(None, True, 3)
+        self.assertEqual([m["id"] for m in early], ["m95", "m97", "m98"])
+        self.assertEqual(await store.list_messages(None, False, 0), [])
+        self.assertEqual(len(await store.list_messages(None, False, None)), 250)
+
+    async def test_order_is_insertion_and_since_is_by_timestamp(self):
+        """Messages list in the order added; ``since`` filters on their timestamps."""
+        store = await self.new_store()
+        for i, timestamp in enumerate((50.0, 10.0, 30.0, 40.0)):
+            await store.add_message(_message(i, timestamp=timestamp))
+        self.assertEqual([m["id"] for m in await store.list_messages()], ["m0", "m1", "m2", "m3"])
+        self.assertEqual([m["id"] for m in await store.list_messages(20.0)], ["m0", "m2", "m3"])
+        self.assertEqual([m["id"] for m in await store.list_messages(20.0, False, 2)],
+                         ["m2", "m3"])
+        self.assertEqual(await store.list_messages(50.0), [])
+
+    async def test_values_round_trip_exactly(self):
+        """Floats keep every digit; empty lists stay lists; unicode survives."""
+        store = await self.new_store()
+        when = 1_700_000_000.123456
+        await store.add_token({"token": "t", "name": "ü", "scopes": [], "timestamp": when,
+                               "lastUsed": when + 0.000001})
+        [token] = await store.list_tokens()
+        self.assertEqual(token, {"token": "t", "name": "ü", "scopes": [], "timestamp": when,
+                                 "lastUsed": when + 0.000001})
+        await store.add_message(dict(_message(0, timestamp=when), body="héllo 🎉", extra=[]))
+        [message] = await store.list_messages(when - 0.000001)
+        self.assertEqual((message["timestamp"], message["body"], message["extra"]),
+                         (when, "héllo 🎉", []))
+        await store.add_sample("cpu", when, 0.1 + 0.2)
+        await store.add_sample("cpu", when, 0.1 + 0.2)
+        self.assertEqual(await store.list_samples("cpu", 0), [(when, 0.1 + 0.2)] * 2)
+
+    async def test_duplicates_are_refused(self):
+        """A token or message id already stored is an error, and the first one stays."""
+        store = await self.new_store()
+        record = {"token": "t", "name": "first", "scopes": [], "timestamp": 1.0}
+        await store.add_token(record)
+        with self.assertRaises(DuplicateRecordError):
+            await store.add_token(dict(record, name="second"))
+        self.assertEqual([t["name"] for t in await store.list_tokens()], ["first"])
+        await store.add_message(_message(0))
+        with self.assertRaises(DuplicateRecordError):
+            await store.add_message(dict(_message(0), body="other"))
+        self.assertEqual([m["body"] for m in await store.list_messages()], ["0"])
+
+    async def test_touching_a_deleted_record_does_not_revive_it(self):
+        """touch_* after delete_* leaves nothing behind."""
+        store = await self.new_store()
+        await store.add_token({"token": "t", "name": "n", "scopes": [], "timestamp": 1.0})
+        hook = await store.add_webhook("https://a.example", [], 1.0)
+        await store.delete_token("t")
+        await store.delete_webhook(hook["id"])
+        await store.touch_token("t", 2.0)
+        await store.touch_webhook(hook["id"], 2.0)
+        self.assertEqual(await store.list_tokens(), [])
+        self.assertEqual(await store.list_webhooks(), [])
+        self.assertEqual(await self.raw_keys(self.prefix), [self.prefix + "webhooks:next"])
+
+    async def test_prefixes_keep_deployments_apart(self):
+        """Stores on different prefixes share nothing, and write only under their prefix."""
+        other_prefix = f"owncast-test:{uuid.uuid4().hex}:"
+        self.addCleanup(self._delete_keys, other_prefix)
+        mine = await self.new_store()
+        theirs = await self.new_store(other_prefix)
+        await mine.set_settings({"a": 1})
+        await mine.add_webhook("https://a.example", [], 1.0)
+        await mine.add_sample("cpu", 1.0, 1.0)
+        self.assertEqual(await theirs.get_settings(), {})
+        self.assertEqual(await theirs.list_webhooks(), [])
+        self.assertEqual(await theirs.list_samples("cpu", 0), [])
+        self.assertEqual((await theirs.add_webhook("https://b.example", [], 1.0))["id"], "1")
+        keys = await self.raw_keys(self.prefix)
+        self.assertIn(self.prefix + "settings", keys)
+        self.assertTrue(all(k.startswith(self.prefix) for k in keys))
+
+    async def test_provides_interface_before_start(self):
+        """The class itself provides IStore, not only a started instance."""
+        self.assertTrue(verifyObject(IStore, RedisStore(_reactor(), key_prefix=self.prefix)))
+
+    async def test_unreachable_redis_fails_start(self):
+        """start() fails with RedisUnavailableError instead of waiting forever."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        store = RedisStore(_reactor(), host="127.0.0.1", port=port, connect_timeout=0.5)
+        with self.assertRaises(RedisUnavailableError):
+            await store.start()
+        await store.stop()
+
+    async def test_calls_before_start_fail(self):
+        """A store that was never started says so instead of hanging."""
+        store = RedisStore(_reactor(), key_prefix=self.prefix)
+        with self.assertRaises(RuntimeError):
+            await store.get_settings()
