@@ -34,9 +34,9 @@ class SharedRedisTests(unittest.TestCase):
         await self.asyncCleanupKeys(db)
         url = f"redis://{REDIS}/{db}"
         key = "shared-key-" + secrets.token_hex(4)
-        first = await start_daemon(self, Path(self.mktemp()),
+        first = await start_daemon(self, Path(self.mktemp()).resolve(),
                                    args=["--redis", url, "--streamkey", key])
-        second = await start_daemon(self, Path(self.mktemp()),
+        second = await start_daemon(self, Path(self.mktemp()).resolve(),
                                     args=["--redis", url, "--streamkey", key])
         auth = ("admin", key)
         response = await first.post("/api/admin/config/name", {"value": "Shared"}, auth=auth)
