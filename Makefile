@@ -9,8 +9,16 @@ RUN_ARGS ?=
 .PHONY: install run test lint bench clean
 
 VENDOR := web/vendor/hls.min.js
+# The browser tests drive Debian's Chromium through Playwright; no browser is downloaded.
+CHROMIUM := /usr/bin/chromium
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
+APT_INSTALL := $(APT_GET) install -y --no-install-recommends
 
 install: $(STAMP) $(VENDOR)
+
+# Only when it is missing (we are root in CI); `apt-get update` first if the lists are stale.
+$(CHROMIUM):
+	$(APT_INSTALL) chromium || ($(APT_GET) update && $(APT_INSTALL) chromium)
 
 # Front-end libraries come from the npm registry at install time, never from a CDN.
 $(VENDOR): package.json package-lock.json
@@ -29,7 +37,7 @@ $(STAMP): setup.cfg pyproject.toml
 run: install
 	$(BIN)/twistd --nodaemon --pidfile= owncast --datadir $(DATADIR) $(RUN_ARGS)
 
-test: install
+test: install $(CHROMIUM)
 	$(BIN)/ruff check owncast tests twisted bench
 	$(BIN)/trial --jobs=2 tests
 

@@ -479,3 +479,12 @@ class WebhookIdTests(unittest.TestCase):
         code, _, response = client.request("DELETE", "/api/admin/webhooks/create", auth=ADMIN)
         self.assertEqual(code, 405)
         self.assertIn("POST", response.headers.getRawHeaders("allow")[0])
+
+
+class ThrottleCountsGuessesOnlyTests(unittest.TestCase):
+    def test_requests_without_credentials_are_not_failures(self):
+        ctx = make_context(Path(self.mktemp()))
+        client = Client(ctx)
+        for _ in range(10):
+            self.assertEqual(client.get("/api/admin/status")[0], 401)
+        self.assertEqual(client.get("/api/admin/status", auth=ADMIN)[0], 200)

@@ -129,7 +129,9 @@ def check_admin(ctx: Any, request: Any) -> None:
     if good_user and good_password and key:
         ctx.throttle.succeeded(address)
         return
-    ctx.throttle.failed(address)
+    if request.getHeader(b"authorization") is not None:
+        # Only a wrong guess counts; the browser's first, credential-less request doesn't.
+        ctx.throttle.failed(address)
     request.setHeader(b"www-authenticate", b'Basic realm="Owncast", charset="UTF-8"')
     raise ApiError("authentication required", 401)
 
@@ -151,7 +153,8 @@ async def check_token(ctx: Any, request: Any, scope: str) -> dict:
         await ctx.tokens.refresh(ctx.now())
         record = ctx.tokens.lookup(bearer)
     if record is None:
-        ctx.throttle.failed(address)
+        if bearer:
+            ctx.throttle.failed(address)
         request.setHeader(b"www-authenticate", b'Bearer realm="Owncast"')
         raise ApiError("a valid access token is required", 401)
     ctx.throttle.succeeded(address)

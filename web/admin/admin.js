@@ -76,11 +76,13 @@
       const t0 = new Date(points[0].time).getTime();
       const t1 = Math.max(t0 + 1, new Date(points[points.length - 1].time).getTime());
       const line = document.createElementNS(ns, "polyline");
-      line.setAttribute("points", points.map((p) => {
-        const x = pad + (new Date(p.time).getTime() - t0) / (t1 - t0) * (width - 2 * pad);
-        const y = height - pad - p.value / max * (height - 2 * pad);
-        return x.toFixed(1) + "," + y.toFixed(1);
-      }).join(" "));
+      const coords = points.map((p) => [
+        pad + (new Date(p.time).getTime() - t0) / (t1 - t0) * (width - 2 * pad),
+        height - pad - p.value / max * (height - 2 * pad)]);
+      // A single sample (a fresh server) draws as a flat line rather than nothing.
+      if (coords.length === 1) coords.push([width - pad, coords[0][1]]);
+      line.setAttribute("points", coords.map(([x, y]) => x.toFixed(1) + "," + y.toFixed(1))
+        .join(" "));
       svg.append(line);
     }
     const label = document.createElementNS(ns, "text");
