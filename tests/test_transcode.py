@@ -72,11 +72,15 @@ class ArgvTests(unittest.TestCase):
             "program_date_time",
             "independent_segments",
             "delete_segments",
-            "append_list",
             "temp_file",
         ):
             self.assertIn(flag, flags)
         self.assertEqual(tuple(flags), HLS_FLAGS)
+        # A fresh broadcast does not append (ffmpeg would tag its first segment as a
+        # discontinuity); a restart or reconnect does.
+        self.assertNotIn("append_list", flags)
+        appended = build_argv("ffmpeg", [{}], "libx264", 2, "/out", append=True)
+        self.assertIn("append_list", value(appended, "-hls_flags").split("+"))
 
     def test_each_latency_level(self):
         """Segment length and playlist size come from LATENCY_LEVELS, and so does the GOP."""

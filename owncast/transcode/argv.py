@@ -39,7 +39,6 @@ HLS_FLAGS = (
     "program_date_time",
     "independent_segments",
     "delete_segments",  # segments that leave the playlist are removed
-    "append_list",  # a restarted ffmpeg continues the playlists, after a discontinuity
     "temp_file",  # segments appear under their name only once complete
 )
 VAAPI_DEVICE = "/dev/dri/renderD128"
@@ -104,10 +103,13 @@ def build_argv(
     *,
     audio: bool = True,
     thumbnail: bool = True,
+    append: bool = False,
 ) -> list[str]:
     """The argv (``argv[0]`` is ``ffmpeg``) that transcodes FLV on stdin into HLS.
 
     ``variants`` are ``StreamQuality`` dicts (missing fields take the defaults);
+    ``append`` continues playlists already there (a restart or reconnect), after a
+    discontinuity; a fresh broadcast must not append, or ffmpeg tags its first segment;
     ``audio=False`` when the broadcast has no audio track; ``start_number`` numbers the
     first segment when no playlist is there to append to. Raises ``ValueError`` for an
     unknown codec or latency level, or no variants.
@@ -143,7 +145,7 @@ def build_argv(
         "-f", "hls",
         "-hls_time", str(seconds),
         "-hls_list_size", str(list_size),
-        "-hls_flags", "+".join(HLS_FLAGS),
+        "-hls_flags", "+".join(HLS_FLAGS + (("append_list",) if append else ())),
         "-hls_segment_type", "mpegts",
         "-start_number", str(start_number),
         "-hls_segment_filename", os.path.join(output_dir, "%v", SEGMENT_TEMPLATE),

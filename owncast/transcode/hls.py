@@ -26,6 +26,8 @@ from twisted.web.resource import NoResource, Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.static import File
 
+from owncast.transcode.output import DISCONTINUITIES, discontinuity_sequence
+
 _log = Logger()
 
 _NAME = re.compile(
@@ -41,12 +43,19 @@ _MAX_PLAYLIST = 1024 * 1024
 
 
 def read_playlist(path: str) -> bytes | None:
-    """Blocking: the playlist's bytes, or None when it is not there (yet)."""
+    """Blocking: the playlist's bytes, or None when it is not there (yet). A variant
+    playlist gets the discontinuity sequence its appended runs need."""
     try:
         with open(path, "rb") as f:
-            return f.read(_MAX_PLAYLIST)
+            body = f.read(_MAX_PLAYLIST)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
+    try:
+        with open(os.path.join(os.path.dirname(path), DISCONTINUITIES), "rb") as f:
+            joins = f.read(64 * 1024)
+    except OSError:
+        return body
+    return discontinuity_sequence(body, joins)
 
 
 class HlsResource(Resource):

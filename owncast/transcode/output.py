@@ -13,6 +13,8 @@ import shutil
 
 from owncast.transcode.argv import VARIANT_PLAYLIST
 
+#: Per variant directory: the segment numbers where a restarted ffmpeg appended.
+DISCONTINUITIES = "discontinuities"
 _SEGMENT = re.compile(r"stream-([0-9]{1,19})\.ts(\.tmp)?")
 _VARIANT_DIR = re.compile(r"[0-9]{1,2}")
 
@@ -42,11 +44,45 @@ def prepare_output(output_dir: str, clear: bool, fresh_number: int) -> int:
         sequence, listed = _read_playlist(os.path.join(entry.path, VARIANT_PLAYLIST))
         if sequence is not None:
             sequences.append(sequence)
+        numbers = []
         for item in os.scandir(entry.path):
             match = _SEGMENT.fullmatch(item.name)
             if match is not None and (match.group(2) or item.name not in listed):
                 os.unlink(item.path)
+            elif match is not None:
+                numbers.append(int(match.group(1)))
+        if numbers:
+            # The next ffmpeg appends after a discontinuity at this segment number.
+            with open(os.path.join(entry.path, DISCONTINUITIES), "a", encoding="ascii") as f:
+                f.write(f"{max(numbers) + 1}\n")
     return min(sequences) if sequences else fresh_number
+
+
+def discontinuity_sequence(playlist: bytes, joins: bytes) -> bytes:
+    """``playlist`` with ``EXT-X-DISCONTINUITY-SEQUENCE`` set from the recorded ``joins``.
+
+    ffmpeg never writes that tag, so once a segment carrying ``EXT-X-DISCONTINUITY``
+    scrolls out of the window, players would number later segments differently from
+    one reload to the next (RFC 8216, 6.2.2). The count is the joins before the first
+    listed segment.
+    """
+    sequence = None
+    for line in playlist.splitlines():
+        if line.startswith(b"#EXT-X-MEDIA-SEQUENCE:"):
+            value = line.partition(b":")[2].strip()
+            sequence = int(value) if value.isdigit() else None
+            break
+    if sequence is None or b"#EXT-X-DISCONTINUITY-SEQUENCE" in playlist:
+        return playlist
+    gone = sum(1 for j in joins.split() if j.isdigit() and int(j) < sequence)
+    if not gone:
+        return playlist
+    tag = b"#EXT-X-DISCONTINUITY-SEQUENCE:%d" % gone
+    head, sep, tail = playlist.partition(b"#EXT-X-MEDIA-SEQUENCE:")
+    line_end = tail.find(b"\n")
+    if line_end < 0:
+        return playlist
+    return head + sep + tail[: line_end + 1] + tag + b"\n" + tail[line_end + 1:]
 
 
 def _read_playlist(playlist: str) -> tuple[int | None, set[str]]:

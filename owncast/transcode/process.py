@@ -224,6 +224,7 @@ class Transcoder(Service):
         self._restart_call: Any = None
         self._awaiting_header = False
         self._start_number = 0
+        self._append = False
         self._accepting = False
         self._paused = False
         self._backlog = 0
@@ -338,6 +339,7 @@ class Transcoder(Service):
         if generation != self._generation or not self._live:
             return
         self._start_number = start_number
+        self._append = not clear
         self._awaiting_header = True
         self._spawn_when_ready()
 
@@ -366,6 +368,7 @@ class Transcoder(Service):
             self.output_dir,
             self._start_number,
             audio=audio,
+            append=self._append,
         )
         proto = _FfmpegProtocol(self, audio)
         self._proc = proto
