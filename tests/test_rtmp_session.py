@@ -735,3 +735,39 @@ class IdleTests(SessionTestCase):
         details = self.stream.broadcaster["streamDetails"]
         self.assertEqual(details["videoBitrate"], 1000)
         self.assertEqual(details["audioBitrate"], 128)
+
+
+class _Socket:
+    def __init__(self):
+        self.options: list[tuple[int, int, int]] = []
+
+    def setsockopt(self, level, option, value):
+        self.options.append((level, option, value))
+
+
+class WakeupTuningTests(SessionTestCase):
+    """The receive low-water mark follows the publisher's rate, so we wake per ~50 ms of
+    media, not per packet (most ingest CPU is the cost of a wake-up)."""
+
+    def test_low_water_mark_follows_the_rate(self):
+        import socket
+
+        client = self.publishing()
+        handle = _Socket()
+        client.transport.getHandle = lambda: handle
+        for _ in range(4):  # 200 KB/s for one second
+            client.session._received += 50_000
+            self.tick(0.25, step=0.25)
+        marks = [value for _, option, value in handle.options
+                 if option == getattr(socket, "SO_RCVLOWAT", 18)]
+        self.assertEqual(marks, [10_000])
+        # A much faster stream is capped at 64 KiB; small changes are ignored.
+        client.session._tune_wakeups(10_000_000)
+        client.session._tune_wakeups(9_000_000)
+        self.assertEqual(handle.options[-1][2], 64 * 1024)
+        self.assertEqual(len(handle.options), 2)
+
+    def test_no_handle_is_harmless(self):
+        client = self.publishing()
+        client.session._tune_wakeups(1_000_000)
+        self.assertFalse(client.dropped)

@@ -81,10 +81,15 @@ class ChunkReader:
 
     def feed(self, data: bytes) -> list[Message]:
         buffer = self._buffer
-        buffer += data
-        view = memoryview(buffer)
+        if buffer:
+            buffer += data
+            source: bytes | bytearray = buffer
+        else:
+            # Nothing left over: parse the bytes as received, keep only their tail.
+            source = data
+        view = memoryview(source)
         pos = 0
-        end = len(buffer)
+        end = len(source)
         out: list[Message] = []
         try:
             while pos < end:
@@ -94,8 +99,11 @@ class ChunkReader:
                 pos += consumed
         finally:
             view.release()
-        if pos:
-            del buffer[:pos]
+        if source is buffer:
+            if pos:
+                del buffer[:pos]
+        elif pos < end:
+            buffer += data[pos:]
         return out
 
     def _chunk(self, view: memoryview, pos: int, end: int, out: list[Message]) -> int:

@@ -30,7 +30,7 @@ def tag(kind: int, timestamp: int, payload: bytes) -> bytes:
         (ts >> 24) & 0xFF,  # TimestampExtended: the upper 8 bits
         0, 0, 0,  # StreamID, always 0
     ))
-    return head + payload + _U32.pack(size + 11)
+    return b"".join((head, payload, _U32.pack(size + 11)))
 
 
 def parse_tags(data: bytes) -> list[tuple[int, int, bytes]]:

@@ -9,6 +9,7 @@ connection is dropped. Flow handled (as OBS and ffmpeg send it): ``connect`` ->
 
 from __future__ import annotations
 
+import socket
 import struct
 from typing import Any
 
@@ -27,6 +28,9 @@ OUT_CHUNK_SIZE = 4096
 WINDOW_SIZE = 2_500_000
 #: A publisher silent this long (seconds) is dropped so a reconnect can take over.
 IDLE_TIMEOUT = 10.0
+#: How much media (seconds) to let arrive before waking for it, and the largest mark.
+WAKEUP_SECONDS = 0.05
+MAX_LOW_WATER = 64 * 1024
 APP_NAME = "live"
 
 _VIDEO_CODECS = {2: "Sorenson H.263", 4: "VP6", 7: "H.264", 12: "HEVC", 13: "AV1"}
@@ -102,6 +106,8 @@ class RtmpSession(Protocol):
         self._measured_since = 0.0
         self._idle_check: Any = None
         self._last_rx = clock.seconds()
+        self._received_at_check = 0
+        self._low_water = 1
         self._closing = False
 
     # -- connection lifecycle ----------------------------------------------------------
@@ -132,9 +138,31 @@ class RtmpSession(Protocol):
             self._drop(f"nothing received for {IDLE_TIMEOUT:.0f} s")
             self.transport.abortConnection()
             return
+        if self.broadcast is not None:
+            self._tune_wakeups((self._received - self._received_at_check) / (IDLE_TIMEOUT / 4))
+        self._received_at_check = self._received
         if self._clock.seconds() - self._measured_since >= IDLE_TIMEOUT:
             self._measure()
         self._schedule_idle_check()
+
+    def _tune_wakeups(self, rate: float) -> None:
+        """Wake for about every ``WAKEUP_SECONDS`` of media rather than every packet.
+
+        Most of the ingest's CPU is the cost of a wake-up, not of parsing a byte, so the
+        socket's receive low-water mark follows the measured rate (at most 64 KiB). A
+        publisher that goes quiet still reaches us: the mark is a fraction of what it
+        sent in the last interval, and a closed socket always wakes us.
+        """
+        mark = int(max(1, min(MAX_LOW_WATER, rate * WAKEUP_SECONDS)))
+        if abs(mark - self._low_water) * 4 < self._low_water:
+            return
+        try:
+            self.transport.getHandle().setsockopt(
+                socket.SOL_SOCKET, getattr(socket, "SO_RCVLOWAT", 18), mark
+            )
+        except (AttributeError, OSError):
+            return
+        self._low_water = mark
 
     # -- bytes in ----------------------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
@@ -307,6 +335,10 @@ class RtmpSession(Protocol):
             self._drop("another broadcast is live")
             return
         self._publish_stream = stream_id
+        # Tune wake-ups once a second of media has shown the rate, then every check.
+        received, started = self._received, self._clock.seconds()
+        self._clock.callLater(1.0, lambda: self.broadcast is not None and self._tune_wakeups(
+            (self._received - received) / max(0.001, self._clock.seconds() - started)))
         # User control: Stream Begin on this stream.
         self._send(chunks.USER_CONTROL, b"\x00\x00" + _U32.pack(stream_id))
         self._status(stream_id, "status", "NetStream.Publish.Start", "Publishing live.")
