@@ -55,10 +55,20 @@
       const video = $("video");
       video.removeAttribute("src");
       video.load();
-      video.poster = "/img/logo.svg";
+      this.showPoster();
       const select = $("quality");
       select.replaceChildren(new Option("Auto", "-1"));
       select.disabled = true;
+    },
+
+    // Offline, the poster is the last frame the stream left (its thumbnail) when there
+    // is one, else the logo.
+    showPoster() {
+      const video = $("video");
+      const probe = new Image();
+      probe.onload = () => { if (!this.online) video.poster = probe.src; };
+      probe.onerror = () => { if (!this.online) video.poster = "/img/logo.svg"; };
+      probe.src = "/hls/thumbnail.jpg?t=" + Date.now();
     },
 
     fillQualities(levels) {
@@ -75,6 +85,7 @@
   };
 
   document.addEventListener("DOMContentLoaded", () => {
+    player.showPoster();
     $("quality").addEventListener("change", (event) => {
       if (player.hls) player.hls.currentLevel = Number(event.target.value);
     });
