@@ -29,7 +29,7 @@ from bench.common import (
 )
 
 #: Modules that register benchmarks, in the order they run.
-MODULES = ("bench.ingest",)
+MODULES = ("bench.ingest", "bench.playable")
 
 
 def load() -> None:

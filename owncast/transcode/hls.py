@@ -5,10 +5,11 @@ Only these names are served (anything else is 404, so no path can leave the dire
     stream.m3u8, <n>/stream.m3u8    application/vnd.apple.mpegurl, never cached
     <n>/stream-<k>.ts               video/mp2t, cached for a year (names are never reused)
     thumbnail.jpg                   image/jpeg, cached for 10 seconds
+    preview.gif                     image/gif, cached for 10 seconds
 
 Playlists are small and rewritten every segment, so they are read whole off the reactor
 thread and sent without ``Last-Modified`` (a one-second mtime would let a conditional
-request get a stale 304). Segments and the thumbnail go through ``twisted.web.static.File``,
+request get a stale 304). Segments and the images go through ``twisted.web.static.File``,
 which streams them and answers range requests. Every GET carries
 ``Access-Control-Allow-Origin: *`` so players on other origins can load the stream.
 """
@@ -34,6 +35,7 @@ _NAME = re.compile(
     rb"(?P<playlist>(?:[0-9]{1,2}/)?stream\.m3u8)"
     rb"|(?P<segment>[0-9]{1,2}/stream-[0-9]{1,19}\.ts)"
     rb"|(?P<thumbnail>thumbnail\.jpg)"
+    rb"|(?P<preview>preview\.gif)"
 )
 PLAYLIST_TYPE = b"application/vnd.apple.mpegurl"
 PLAYLIST_CACHE = b"no-cache, no-store"
@@ -91,6 +93,8 @@ class HlsResource(Resource):
             return NOT_DONE_YET
         if match.group("segment"):
             kind, cache = "video/mp2t", SEGMENT_CACHE
+        elif match.group("preview"):
+            kind, cache = "image/gif", THUMBNAIL_CACHE
         else:
             kind, cache = "image/jpeg", THUMBNAIL_CACHE
         resource = File(path)

@@ -19,6 +19,9 @@ Life of a broadcast, as the ingest drives it (see ``ITranscoder``)::
                 ``stop_grace`` seconds, KILL ``kill_timeout`` seconds later; the Deferred
                 fires once the process has ended. ``stopService`` does the same.
 
+While live, ``PreviewMaker`` (``preview``) refreshes ``preview.gif`` every 15 s with a
+separate short-lived ffmpeg; ``stop()`` ends that one too.
+
 If ffmpeg reads slower than the broadcast arrives, stdin backs up: past ``max_backlog``
 bytes written while the pipe is full, tags are dropped until the next keyframe, so memory
 stays bounded and the output stays live.
@@ -48,6 +51,7 @@ from owncast.transcode import ITranscoder
 from owncast.transcode.argv import build_argv
 from owncast.transcode.flv import AUDIO, VIDEO, FlvReader, Tag
 from owncast.transcode.output import prepare_output
+from owncast.transcode.preview import PreviewMaker
 
 _log = Logger()
 
@@ -77,6 +81,11 @@ def config_from_context(ctx: Any) -> Callable[[], TranscodeConfig]:
         )
 
     return current
+
+
+async def _all_ended(*ended: Deferred) -> None:
+    for d in ended:
+        await d
 
 
 @implementer(IPushProducer)
@@ -177,7 +186,8 @@ class Transcoder(Service):
     ``reactor`` provides ``IReactorProcess`` and ``IReactorTime``; ``config`` returns the
     current ``TranscodeConfig``; ``blocking(fn, *args) -> Deferred`` runs file work off
     the reactor thread (default: the reactor's thread pool); ``env`` is ffmpeg's
-    environment (``None``: this process's, which hardware encoders may need).
+    environment (``None``: this process's, which hardware encoders may need);
+    ``preview=False`` makes no ``preview.gif``.
     """
 
     name = "transcoder"
@@ -198,6 +208,7 @@ class Transcoder(Service):
         keep_output_for: float = 30.0,
         max_backlog: int = 8 * _MB,
         max_gop: int = 32 * _MB,
+        preview: bool = True,
     ):
         self._reactor = reactor
         self._config = config
@@ -231,6 +242,11 @@ class Transcoder(Service):
         self._dropping = False
         self._no_audio = False
         self._reset_stream()
+        self.preview = (
+            PreviewMaker(reactor, config, self.output_dir, self._blocking, env=env)
+            if preview
+            else None
+        )
 
     def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Deferred:
         return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), fn, *args)
@@ -274,6 +290,8 @@ class Transcoder(Service):
         self._no_audio = False
         self._delay = self._restart_initial
         self._cancel_restart()
+        if self.preview is not None:
+            self.preview.start()
         return self._launch(clear=not continuing)
 
     def write(self, data: bytes) -> None:
@@ -306,7 +324,10 @@ class Transcoder(Service):
         self._awaiting_header = False
         self._accepting = False
         self._reset_stream()
-        return self._terminate()
+        terminated = self._terminate()
+        if self.preview is None:
+            return terminated
+        return Deferred.fromCoroutine(_all_ended(terminated, self.preview.stop()))
 
     def reload(self) -> Deferred:
         if not self._live:
