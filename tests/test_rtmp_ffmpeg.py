@@ -7,7 +7,7 @@ from pathlib import Path
 
 import imageio_ffmpeg
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import Clock, deferLater
 from twisted.trial import unittest
@@ -16,26 +16,10 @@ from owncast.core.broadcast import Broadcasts
 from owncast.core.stream import StreamState
 from owncast.rtmp import flv
 from owncast.rtmp.session import RtmpFactory
+from tests.test_rtmp_session import RecordingSink
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 KEY = "publish-key-123"
-
-
-class RecordingSink:
-    def __init__(self):
-        self.data = bytearray()
-        self.starts = 0
-        self.stops = 0
-
-    def start(self):
-        self.starts += 1
-
-    def write(self, data):
-        self.data += data
-
-    def stop(self):
-        self.stops += 1
-        return succeed(None)
 
 
 class _Run(ProcessProtocol):
