@@ -31,7 +31,7 @@ $(VENDOR): package.json package-lock.json
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=compat
+	$(BIN)/pip install --quiet -e '.[test,bench]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 run: install

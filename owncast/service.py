@@ -142,7 +142,8 @@ class OwncastService(MultiService):
         port = settings["webServerPort"]
         websocket = WebSocketResource(ChatFactory(chat))
         web = StreamServerEndpointService(
-            serverFromString(reactor, f"tcp:{port}"), build_site(ctx, self.webroot, websocket)
+            serverFromString(reactor, f"tcp:{port}:backlog=1024"),
+            build_site(ctx, self.webroot, websocket),
         )
         web.setName("web")
         web._raiseSynchronously = True

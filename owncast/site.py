@@ -131,7 +131,14 @@ class CustomStyles(Resource):
 
 
 class OwncastSite(Site):
-    """A Site that adds security headers and our cache rules to every response."""
+    """A Site that adds security headers and our cache rules to every response.
+
+    It keeps no per-request access log: formatting one costs as much as serving a
+    playlist, and thousands of players poll playlists every second. (Owncast keeps none.)
+    """
+
+    def log(self, request: Any) -> None:
+        pass
 
     def getResourceFor(self, request: Any) -> Resource:
         for name, value in _SECURITY_HEADERS.items():
