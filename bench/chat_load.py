@@ -72,8 +72,8 @@ from array import array
 from typing import Any
 
 PER_IP = 20
-#: Handshakes in flight at once: below Twisted's default listen backlog of 50, so no SYN
-#: is dropped (a dropped SYN costs a 1 s retransmit).
+#: Handshakes in flight at once: below any listen backlog a server is likely to have
+#: (Twisted's default is 50), so no SYN is dropped (a dropped SYN costs a 1 s retransmit).
 CONCURRENCY = 40
 MARK = b"bench!"
 WS_KEY = base64.b64encode(b"chat-bench-key!!").decode()
