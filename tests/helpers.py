@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from treq.testing import StubTreq
-from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
 from owncast.context import AppContext
@@ -136,10 +135,6 @@ class Client:
     def admin_post(self, path: str, body: Any) -> tuple[int, Any]:
         code, parsed, _ = self.post(path, body, auth=ADMIN)
         return code, parsed
-
-
-def succeed_with(value: Any):
-    return succeed(value)
 
 
 class LiveServer:

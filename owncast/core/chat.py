@@ -6,11 +6,17 @@ It knows nothing about websockets: the websocket layer registers a listener and 
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from typing import Any
 
 from owncast.core.errors import ValidationError
+from owncast.core.events import (
+    CHAT,
+    NAME_CHANGE,
+    USER_JOINED,
+    VISIBILITY_UPDATE,
+    new_id,
+)
 from owncast.core.markup import render_chat, sanitize
 
 #: ``/api/chat`` shows this much history (seconds) and at most this many messages.
@@ -18,11 +24,7 @@ HISTORY_WINDOW = 5 * 3600
 HISTORY_LIMIT = 50
 MAX_BODY_BYTES = 2048
 
-CHAT, SYSTEM, CHAT_ACTION, VISIBILITY_UPDATE = "CHAT", "SYSTEM", "CHAT_ACTION", "VISIBILITY-UPDATE"
-
-
-def new_id() -> str:
-    return secrets.token_urlsafe(9)
+SYSTEM, CHAT_ACTION = "SYSTEM", "CHAT_ACTION"
 
 
 def check_body(body: Any, what: str = "body") -> str:
@@ -42,7 +44,6 @@ def check_name(name: Any, what: str) -> str:
     return name
 
 
-NAME_CHANGE, USER_JOINED = "NAME_CHANGE", "USER_JOINED"
 #: Event types that webhooks hear about, from what the hub publishes.
 _EVENT_TYPES = {CHAT, NAME_CHANGE, USER_JOINED, VISIBILITY_UPDATE}
 

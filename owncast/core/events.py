@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -28,12 +29,15 @@ WEBHOOK_EVENTS = (
 _log = Logger()
 
 
+def new_id() -> str:
+    """An id for a chat message or event, as short as Owncast's."""
+    return secrets.token_urlsafe(9)
+
+
 def stream_event(settings: Any, now: float, **extra: Any) -> dict:
     """The data of a stream event (started, stopped, title updated), as Owncast sends it."""
-    import secrets
-
     return {
-        "id": secrets.token_urlsafe(9),
+        "id": new_id(),
         "name": settings["name"],
         "summary": settings["summary"],
         "streamTitle": settings["streamTitle"],

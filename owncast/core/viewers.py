@@ -23,9 +23,6 @@ class Viewers:
         self._seen[client_key] = self._now()
         self._update_peaks()
 
-    def gone(self, client_key: str) -> None:
-        self._seen.pop(client_key, None)
-
     def count(self) -> int:
         if not self.online:
             return 0

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
@@ -312,8 +312,6 @@ class SqliteStore:
 
 def inline_runner(fn: Callable, *args: Any) -> Deferred:
     """Run blocking work synchronously: for tests and tools, never for the daemon."""
-    from twisted.internet.defer import fail
-
     try:
         return succeed(fn(*args))
     except Exception:
