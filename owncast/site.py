@@ -14,6 +14,7 @@ from owncast.api.http import check_admin, viewer_key
 from owncast.api.integrations import IntegrationsApi
 from owncast.api.public import PublicApi
 from owncast.core.errors import ApiError
+from owncast.fastpath import HlsFastPath, OwncastChannel
 from owncast.transcode.hls import HlsResource
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
@@ -135,7 +136,13 @@ class OwncastSite(Site):
 
     It keeps no per-request access log: formatting one costs as much as serving a
     playlist, and thousands of players poll playlists every second. (Owncast keeps none.)
+    Its channels answer plain requests for HLS files in memory themselves
+    (``owncast.fastpath``), so it speaks HTTP/1.1 only, never HTTP/2.
     """
+
+    protocol = OwncastChannel
+    #: Answers plain requests for HLS files in memory below twisted.web (``build_site``).
+    hls_fast: HlsFastPath | None = None
 
     def log(self, request: Any) -> None:
         pass
@@ -165,12 +172,17 @@ def build_root(ctx: Any, webroot: Path = WEB_ROOT, websocket: Resource | None = 
         )
     )
     root.putChild(b"hls", hls)
+    root.hls = hls
 
     root.putChild(b"admin", AdminGuard(ctx, File(str(webroot / "admin"))))
     return root
 
 
 def build_site(ctx: Any, webroot: Path = WEB_ROOT, websocket: Resource | None = None) -> Site:
-    site = OwncastSite(build_root(ctx, webroot, websocket))
+    root = build_root(ctx, webroot, websocket)
+    site = OwncastSite(root)
     site.displayTracebacks = False
+    site.hls_fast = HlsFastPath(
+        root.hls, ctx.viewers.seen, ctx.reactor, _SECURITY_HEADERS.items()
+    )
     return site

@@ -79,3 +79,20 @@ class ViewerTests(unittest.TestCase):
         self.assertEqual((viewers.session_max, viewers.overall_max), (2, 5))
         viewers.stream_stopped()
         self.assertEqual(viewers.count(), 0)
+
+    def test_a_client_seen_again_outlives_one_seen_once(self):
+        clock = Clock()
+        viewers = Viewers(clock.seconds)
+        viewers.stream_started()
+        viewers.seen("a")
+        clock.advance(30)
+        viewers.seen("b")
+        clock.advance(20)
+        viewers.seen("a")  # a is now the most recent
+        clock.advance(20)  # b last seen 40 s ago, a 20 s ago
+        self.assertEqual(viewers.count(), 2)
+        clock.advance(25)  # b 65 s, a 45 s
+        self.assertEqual(viewers.count(), 1)
+        clock.advance(20)  # a 65 s
+        self.assertEqual(viewers.count(), 0)
+        self.assertEqual(viewers.session_max, 2)

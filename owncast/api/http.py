@@ -63,8 +63,11 @@ def ok(message: str) -> dict:
 
 def viewer_key(request: Any) -> str:
     """A viewer is a distinct address and user agent."""
-    agent = (request.getHeader(b"user-agent") or b"").decode("latin-1")[:300]
-    return f"{_client_address(request)} {agent}"
+    return viewer_key_of(_client_address(request), request.getHeader(b"user-agent"))
+
+
+def viewer_key_of(address: str, agent: bytes | None) -> str:
+    return f"{address} {(agent or b'').decode('latin-1')[:300]}"
 
 
 def _client_address(request: Any) -> str:

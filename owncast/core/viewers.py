@@ -9,6 +9,13 @@ VIEWER_TIMEOUT = 60.0
 
 
 class Viewers:
+    """Clients by the time they were last seen.
+
+    Every playlist request of every player ends up in ``seen``, so it costs O(1): the
+    dict is kept in last-seen order (a client seen again moves to the end), so clients
+    gone quiet are always at its front and pruning stops at the first one still here.
+    """
+
     def __init__(self, now: Callable[[], float], overall_max: int = 0):
         self._now = now
         self._seen: dict[str, float] = {}
@@ -20,14 +27,21 @@ class Viewers:
         """A client (IP + user agent, or a chat socket) showed it is here."""
         if not self.online:
             return
+        known = self._seen.pop(client_key, None) is not None
         self._seen[client_key] = self._now()
-        self._update_peaks()
+        if not known:  # only a new client can raise the peaks
+            self._update_peaks()
 
     def count(self) -> int:
         if not self.online:
             return 0
         cutoff = self._now() - VIEWER_TIMEOUT
-        for key in [k for k, t in self._seen.items() if t < cutoff]:
+        gone = []
+        for key, last in self._seen.items():
+            if last >= cutoff:
+                break
+            gone.append(key)
+        for key in gone:
             del self._seen[key]
         return len(self._seen)
 

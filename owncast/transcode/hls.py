@@ -47,6 +47,7 @@ the stream.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections import OrderedDict
@@ -77,6 +78,11 @@ PLAYLIST_CACHE = b"no-cache, no-store"
 SEGMENT_TYPE = b"video/mp2t"
 SEGMENT_CACHE = b"public, max-age=31536000, immutable"
 THUMBNAIL_CACHE = b"public, max-age=10"
+_PLAYLIST_HEADERS = b"Content-Type: %s\r\nCache-Control: %s\r\n" % (PLAYLIST_TYPE, PLAYLIST_CACHE)
+_SEGMENT_HEADERS = b"Content-Type: %s\r\nCache-Control: %s\r\nAccept-Ranges: bytes\r\n" % (
+    SEGMENT_TYPE,
+    SEGMENT_CACHE,
+)
 _MAX_PLAYLIST = 1024 * 1024
 
 #: Total bytes of segments kept in memory (least recently used first out).
@@ -281,6 +287,34 @@ class HlsResource(Resource):
 
     render_HEAD = render_GET
 
+    def from_memory(self, name: bytes) -> tuple[bytes, bytes, bool] | None:
+        """For the HTTP fast path (``owncast.fastpath``): ``(headers, body, is_playlist)``
+        for a plain ``GET /hls/<name>`` that memory answers exactly as ``render_GET``
+        would, or None (then ``render_GET`` answers, and fills memory). ``headers`` are
+        this file's own header lines (type, caching, validators), each ending CRLF."""
+        match = _NAME.fullmatch(name)
+        if match is None:
+            return None
+        kind = match.lastgroup
+        path = os.path.join(self.directory, *name.decode("ascii").split("/"))
+        if kind == "playlist":
+            cached = self.playlists.get(path)
+            if (
+                cached is None
+                or cached.body is None
+                or path in self._loading
+                or cached.key != _current_key(path)
+            ):
+                return None
+            return _PLAYLIST_HEADERS, cached.body, True
+        if kind == "segment":
+            segment = self.segments.get(path)
+            if segment is None:
+                return None
+            modified = http.datetimeToString(math.ceil(segment.mtime))
+            return _SEGMENT_HEADERS + b"Last-Modified: %s\r\n" % modified, segment.body, False
+        return None
+
     # -- reading, once per file however many ask at the same time ------------------------
 
     def _load(self, path: str, store: Callable[[Any], None], fn: Callable, *args: Any) -> Deferred:
@@ -423,19 +457,28 @@ class HlsResource(Resource):
 
 
 def _send_large(request: Any, body: bytes) -> Any:
-    """Write a large ``body`` without the transport copying it.
+    """Write a large ``body`` after the status line and headers without the transport
+    copying it (see ``send_ahead``)."""
+    request.write(b"")  # the status line and headers
+    send_ahead(getattr(getattr(request, "channel", None), "transport", None))
+    request.write(body)
+    request.finish()
+    return NOT_DONE_YET
+
+
+def send_ahead(transport: Any) -> None:
+    """Hand what a transport has queued to its socket now, so a large body written next
+    is queued alone.
 
     A TCP transport queues writes in a list and joins that list into one buffer when it
     runs low (``FileDescriptor.doWrite``): the status line, the headers and a 1 MB body
     queued together cost a 1 MB copy (and its page faults) per response, about as much as
     the send itself. Queued alone, the body *is* the join (``b"".join`` of one bytes object
-    returns it). So the headers are written and handed to the socket first, with the
-    transport's own ``doWrite`` (what the reactor calls when the socket is writable; if the
-    socket takes only part of them, the body is copied as before, nothing worse). Other
-    transports (TLS, test doubles) just get the body queued behind the headers.
+    returns it). So the headers go to the socket first, with the transport's own
+    ``doWrite`` (what the reactor calls when the socket is writable; if the socket takes
+    only part of them, the body is copied as before, nothing worse). Other transports
+    (TLS, test doubles) are left alone.
     """
-    request.write(b"")  # the status line and headers
-    transport = getattr(getattr(request, "channel", None), "transport", None)
     if (
         isinstance(transport, FileDescriptor)
         and transport.connected
@@ -446,9 +489,6 @@ def _send_large(request: Any, body: bytes) -> Any:
             transport.doWrite()  # an error is met again, and handled, at the next write
         except Exception:
             _log.failure("Could not send the headers ahead of the body")
-    request.write(body)
-    request.finish()
-    return NOT_DONE_YET
 
 
 def _finish(request: Any, body: bytes) -> None:

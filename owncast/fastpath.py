@@ -1,0 +1,185 @@
+"""An HTTP channel that answers plain ``GET /hls/...`` requests from memory itself.
+
+Players poll their variant playlist every segment and fetch every segment once, so with
+many viewers nearly every request is for a handful of files already in memory
+(``HlsResource``). Through twisted.web each costs about 170 µs of CPU: parsing into a
+``Request``, resource lookup, header objects, ``finish``. This channel looks at the raw
+bytes first and, for the plainest requests only, writes the answer straight away.
+
+What takes the fast path: a whole ``GET /hls/<name> HTTP/1.1`` request in one read, on a
+keep-alive connection with no request in progress, no header that changes the answer
+(ranges, conditionals, a body, ``Connection: close``, an upgrade), for a file
+``HlsResource.from_memory`` can answer. Everything else (a cold file, a 404, HEAD, a
+range request, HTTP/1.0, a request split over reads) goes to twisted.web untouched, and
+a fast answer carries the same status, headers and body as twisted.web's would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from twisted.web import http
+from twisted.web.server import version as server_version
+
+from owncast.api.http import viewer_key_of
+from owncast.chat.fanout import pending_bytes
+from owncast.transcode.hls import LARGE_BODY, send_ahead
+
+PREFIX = b"/hls/"
+#: A request whose header block is larger than this goes to twisted.web.
+MAX_HEAD = 8 * 1024
+#: Headers after which the answer is not a plain 200 with the whole file.
+_NOT_PLAIN = frozenset(
+    (
+        b"content-length",
+        b"transfer-encoding",
+        b"expect",
+        b"upgrade",
+        b"range",
+        b"if-range",
+        b"if-modified-since",
+        b"if-unmodified-since",
+        b"if-match",
+        b"if-none-match",
+    )
+)
+#: Bytes a client may leave unread before its requests go back to twisted.web (which
+#: stops reading from a client that does not read its answers).
+MAX_UNREAD = 4 * 1024 * 1024
+
+
+def plain_get(data: bytes, prefix: bytes = PREFIX) -> tuple[bytes, bytes | None, int] | None:
+    """``(path after prefix, user agent, bytes used)`` when ``data`` starts with a whole,
+    plain HTTP/1.1 GET of a path under ``prefix``; None for anything else."""
+    end = data.find(b"\r\n\r\n", 0, MAX_HEAD)
+    if end < 0:
+        return None
+    lines = data[:end].split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if (
+        len(parts) != 3
+        or parts[0] != b"GET"
+        or parts[2] != b"HTTP/1.1"
+        or not parts[1].startswith(prefix)
+    ):
+        return None
+    agent = None
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or b" " in name or b"\t" in name:  # also a folded line
+            return None
+        name = name.lower()
+        if name in _NOT_PLAIN:
+            return None
+        if name == b"user-agent":
+            if agent is not None:
+                return None
+            agent = value.strip()
+        elif name == b"connection":
+            tokens = value.lower()
+            if b"close" in tokens or b"upgrade" in tokens:
+                return None
+    return parts[1][len(prefix) :], agent, end + 4
+
+
+def _title(name: bytes) -> bytes:
+    """``content-type`` -> ``Content-Type``, as twisted.web writes header names."""
+    return b"-".join(part.capitalize() for part in name.split(b"-"))
+
+
+class HlsFastPath:
+    """Answers plain requests for HLS files in memory on an ``OwncastChannel``.
+
+    ``hls`` is the ``HlsResource`` behind ``/hls/``; ``seen(viewer_key)`` counts a
+    viewer for each playlist served (as its ``on_playlist`` hook does); ``headers`` are
+    the lines every response of the site carries; ``clock`` dates the answers.
+    """
+
+    def __init__(
+        self,
+        hls: Any,
+        seen: Callable[[str], None],
+        clock: Any,
+        headers: Iterable[tuple[bytes, bytes]] = (),
+    ):
+        self.hls = hls
+        self._seen = seen
+        self._clock = clock
+        fixed = [(b"server", server_version), *headers, (b"access-control-allow-origin", b"*")]
+        self._fixed = b"".join(b"%s: %s\r\n" % (_title(n), v) for n, v in fixed)
+        self._second = -1
+        self._common = b""
+
+    def _head(self) -> bytes:
+        """Status line, Date and the fixed lines, rebuilt once a second."""
+        now = int(self._clock.seconds())
+        if now != self._second:
+            self._second = now
+            self._common = (
+                b"HTTP/1.1 200 OK\r\nDate: %s\r\n" % http.datetimeToString(now) + self._fixed
+            )
+        return self._common
+
+    def answer(self, channel: Any, data: bytes) -> int:
+        """Answer the request at the start of ``data``; the bytes it took, 0 when the
+        request is not one for this path (``data`` is then left to twisted.web)."""
+        request = plain_get(data)
+        if request is None:
+            return 0
+        name, agent, used = request
+        hot = self.hls.from_memory(name)
+        if hot is None:
+            return 0
+        transport = channel.transport
+        if pending_bytes(transport) > MAX_UNREAD:
+            return 0
+        headers, body, playlist = hot
+        if playlist:
+            self._seen(viewer_key_of(channel.peer_host, agent))
+        head = b"%s%sContent-Length: %d\r\n\r\n" % (self._head(), headers, len(body))
+        if len(body) >= LARGE_BODY:
+            transport.write(head)
+            send_ahead(transport)
+            transport.write(body)
+        else:
+            transport.write(head + body)
+        return used
+
+
+class OwncastChannel(http.HTTPChannel):
+    """``HTTPChannel`` that offers each request to the site's ``hls_fast`` first, while
+    no request is in progress on it (so answers stay in order)."""
+
+    peer_host = ""
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        peer = self.transport.getPeer()
+        self.peer_host = getattr(peer, "host", None) or str(peer)
+
+    def _idle(self) -> bool:
+        return (
+            not self.requests
+            and not self._handlingRequest
+            and self.line_mode
+            and not self._buffer
+            and not self._busyReceiving
+            and not self.paused
+            and self.persistent
+            and not self._receivedHeaderSize
+            and not self.transport.disconnecting
+        )
+
+    def dataReceived(self, data: bytes) -> None:
+        fast = getattr(getattr(self, "site", None), "hls_fast", None)
+        if fast is not None:
+            while data.startswith(b"GET " + PREFIX) and self._idle():
+                used = fast.answer(self, data)
+                if not used:
+                    break
+                self.resetTimeout()
+                data = data[used:]
+                if not data:
+                    return
+        super().dataReceived(data)
