@@ -47,6 +47,8 @@ _NOT_PLAIN = frozenset(
 #: Bytes a client may leave unread before its requests go back to twisted.web (which
 #: stops reading from a client that does not read its answers).
 MAX_UNREAD = 4 * 1024 * 1024
+#: Bytes a TCP transport offers the socket per send (Twisted's default is 128 KiB).
+SEND_LIMIT = 1024 * 1024
 
 
 def plain_get(data: bytes, prefix: bytes = PREFIX) -> tuple[bytes, bytes | None, int] | None:
@@ -155,6 +157,8 @@ class OwncastChannel(http.HTTPChannel):
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        if hasattr(self.transport, "SEND_LIMIT"):
+            self.transport.SEND_LIMIT = SEND_LIMIT
         peer = self.transport.getPeer()
         self.peer_host = getattr(peer, "host", None) or str(peer)
 

@@ -33,7 +33,6 @@ Segment numbers of a fresh broadcast start at the current POSIX time, so a name 
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,14 +40,13 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredLock, succeed
 from twisted.internet.error import ProcessExitedAlready
-from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from owncast.transcode import ITranscoder
 from owncast.transcode.argv import build_argv
+from owncast.transcode.child import FfmpegProtocol
 from owncast.transcode.flv import AUDIO, VIDEO, FlvReader, Tag
 from owncast.transcode.output import prepare_output
 from owncast.transcode.preview import PreviewMaker
@@ -86,97 +84,6 @@ def config_from_context(ctx: Any) -> Callable[[], TranscodeConfig]:
 async def _all_ended(*ended: Deferred) -> None:
     for d in ended:
         await d
-
-
-@implementer(IPushProducer)
-class _FfmpegProtocol(ProcessProtocol):
-    """One ffmpeg run: forwards its events to the ``Transcoder``, logs its stderr.
-
-    It is also the push producer registered on ffmpeg's stdin, which tells the
-    transcoder when the pipe is full.
-    """
-
-    #: stderr lines logged per window; the rest are counted and reported once.
-    max_lines = 30
-    window = 10.0
-
-    def __init__(self, owner: Transcoder, audio: bool):
-        self._owner = owner
-        self.audio = audio
-        self.pid: int | None = None
-        self.ended = False
-        #: True once we asked it to end: its exit is not a crash.
-        self.expected = False
-        self.signal_call: Any = None
-        self.tail: deque[str] = deque(maxlen=3)
-        self._waiters: list[Deferred] = []
-        self._partial = b""
-        self._window_start = -1e9
-        self._lines = 0
-        self._suppressed = 0
-
-    def when_ended(self) -> Deferred:
-        if self.ended:
-            return succeed(None)
-        d: Deferred = Deferred()
-        self._waiters.append(d)
-        return d
-
-    def connectionMade(self) -> None:
-        self.pid = self.transport.pid
-        self._owner._process_started(self)
-
-    def outReceived(self, data: bytes) -> None:
-        pass  # ffmpeg writes nothing to stdout here
-
-    def errReceived(self, data: bytes) -> None:
-        lines = (self._partial + data).replace(b"\r", b"\n").split(b"\n")
-        self._partial = lines.pop()[-4096:]
-        for line in lines:
-            self._line(line)
-
-    def _line(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", "replace").strip()
-        if not line:
-            return
-        self.tail.append(line)
-        lowered = line.lower()
-        if self.audio and "matches no streams" in lowered:
-            self._owner._audio_missing(self)
-        now = self._owner._now()
-        if now - self._window_start >= self.window:
-            if self._suppressed:
-                _log.warn(
-                    "ffmpeg: {count} more lines not logged", count=self._suppressed, pid=self.pid
-                )
-            self._window_start, self._lines, self._suppressed = now, 0, 0
-        self._lines += 1
-        if self._lines > self.max_lines:
-            self._suppressed += 1
-        elif "error" in lowered or "fatal" in lowered:
-            _log.warn("ffmpeg: {line}", line=line, pid=self.pid)
-        else:
-            _log.info("ffmpeg: {line}", line=line, pid=self.pid)
-
-    def processEnded(self, reason: Any) -> None:
-        if self._partial:
-            self._line(self._partial)
-            self._partial = b""
-        self.ended = True
-        self._owner._process_ended(self, reason)
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            d.callback(None)
-
-    # IPushProducer, for ffmpeg's stdin
-    def pauseProducing(self) -> None:
-        self._owner._stdin_paused(self, True)
-
-    def resumeProducing(self) -> None:
-        self._owner._stdin_paused(self, False)
-
-    def stopProducing(self) -> None:
-        pass
 
 
 @implementer(ITranscoder)
@@ -229,7 +136,7 @@ class Transcoder(Service):
         #: bumped by start/stop/every launch, so a stale launch or restart does nothing
         self._generation = 0
         self._prepare_lock = DeferredLock()
-        self._proc: _FfmpegProtocol | None = None
+        self._proc: FfmpegProtocol | None = None
         self._spawned_at = 0.0
         self._delay = restart_initial
         self._restart_call: Any = None
@@ -391,7 +298,7 @@ class Transcoder(Service):
             audio=audio,
             append=self._append,
         )
-        proto = _FfmpegProtocol(self, audio)
+        proto = FfmpegProtocol(self, audio)
         self._proc = proto
         self._spawned_at = self._now()
         try:
@@ -409,7 +316,7 @@ class Transcoder(Service):
             latency=config.latency_level,
         )
 
-    def _process_started(self, proto: _FfmpegProtocol) -> None:
+    def _process_started(self, proto: FfmpegProtocol) -> None:
         if proto is not self._proc:
             return
         proto.transport.registerProducer(proto, True)
@@ -445,19 +352,19 @@ class Transcoder(Service):
                 self._dropping = True
                 _log.warn("ffmpeg is not keeping up; dropping input until the next keyframe")
 
-    def _stdin_paused(self, proto: _FfmpegProtocol, paused: bool) -> None:
+    def _stdin_paused(self, proto: FfmpegProtocol, paused: bool) -> None:
         if proto is self._proc:
             self._paused = paused
             if not paused:
                 self._backlog = 0
 
-    def _audio_missing(self, proto: _FfmpegProtocol) -> None:
+    def _audio_missing(self, proto: FfmpegProtocol) -> None:
         if not self._no_audio:
             _log.warn("The broadcast announced audio but has none; continuing without audio")
             self._no_audio = True
 
     # -- ending and restarting -----------------------------------------------------------
-    def _process_ended(self, proto: _FfmpegProtocol, reason: Any) -> None:
+    def _process_ended(self, proto: FfmpegProtocol, reason: Any) -> None:
         if proto.signal_call is not None and proto.signal_call.active():
             proto.signal_call.cancel()
         proto.signal_call = None
@@ -527,7 +434,7 @@ class Transcoder(Service):
             )
         return proto.when_ended()
 
-    def _signal(self, proto: _FfmpegProtocol, signal: str) -> None:
+    def _signal(self, proto: FfmpegProtocol, signal: str) -> None:
         proto.signal_call = None
         if proto.ended:
             return
