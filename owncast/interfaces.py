@@ -92,3 +92,23 @@ class IStream(Interface):
 
     def disconnect() -> bool:
         """Drop the publisher and end the broadcast; False when nothing was live."""
+
+
+class IChatBus(Interface):
+    """Carries what the chat hub broadcasts to the chat sockets of every node.
+
+    Messages are JSON-able dicts. Every listener on every node gets every published
+    message once, each node in the same order, the publishing node included.
+    """
+
+    def start() -> object:
+        """Connect; fires once messages published are delivered."""
+
+    def stop() -> object:
+        """Disconnect; fires when done."""
+
+    def subscribe(listener: object) -> None:
+        """Call ``listener(message)`` for every message published on any node."""
+
+    def publish(message: dict) -> object:
+        """Hand ``message`` to every node; fires once it is handed over."""

@@ -20,6 +20,7 @@ from twisted.python.logfile import DailyLogFile
 
 from owncast.chat.protocol import ChatFactory
 from owncast.chat.server import ChatServer
+from owncast.chatbus import LocalChatBus
 from owncast.context import AppContext
 from owncast.core import events
 from owncast.core.broadcast import Broadcasts
@@ -53,6 +54,7 @@ class OwncastService(MultiService):
         webroot: Path = WEB_ROOT,
         log_publisher: Any = globalLogPublisher,
         store: Any = None,
+        chat_bus: Any = None,
     ):
         super().__init__()
         self.reactor = reactor
@@ -63,6 +65,7 @@ class OwncastService(MultiService):
         self.log_publisher = log_publisher
         self.logs = LogBuffer()
         self.store = store or SqliteStore(str(datadir / "owncast.db"), reactor=reactor)
+        self.chat_bus = chat_bus or LocalChatBus()
         self.ctx: AppContext | None = None
         self.chat: ChatServer | None = None
         self.ready: Deferred | None = None
@@ -90,6 +93,7 @@ class OwncastService(MultiService):
         self.log_publisher.addObserver(self._file_observer)
 
         await self.store.start()
+        await self.chat_bus.start()
         settings = Settings(await self.store.get_settings(), self.overrides)
         if not settings["streamKey"]:
             key = generate_stream_key()
@@ -105,7 +109,9 @@ class OwncastService(MultiService):
         stream = StreamState(reactor.seconds, settings)
         viewers = Viewers(reactor.seconds, overall_max=settings["overallMaxViewerCount"])
         bus = EventBus()
-        hub = ChatHub(self.store, reactor.seconds, lambda: settings["name"], events=bus)
+        hub = ChatHub(
+            self.store, reactor.seconds, lambda: settings["name"], events=bus, bus=self.chat_bus
+        )
         webhooks = WebhookDispatcher(self.store, reactor, treq_poster(reactor))
         await webhooks.reload()
         bus.subscribe(webhooks)
@@ -200,6 +206,7 @@ class OwncastService(MultiService):
         await super().stopService()
         if self.ctx is not None:
             await self.ctx.save({"overallMaxViewerCount": self.ctx.viewers.overall_max})
+        await self.chat_bus.stop()
         await self.store.stop()
         self.log_publisher.removeObserver(self.logs)
         if self._file_observer is not None:

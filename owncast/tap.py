@@ -76,17 +76,20 @@ def makeService(options: Options, reactor: Any = None) -> OwncastService:
         overrides["rtmpServerPort"] = options["rtmpport"]
     if options["streamkey"]:
         overrides["streamKey"] = options["streamkey"]
-    store = None
+    store = chat_bus = None
     if options["redis"]:
+        from owncast.chatbus import RedisChatBus
         from owncast.store.redis import RedisStore
 
         store = RedisStore(reactor, **redis_address(options["redis"]))
+        chat_bus = RedisChatBus(reactor, **redis_address(options["redis"]))
     return OwncastService(
         reactor=reactor,
         datadir=Path(options["datadir"]),
         overrides=overrides,
         ffmpeg_option=options["ffmpeg"],
         store=store,
+        chat_bus=chat_bus,
     )
 
 

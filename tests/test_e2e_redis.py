@@ -1,4 +1,5 @@
-"""Two daemons on one Redis (``--redis``) share settings, tokens, webhooks and chat history."""
+"""Two daemons on one Redis (``--redis``) share settings, tokens, webhooks, chat history,
+and live chat (a message sent through one node reaches the sockets of the other)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
-from tests.daemon import start_daemon
+from tests.daemon import start_daemon, wait_until
+from tests.test_chat_e2e import connected
 
 REDIS = os.environ.get("OWNCAST_TEST_REDIS", "127.0.0.1:6379")
 
@@ -45,11 +47,15 @@ class SharedRedisTests(unittest.TestCase):
                                     {"name": "bot", "scopes": ["CAN_SEND_SYSTEM_MESSAGES"]},
                                     auth=auth)
         token = response.json["token"]
+        listener = await connected(self, first.web_port)
         response = await second.post("/api/integrations/chat/system", {"body": "from node two"},
                                      bearer=token)
         self.assertEqual(response.code, 200, response.content)
         history = (await first.get("/api/chat")).json
         self.assertEqual([m["body"] for m in history], ["from node two"])
+        await wait_until(lambda: listener.of_type("SYSTEM"), 10, "the message on node one")
+        [live] = listener.of_type("SYSTEM")
+        self.assertEqual((live["body"], live["id"]), ("from node two", history[0]["id"]))
         # Settings reach the other node within its refresh interval, and survive restarts.
         deadline = 50
         while (await second.get("/api/config")).json["name"] != "Shared" and deadline:

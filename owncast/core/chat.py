@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from twisted.logger import Logger
+
+from owncast.chatbus import LocalChatBus
 from owncast.core.errors import ValidationError
 from owncast.core.events import (
     CHAT,
@@ -18,6 +21,8 @@ from owncast.core.events import (
     new_id,
 )
 from owncast.core.markup import render_chat, sanitize
+
+_log = Logger()
 
 #: ``/api/chat`` shows this much history (seconds) and at most this many messages.
 HISTORY_WINDOW = 5 * 3600
@@ -53,20 +58,31 @@ class ChatHub:
     webhook-worthy ones. ``clients`` maps client ids to the seed's ``Client`` records."""
 
     def __init__(self, store: Any, now: Callable[[], float], server_name: Callable[[], str],
-                 events: Any = None):
+                 events: Any = None, bus: Any = None):
         self._store = store
         self._now = now
         self.server_name = server_name
         self._events = events
+        self._bus = bus if bus is not None else LocalChatBus()
+        self._bus.subscribe(self._deliver)
         self.listeners: list[Callable[[dict], None]] = []
         self.clients: dict[str, dict] = {}
 
     def _broadcast(self, message: dict) -> None:
+        """To every node's listeners through the bus; to webhooks from this node only."""
         outgoing = {k: v for k, v in message.items() if k != "rawBody"}
-        for listener in list(self.listeners):
-            listener(outgoing)
+        try:
+            self._bus.publish(outgoing).addErrback(
+                lambda f: _log.failure("Could not publish a chat message", f)
+            )
+        except Exception:
+            _log.failure("Could not publish a chat message")
         if self._events is not None and message["type"] in _EVENT_TYPES:
             self._events.emit(message["type"], message)
+
+    def _deliver(self, message: dict) -> None:
+        for listener in list(self.listeners):
+            listener(message)
 
     async def _publish(self, message: dict) -> dict:
         await self._store.add_message(message)
