@@ -112,3 +112,17 @@ class IChatBus(Interface):
 
     def publish(message: dict) -> object:
         """Hand ``message`` to every node; fires once it is handed over."""
+
+
+class ISegmentStorage(Interface):
+    """Somewhere finished HLS segments are copied to and served from, besides the local
+    HLS directory (S3-compatible storage, or a directory a CDN serves)."""
+
+    def put(key: str, data: bytes, content_type: str, cache_control: str) -> object:
+        """Store ``data`` under ``key`` (``hls/<variant>/<name>``); fires once readable."""
+
+    def delete(key: str) -> object:
+        """Remove ``key``; fires when done (also when it was not there)."""
+
+    def url(key: str) -> str:
+        """The absolute URL players fetch ``key`` from."""

@@ -37,6 +37,8 @@ from owncast.logbuffer import LogBuffer
 from owncast.rtmp.session import RtmpFactory
 from owncast.site import WEB_ROOT, build_site
 from owncast.stats.samplers import HardwareSampler, ViewerSampler
+from owncast.storage.publisher import SegmentPublisher
+from owncast.storage.s3 import S3SegmentStorage
 from owncast.store.sqlite import SqliteStore
 from owncast.sync import SharedStateRefresher
 from owncast.transcode.process import Transcoder, config_from_context
@@ -147,9 +149,9 @@ class OwncastService(MultiService):
         chat.setServiceParent(self)
         port = settings["webServerPort"]
         websocket = WebSocketResource(ChatFactory(chat))
+        site = build_site(ctx, self.webroot, websocket)
         web = StreamServerEndpointService(
-            serverFromString(reactor, f"tcp:{port}:backlog=1024"),
-            build_site(ctx, self.webroot, websocket),
+            serverFromString(reactor, f"tcp:{port}:backlog=1024"), site
         )
         web.setName("web")
         web._raiseSynchronously = True
@@ -167,6 +169,14 @@ class OwncastService(MultiService):
         _log.info(
             "RTMP server is listening for incoming stream on port: {port}", port=rtmp_port
         )
+
+        publisher = SegmentPublisher(
+            self.datadir / "hls", lambda: settings["s3"],
+            lambda config: S3SegmentStorage(config, reactor), self._blocking, reactor,
+            site.hls.forget,
+        )
+        site.hls.rewrite = publisher.rewrite
+        publisher.setServiceParent(self)
 
         for sampler in (
             HardwareSampler(self.store, reactor, self._blocking, str(self.datadir)),

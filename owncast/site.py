@@ -182,6 +182,7 @@ def build_site(ctx: Any, webroot: Path = WEB_ROOT, websocket: Resource | None = 
     root = build_root(ctx, webroot, websocket)
     site = OwncastSite(root)
     site.displayTracebacks = False
+    site.hls = root.hls
     site.hls_fast = HlsFastPath(
         root.hls, ctx.viewers.seen, ctx.reactor, _SECURITY_HEADERS.items()
     )

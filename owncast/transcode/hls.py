@@ -254,6 +254,8 @@ class HlsResource(Resource):
         self.segments = ByteLru(segment_cache_bytes)
         #: path -> Deferreds waiting for the read in flight
         self._loading: dict[str, list[Deferred]] = {}
+        #: ``rewrite(name, body) -> body`` for variant playlists (``SegmentPublisher``)
+        self.rewrite: Callable[[bytes, bytes], bytes] | None = None
 
     def render_GET(self, request: Any) -> Any:
         request.setHeader(b"access-control-allow-origin", b"*")
@@ -271,7 +273,7 @@ class HlsResource(Resource):
                 and cached.key == _current_key(path)
             ):
                 return self._playlist_response(request, cached.body)
-            Deferred.fromCoroutine(self._playlist_miss(request, path))
+            Deferred.fromCoroutine(self._playlist_miss(request, path, name))
             return NOT_DONE_YET
         if kind == "segment":
             segment = self.segments.get(path)
@@ -371,15 +373,33 @@ class HlsResource(Resource):
 
     # -- playlists -----------------------------------------------------------------------
 
-    async def _playlist_miss(self, request: Any, path: str) -> None:
+    async def _playlist_miss(self, request: Any, path: str, name: bytes) -> None:
         def store(playlist: Playlist) -> None:
-            self.playlists[path] = playlist
+            self.playlists[path] = Playlist(self._rewritten(name, playlist.body), playlist.key)
 
         wanted, playlist = await self._read(
             request, path, "playlist", read_playlist_keyed, path, store=store
         )
         if wanted:
-            _finish(request, self._playlist_response(request, playlist.body))
+            body = self._rewritten(name, playlist.body)
+            _finish(request, self._playlist_response(request, body))
+
+    def _rewritten(self, name: bytes, body: bytes | None) -> bytes | None:
+        if body is None or self.rewrite is None or b"/" not in name:
+            return body
+        try:
+            return self.rewrite(name, body)
+        except Exception:
+            _log.failure("Could not rewrite the playlist {name}", name=name)
+            return body
+
+    def forget(self, name: bytes | None) -> None:
+        """Read the playlist ``name`` (``b"0/stream.m3u8"``; None: every playlist) again
+        at its next request, because what ``rewrite`` makes of it changed."""
+        if name is None:
+            self.playlists.clear()
+        else:
+            self.playlists.pop(os.path.join(self.directory, *name.decode().split("/")), None)
 
     def _playlist_response(self, request: Any, body: bytes | None) -> bytes:
         if body is None:

@@ -1,0 +1,210 @@
+"""Copies finished segments to segment storage (S3) and points players at the copies.
+
+While the ``s3`` setting is enabled, every ``SCAN_INTERVAL`` the HLS directory is listed
+(off the reactor thread) and each finished segment (``<n>/stream-<k>.ts``; ffmpeg
+renames ``.tmp`` files into place, so a listed name is whole) not yet stored is read and
+``put`` as ``hls/<n>/stream-<k>.ts``, oldest first, a few at a time. Playlists stay on
+this server: ``rewrite`` turns each stored segment's line of a variant playlist into
+the absolute URL of its copy, and segments not stored yet keep their relative name, so
+they are served from here until their upload lands (``HlsResource`` asks again once it
+has). If storage is slow or down, players just keep fetching from this server; failed
+uploads are retried after ``RETRY_AFTER`` seconds. A segment ffmpeg removed from the
+local window is deleted from storage ``DELETE_AFTER`` seconds later (late players may
+still ask for it). Turning S3 off, or changing its settings, starts over.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from owncast.transcode.hls import SEGMENT_CACHE, SEGMENT_TYPE
+
+_log = Logger()
+
+SCAN_INTERVAL = 0.5
+RETRY_AFTER = 5.0
+DELETE_AFTER = 60.0
+CONCURRENCY = 2
+#: Failures logged at most this often (seconds); the rest are counted.
+LOG_EVERY = 30.0
+
+_VARIANT = re.compile(r"[0-9]{1,2}")
+_SEGMENT = re.compile(r"stream-([0-9]{1,19})\.ts")
+
+
+def list_segments(hls_dir: str) -> list[str]:
+    """Blocking: the keys (``hls/<n>/<name>``) of the finished segments on disk, oldest
+    first (by segment number, then variant)."""
+    found = []
+    try:
+        variants = [e.name for e in os.scandir(hls_dir) if _VARIANT.fullmatch(e.name)]
+    except FileNotFoundError:
+        return []
+    for variant in variants:
+        try:
+            entries = list(os.scandir(os.path.join(hls_dir, variant)))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            match = _SEGMENT.fullmatch(entry.name)
+            if match:
+                found.append((int(match.group(1)), int(variant), f"hls/{variant}/{entry.name}"))
+    return [key for _, _, key in sorted(found)]
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+class SegmentPublisher(Service):
+    """``config()`` is the current ``s3`` setting; ``make_storage(config)`` an
+    ``ISegmentStorage`` for it; ``changed(name)`` is told a variant playlist (``b"0/
+    stream.m3u8"``) must be rewritten again; ``blocking`` runs file work in a thread."""
+
+    name = "segment-publisher"
+
+    def __init__(
+        self,
+        hls_dir: str | os.PathLike,
+        config: Callable[[], dict],
+        make_storage: Callable[[dict], Any],
+        blocking: Callable[..., Deferred],
+        clock: Any,
+        changed: Callable[[bytes | None], None],
+    ):
+        self.hls_dir = os.fspath(hls_dir)
+        self._config = config
+        self._make_storage = make_storage
+        self._blocking = blocking
+        self.clock = clock
+        self._changed = changed
+        self.storage: Any = None
+        self._active: dict | None = None
+        self.stored: set[str] = set()
+        self._in_flight: set[str] = set()
+        self._retry_at: dict[str, float] = {}
+        self._gone_at: dict[str, float] = {}
+        self._generation = 0
+        self._loop: LoopingCall | None = None
+        self._logged_at = -1e18
+        self.failures = 0
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop = LoopingCall(lambda: Deferred.fromCoroutine(self.scan()))
+        self._loop.clock = self.clock
+        self._loop.start(SCAN_INTERVAL).addErrback(
+            lambda f: _log.failure("The segment publisher stopped", f)
+        )
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    # -- players -------------------------------------------------------------------------
+    def rewrite(self, name: bytes, body: bytes) -> bytes:
+        """A variant playlist with the lines of stored segments made absolute URLs."""
+        if self.storage is None or not self.stored or b"/" not in name:
+            return body
+        variant = name.split(b"/", 1)[0].decode("ascii")
+        lines = body.split(b"\n")
+        for i, line in enumerate(lines):
+            if line and not line.startswith(b"#"):
+                key = f"hls/{variant}/{line.strip().decode('utf-8', 'replace')}"
+                if key in self.stored:
+                    lines[i] = self.storage.url(key).encode("utf-8")
+        return b"\n".join(lines)
+
+    # -- the work ------------------------------------------------------------------------
+    def _start_over(self, config: dict | None) -> None:
+        self._generation += 1
+        self._active = config
+        self.storage = self._make_storage(config) if config is not None else None
+        self.stored.clear()
+        self._in_flight.clear()
+        self._retry_at.clear()
+        self._gone_at.clear()
+        self._changed(None)  # every playlist
+
+    async def scan(self) -> None:
+        config = self._config()
+        if not config.get("enabled"):
+            if self._active is not None:
+                self._start_over(None)
+            return
+        if config != self._active:
+            self._start_over(dict(config))
+        generation = self._generation
+        on_disk = await self._blocking(list_segments, self.hls_dir)
+        if generation != self._generation:
+            return
+        now = self.clock.seconds()
+        local = set(on_disk)
+        for key in [k for k in self.stored if k not in local]:
+            gone = self._gone_at.setdefault(key, now)
+            if now - gone >= DELETE_AFTER and key not in self._in_flight:
+                self._in_flight.add(key)
+                Deferred.fromCoroutine(self._delete(key, generation))
+        for key in on_disk:
+            if len(self._in_flight) >= CONCURRENCY:
+                break
+            if key in self.stored or key in self._in_flight or self._retry_at.get(key, 0) > now:
+                continue
+            self._in_flight.add(key)
+            Deferred.fromCoroutine(self._upload(key, generation))
+
+    async def _upload(self, key: str, generation: int) -> None:
+        storage = self.storage
+        try:
+            data = await self._blocking(_read, os.path.join(self.hls_dir, *key.split("/")[1:]))
+            if data is not None:
+                await storage.put(key, data, SEGMENT_TYPE.decode(), SEGMENT_CACHE.decode())
+        except Exception as e:
+            if generation == self._generation:
+                self._retry_at[key] = self.clock.seconds() + RETRY_AFTER
+                self._failed(f"upload {key}", e)
+            return
+        finally:
+            if generation == self._generation:
+                self._in_flight.discard(key)
+        if generation == self._generation and data is not None:
+            self.stored.add(key)
+            self._changed(key.split("/")[1].encode() + b"/stream.m3u8")
+
+    async def _delete(self, key: str, generation: int) -> None:
+        try:
+            await self.storage.delete(key)
+        except Exception as e:
+            if generation == self._generation:
+                self._gone_at[key] = self.clock.seconds() - DELETE_AFTER + RETRY_AFTER
+                self._failed(f"delete {key}", e)
+            return
+        finally:
+            if generation == self._generation:
+                self._in_flight.discard(key)
+        if generation == self._generation:
+            self.stored.discard(key)
+            self._gone_at.pop(key, None)
+
+    def _failed(self, what: str, error: Exception) -> None:
+        self.failures += 1
+        now = self.clock.seconds()
+        if now - self._logged_at >= LOG_EVERY:
+            self._logged_at = now
+            _log.warn(
+                "Segment storage: could not {what} ({failures} failures so far): {error}",
+                what=what, failures=self.failures, error=error,
+            )
