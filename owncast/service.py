@@ -33,6 +33,7 @@ from owncast.core.throttle import AuthThrottle
 from owncast.core.tokens import TokenRegistry
 from owncast.core.viewers import Viewers
 from owncast.core.webhooks import WebhookDispatcher, treq_poster
+from owncast.directory import DEFAULT_DIRECTORY, DirectoryPinger, treq_json_poster
 from owncast.logbuffer import LogBuffer
 from owncast.rtmp.session import RtmpFactory
 from owncast.site import WEB_ROOT, build_site
@@ -57,6 +58,7 @@ class OwncastService(MultiService):
         log_publisher: Any = globalLogPublisher,
         store: Any = None,
         chat_bus: Any = None,
+        directory_url: str | None = None,
     ):
         super().__init__()
         self.reactor = reactor
@@ -68,6 +70,7 @@ class OwncastService(MultiService):
         self.logs = LogBuffer()
         self.store = store or SqliteStore(str(datadir / "owncast.db"), reactor=reactor)
         self.chat_bus = chat_bus or LocalChatBus()
+        self.directory_url = directory_url or DEFAULT_DIRECTORY
         self.ctx: AppContext | None = None
         self.chat: ChatServer | None = None
         self.ready: Deferred | None = None
@@ -177,6 +180,11 @@ class OwncastService(MultiService):
         )
         site.hls.rewrite = publisher.rewrite
         publisher.setServiceParent(self)
+
+        DirectoryPinger(
+            settings, ctx.save, lambda: stream.online, treq_json_poster(reactor), reactor,
+            self.directory_url,
+        ).setServiceParent(self)
 
         for sampler in (
             HardwareSampler(self.store, reactor, self._blocking, str(self.datadir)),

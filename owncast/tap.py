@@ -18,6 +18,7 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {
     "streamkey": (None, str),
     "ffmpeg": (None, str),
     "redis": (None, str),
+    "directoryurl": (None, str),
 }
 
 
@@ -38,6 +39,9 @@ class Options(usage.Options):
         ["redis", None, None,
          "redis://HOST:PORT/DB: keep settings, tokens, webhooks and chat in Redis, shared "
          "by several nodes, instead of SQLite in the data dir."],
+        ["directoryurl", None, None,
+         "The Owncast directory to ping while listing is on. "
+         "[https://directory.owncast.online]"],
         ["config", None, None, "An INI file with an [owncast] section of these options."],
     ]
 
@@ -90,6 +94,7 @@ def makeService(options: Options, reactor: Any = None) -> OwncastService:
         ffmpeg_option=options["ffmpeg"],
         store=store,
         chat_bus=chat_bus,
+        directory_url=options["directoryurl"],
     )
 
 
