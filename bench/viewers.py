@@ -59,7 +59,7 @@ from bench.hls import KEY, ROOT, get, owncast, raise_file_limit
 from bench.ingest import prepare_input
 from bench.playable import http
 
-STEPS = (50, 100, 200, 400, 800, 1600, 3200)
+STEPS = (50, 100, 200, 400, 800, 1600, 3200, 6400)
 GOAL_MS = 200.0
 LEVEL = 2
 #: Segment lengths measured per step (after one to spread the viewers, one to settle).
