@@ -2,14 +2,12 @@
 by autobahn clients over ``autobahn.twisted.testing``'s in-memory agent, on a fake clock.
 
 The pumps are flushed by the tests themselves (``Pumper``), so nothing here touches the
-global reactor; unit tests of admission and fan-out use fake protocol objects and fake
-transports instead.
+global reactor; admission, fan-out and the upgrade are in ``test_chat_sockets``.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +15,16 @@ from autobahn.twisted.testing import create_memory_agent
 from autobahn.twisted.websocket import WebSocketClientProtocol
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial import unittest
 
 from owncast.api.http import iso
-from owncast.chat import fanout
-from owncast.chat.fanout import Peer, fan_out, pending_bytes, text_frame
+from owncast.chat.fanout import text_frame
 from owncast.chat.protocol import IGNORE_CLIENT, MAX_FRAME, ChatFactory
 from owncast.chat.server import (
     FLOOD_BURST,
     FLOOD_MUTE,
     KEEPALIVE_INTERVAL,
-    MAX_PER_IP,
     ChatServer,
 )
 from owncast.core.chat import MAX_BODY_BYTES
@@ -393,227 +389,3 @@ class ChatProtocolTests(unittest.TestCase):
         self.h.flush()
         self.assertEqual([len(f) for f in client.frames], list(sizes))
         self.assertEqual(client.frames, payloads)
-
-
-class FakeProto:
-    """What ``ChatServer`` needs of a protocol, with no websocket behind it."""
-
-    def __init__(
-        self,
-        ip: str = "10.0.0.1",
-        user_agent: str = "ua",
-        transport: Any = None,
-        ignored: bool = False,
-    ):
-        self.ip = ip
-        self.user_agent = user_agent
-        self.client_id = secrets.token_hex(8)
-        self.ignored = ignored
-        self.transport = transport if transport is not None else StringTransport()
-        self.dropped = False
-        self.close_codes: list = []
-
-    def dropConnection(self, abort: bool = False) -> None:
-        self.dropped = True
-
-    def sendClose(self, code: int | None = None, reason: str | None = None) -> None:
-        self.close_codes.append(code)
-
-
-class TcpLikeTransport:
-    """The send-buffer attributes ``pending_bytes`` reads from a Twisted TCP transport."""
-
-    def __init__(self, pending: int = 0):
-        self.dataBuffer = b""
-        self.offset = 0
-        self._tempDataLen = pending
-        self.writes: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-
-def decode_frame(frame: bytes) -> tuple[int, bytes]:
-    """(opcode byte, payload) of one unmasked server frame; the whole frame must be used."""
-    first, second = frame[0], frame[1]
-    assert not second & 0x80, "server frames are not masked"
-    length, offset = second & 0x7F, 2
-    if length == 126:
-        length, offset = int.from_bytes(frame[2:4], "big"), 4
-    elif length == 127:
-        length, offset = int.from_bytes(frame[2:10], "big"), 10
-    assert len(frame) == offset + length, (len(frame), offset, length)
-    return first, frame[offset:]
-
-
-def make_server(testcase: unittest.TestCase, server_url: str = "") -> tuple[ChatServer, Any]:
-    ctx = make_context(Path(testcase.mktemp()), clock=Clock())
-    return ChatServer(ctx.chat, ctx.viewers, ctx.reactor, lambda: server_url), ctx
-
-
-class AdmissionTests(unittest.TestCase):
-    """``ChatServer.admit``: the Origin check and the per-address cap."""
-
-    def setUp(self) -> None:
-        ctx = make_context(Path(self.mktemp()), clock=Clock())
-        self.url = ""
-        self.server = ChatServer(ctx.chat, ctx.viewers, ctx.reactor, lambda: self.url)
-
-    def test_no_origin_is_not_a_browser(self) -> None:
-        """No Origin header (a bot, a native client) is admitted."""
-        self.assertIsNone(self.server.admit("10.0.0.1", None, "live.example:8080"))
-        self.assertIsNone(self.server.admit("10.0.0.1", "", "live.example:8080"))
-
-    def test_same_host_origin_admitted(self) -> None:
-        """A page served by this host (same host and port) may connect."""
-        admit = self.server.admit
-        self.assertIsNone(admit("10.0.0.1", "http://live.example:8080", "live.example:8080"))
-        self.assertIsNone(admit("10.0.0.1", "http://LIVE.example", "live.example"))
-        self.assertIsNone(admit("10.0.0.1", "http://live.example:80", "live.example"))
-
-    def test_server_url_origin_admitted(self) -> None:
-        """The configured serverUrl (e.g. behind a TLS proxy) is an allowed origin."""
-        origin, host = "https://live.example.com", "127.0.0.1:8080"
-        self.assertIsNotNone(self.server.admit("10.0.0.1", origin, host))
-        self.url = "https://live.example.com"
-        self.assertIsNone(self.server.admit("10.0.0.1", origin, host))
-        self.assertIsNone(self.server.admit("10.0.0.1", "https://live.example.com:443", host))
-
-    def test_other_origins_refused(self) -> None:
-        """Another site, another port, another scheme's port, or garbage is refused."""
-        self.url = "https://live.example.com"
-        host = "live.example:8080"
-        for origin in (
-            "http://evil.example",
-            "http://live.example:9090",
-            "null",
-            "http://live.example.com",
-            "https://live.example.com.evil.example",
-            "http://live.example:notaport",
-        ):
-            self.assertIsNotNone(self.server.admit("10.0.0.1", origin, host), origin)
-
-    def test_per_ip_cap_enforced_and_released(self) -> None:
-        """At most 20 sockets per address; closing one makes room again."""
-        protos = [FakeProto("10.0.0.7", f"ua{n}") for n in range(MAX_PER_IP)]
-        for proto in protos[:-1]:
-            self.server.opened(proto)
-        self.assertIsNone(self.server.admit("10.0.0.7", None, "h"))
-        self.server.opened(protos[-1])
-        self.assertIsNotNone(self.server.admit("10.0.0.7", None, "h"))
-        self.assertIsNone(self.server.admit("10.0.0.8", None, "h"), "other addresses are fine")
-        self.server.closed(protos[0])
-        self.assertIsNone(self.server.admit("10.0.0.7", None, "h"))
-        self.server.closed(protos[0])  # a second close changes nothing
-        self.server.opened(FakeProto("10.0.0.7"))
-        self.assertIsNotNone(self.server.admit("10.0.0.7", None, "h"))
-        for proto in protos[1:]:
-            self.server.closed(proto)
-        self.assertIsNone(self.server.admit("10.0.0.7", None, "h"))
-
-
-class FanOutTests(unittest.TestCase):
-    """``fan_out`` and ``text_frame``, and dropping clients that stop reading."""
-
-    def test_same_bytes_object_to_every_transport(self) -> None:
-        """One encoded frame: the identical bytes object is written to every transport."""
-        transports = [TcpLikeTransport() for _ in range(5)]
-        frame = text_frame(b'{"type": "PING"}')
-        laggards = fan_out(frame, [Peer(t, lambda: None) for t in transports])
-        self.assertEqual(laggards, [])
-        for t in transports:
-            self.assertEqual(len(t.writes), 1)
-            self.assertIs(t.writes[0], frame)
-
-    def test_server_broadcast_encodes_once(self) -> None:
-        """ChatServer.broadcast hands the same frame object to each socket."""
-        server, ctx = make_server(self)
-        protos = [FakeProto(transport=TcpLikeTransport()) for _ in range(3)]
-        for proto in protos:
-            server.opened(proto)
-        result_of(Deferred.fromCoroutine(ctx.chat.send_system("hello")))
-        written = [p.transport.writes for p in protos]
-        self.assertTrue(all(len(w) == 1 for w in written))
-        self.assertTrue(all(w[0] is written[0][0] for w in written))
-        opcode, payload = decode_frame(written[0][0])
-        self.assertEqual(opcode, 0x81)
-        self.assertEqual(json.loads(payload)["body"], "hello")
-
-    def test_text_frame_length_boundaries(self) -> None:
-        """Lengths 0..125 use one length byte, up to 65535 two more, beyond that eight."""
-        for n, header in ((0, 2), (125, 2), (126, 4), (65535, 4), (65536, 10), (70000, 10)):
-            payload = bytes(range(256)) * (n // 256) + bytes(range(n % 256))
-            frame = text_frame(payload)
-            self.assertEqual(len(frame) - n, header, n)
-            opcode, decoded = decode_frame(frame)
-            self.assertEqual((opcode, decoded), (0x81, payload), n)
-
-    def test_pending_bytes(self) -> None:
-        """Pending bytes come from the transport's buffers; other transports say 0."""
-        t = TcpLikeTransport(pending=7)
-        t.dataBuffer, t.offset = b"x" * 10, 4
-        self.assertEqual(pending_bytes(t), 13)
-        self.assertEqual(pending_bytes(StringTransport()), 0)
-
-    def test_slow_reader_by_bytes_dropped(self) -> None:
-        """A socket holding more than 256 KiB unsent is dropped; the others keep receiving."""
-        server, ctx = make_server(self)
-        slow = FakeProto(transport=TcpLikeTransport(pending=fanout.MAX_BACKLOG_BYTES + 1))
-        fast = [FakeProto(transport=TcpLikeTransport()) for _ in range(2)]
-        for proto in (fast[0], slow, fast[1]):
-            server.opened(proto)
-        result_of(Deferred.fromCoroutine(ctx.chat.send_system("one")))
-        self.assertTrue(slow.dropped)
-        self.assertEqual(slow.transport.writes, [])
-        for proto in fast:
-            self.assertFalse(proto.dropped)
-            self.assertEqual(len(proto.transport.writes), 1)
-        server.closed(slow)
-        result_of(Deferred.fromCoroutine(ctx.chat.send_system("two")))
-        for proto in fast:
-            self.assertEqual(len(proto.transport.writes), 2)
-
-    def test_slow_reader_by_frames_dropped(self) -> None:
-        """A socket whose buffer stays non-empty for more than 256 frames is dropped."""
-        server, _ = make_server(self)
-        slow = FakeProto(transport=TcpLikeTransport(pending=10))
-        fast = FakeProto(transport=TcpLikeTransport())
-        server.opened(slow)
-        server.opened(fast)
-        for n in range(fanout.MAX_BACKLOG_FRAMES):
-            server.broadcast({"type": "SYSTEM", "body": str(n)})
-        self.assertFalse(slow.dropped)
-        self.assertEqual(len(slow.transport.writes), fanout.MAX_BACKLOG_FRAMES)
-        server.broadcast({"type": "SYSTEM", "body": "last straw"})
-        self.assertTrue(slow.dropped)
-        self.assertEqual(len(slow.transport.writes), fanout.MAX_BACKLOG_FRAMES)
-        self.assertFalse(fast.dropped)
-        self.assertEqual(len(fast.transport.writes), fanout.MAX_BACKLOG_FRAMES + 1)
-
-    def test_draining_reader_kept(self) -> None:
-        """A socket whose buffer empties now and then is never dropped."""
-        server, _ = make_server(self)
-        reader = FakeProto(transport=TcpLikeTransport(pending=10))
-        server.opened(reader)
-        for n in range(3 * fanout.MAX_BACKLOG_FRAMES):
-            reader.transport._tempDataLen = 0 if n % 200 == 199 else 10
-            server.broadcast({"type": "SYSTEM", "body": str(n)})
-        self.assertFalse(reader.dropped)
-        self.assertEqual(len(reader.transport.writes), 3 * fanout.MAX_BACKLOG_FRAMES)
-
-    def test_keepalive_on_fake_protocols(self) -> None:
-        """The keepalive sweep writes a PING frame to every socket every 30 s."""
-        server, _ = make_server(self)
-        protos = [FakeProto(transport=TcpLikeTransport()) for _ in range(3)]
-        for proto in protos:
-            server.opened(proto)
-        server.startService()
-        server.clock.advance(KEEPALIVE_INTERVAL)
-        for proto in protos:
-            [frame] = proto.transport.writes
-            self.assertEqual(json.loads(decode_frame(frame)[1]), {"type": "PING"})
-        for proto in protos:
-            server.closed(proto)
-        server.stopService()
-        server.clock.advance(KEEPALIVE_INTERVAL)
-        self.assertEqual([len(p.transport.writes) for p in protos], [1, 1, 1])
