@@ -23,10 +23,11 @@ from twisted.web import http
 from twisted.web.server import version as server_version
 
 from owncast.api.http import viewer_key_of
-from owncast.chat.fanout import pending_bytes
+from owncast.netio import direct_socket, pending_bytes, send_now
 from owncast.transcode.hls import LARGE_BODY, send_ahead
 
 PREFIX = b"/hls/"
+_FAST_START = b"GET " + PREFIX
 #: A request whose header block is larger than this goes to twisted.web.
 MAX_HEAD = 8 * 1024
 #: Headers after which the answer is not a plain 200 with the whole file.
@@ -113,6 +114,9 @@ class HlsFastPath:
         self._second = -1
         self._common = b""
 
+    def now(self) -> float:
+        return self._clock.seconds()
+
     def _head(self) -> bytes:
         """Status line, Date and the fixed lines, rebuilt once a second."""
         now = int(self._clock.seconds())
@@ -141,11 +145,11 @@ class HlsFastPath:
             self._seen(viewer_key_of(channel.peer_host, agent))
         head = b"%s%sContent-Length: %d\r\n\r\n" % (self._head(), headers, len(body))
         if len(body) >= LARGE_BODY:
-            transport.write(head)
-            send_ahead(transport)
-            transport.write(body)
+            send_now(transport, channel.direct, head)
+            send_ahead(transport)  # in case the headers had to queue
+            transport.write(body)  # queued alone, so never copied
         else:
-            transport.write(head + body)
+            send_now(transport, channel.direct, head + body)
         return used
 
 
@@ -154,9 +158,12 @@ class OwncastChannel(http.HTTPChannel):
     no request is in progress on it (so answers stay in order)."""
 
     peer_host = ""
+    direct: Any = None
+    _reset_at = -1
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        self.direct = direct_socket(self.transport)
         if hasattr(self.transport, "SEND_LIMIT"):
             self.transport.SEND_LIMIT = SEND_LIMIT
         peer = self.transport.getPeer()
@@ -178,11 +185,16 @@ class OwncastChannel(http.HTTPChannel):
     def dataReceived(self, data: bytes) -> None:
         fast = getattr(getattr(self, "site", None), "hls_fast", None)
         if fast is not None:
-            while data.startswith(b"GET " + PREFIX) and self._idle():
+            while data.startswith(_FAST_START) and self._idle():
                 used = fast.answer(self, data)
                 if not used:
                     break
-                self.resetTimeout()
+                # The idle timeout (minutes) moves on at most once a second: moving a
+                # DelayedCall for every request would cost more than the answer.
+                now = int(fast.now())
+                if now != self._reset_at:
+                    self._reset_at = now
+                    self.resetTimeout()
                 data = data[used:]
                 if not data:
                     return

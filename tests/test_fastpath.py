@@ -6,13 +6,15 @@ import os
 from pathlib import Path
 
 from twisted.internet import reactor, task
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
+from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
 from owncast.fastpath import MAX_HEAD, plain_get
-from owncast.site import WEB_ROOT, build_site
+from owncast.site import WEB_ROOT, OwncastSite, build_site
 from tests.helpers import make_context
 
 VARIANT = b"#EXTM3U\n#EXTINF:1.0,\nstream-1700000000.ts\n"
@@ -208,3 +210,32 @@ class FastPathTests(unittest.TestCase):
         client.transport.write(request[20:])
         [answer] = await client.responses(1)
         self.assertEqual(answer[2], VARIANT)
+
+
+class IdleTimeoutTests(unittest.TestCase):
+    """Fast answers keep a connection alive as twisted.web's would: it is closed after
+    the site's idle timeout counted from its last request (to within a second)."""
+
+    def test_idle_timeout_counts_from_the_last_fast_request(self):
+        clock = task.Clock()
+        clock.advance(1_700_000_000)
+        ctx = make_context(Path(self.mktemp()), clock=clock)
+        (ctx.datadir / "hls" / "0").mkdir(parents=True)
+        (ctx.datadir / "hls" / "0" / "stream.m3u8").write_bytes(VARIANT)
+        built = build_site(ctx, WEB_ROOT)
+        site = OwncastSite(built.resource, reactor=clock)
+        site.hls_fast = built.hls_fast
+        channel = site.buildProtocol(IPv4Address("TCP", "10.0.0.2", 5000))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "10.0.0.2", 5000))
+        channel.makeConnection(transport)
+        request = get(b"/hls/0/stream.m3u8")
+        channel.dataReceived(request)  # slow: fills memory
+        for _ in range(30):
+            clock.advance(1)
+            channel.dataReceived(request)
+        self.assertEqual(transport.value().count(b"HTTP/1.1 200 OK"), 31)
+        self.assertEqual(built.hls_fast.hls.playlists.__len__(), 1)
+        clock.advance(site.timeOut - 1.5)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(1.5)
+        self.assertTrue(transport.disconnecting)

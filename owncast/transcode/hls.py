@@ -254,6 +254,8 @@ class HlsResource(Resource):
         self.segments = ByteLru(segment_cache_bytes)
         #: path -> Deferreds waiting for the read in flight
         self._loading: dict[str, list[Deferred]] = {}
+        #: name -> (kind, path) for ``from_memory``
+        self._names: dict[bytes, tuple[str | None, str]] = {}
         #: ``rewrite(name, body) -> body`` for variant playlists (``SegmentPublisher``)
         self.rewrite: Callable[[bytes, bytes], bytes] | None = None
 
@@ -294,11 +296,18 @@ class HlsResource(Resource):
         for a plain ``GET /hls/<name>`` that memory answers exactly as ``render_GET``
         would, or None (then ``render_GET`` answers, and fills memory). ``headers`` are
         this file's own header lines (type, caching, validators), each ending CRLF."""
-        match = _NAME.fullmatch(name)
-        if match is None:
-            return None
-        kind = match.lastgroup
-        path = os.path.join(self.directory, *name.decode("ascii").split("/"))
+        known = self._names.get(name)
+        if known is None:
+            match = _NAME.fullmatch(name)
+            if match is None:
+                return None
+            if len(self._names) >= 4096:  # segment names come and go
+                self._names.clear()
+            known = self._names[name] = (
+                match.lastgroup,
+                os.path.join(self.directory, *name.decode("ascii").split("/")),
+            )
+        kind, path = known
         if kind == "playlist":
             cached = self.playlists.get(path)
             if (
