@@ -111,17 +111,15 @@ class HlsFastPath:
         self._clock = clock
         fixed = [(b"server", server_version), *headers, (b"access-control-allow-origin", b"*")]
         self._fixed = b"".join(b"%s: %s\r\n" % (_title(n), v) for n, v in fixed)
-        self._second = -1
+        #: the second ``_head`` was last built for (the last answer's, near enough)
+        self.second = -1
         self._common = b""
-
-    def now(self) -> float:
-        return self._clock.seconds()
 
     def _head(self) -> bytes:
         """Status line, Date and the fixed lines, rebuilt once a second."""
         now = int(self._clock.seconds())
-        if now != self._second:
-            self._second = now
+        if now != self.second:
+            self.second = now
             self._common = (
                 b"HTTP/1.1 200 OK\r\nDate: %s\r\n" % http.datetimeToString(now) + self._fixed
             )
@@ -159,10 +157,12 @@ class OwncastChannel(http.HTTPChannel):
 
     peer_host = ""
     direct: Any = None
+    fast: HlsFastPath | None = None
     _reset_at = -1
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        self.fast = getattr(getattr(self, "site", None), "hls_fast", None)
         self.direct = direct_socket(self.transport)
         if hasattr(self.transport, "SEND_LIMIT"):
             self.transport.SEND_LIMIT = SEND_LIMIT
@@ -183,7 +183,7 @@ class OwncastChannel(http.HTTPChannel):
         )
 
     def dataReceived(self, data: bytes) -> None:
-        fast = getattr(getattr(self, "site", None), "hls_fast", None)
+        fast = self.fast
         if fast is not None:
             while data.startswith(_FAST_START) and self._idle():
                 used = fast.answer(self, data)
@@ -191,9 +191,8 @@ class OwncastChannel(http.HTTPChannel):
                     break
                 # The idle timeout (minutes) moves on at most once a second: moving a
                 # DelayedCall for every request would cost more than the answer.
-                now = int(fast.now())
-                if now != self._reset_at:
-                    self._reset_at = now
+                if fast.second != self._reset_at:
+                    self._reset_at = fast.second
                     self.resetTimeout()
                 data = data[used:]
                 if not data:
