@@ -16,6 +16,7 @@ import json
 
 from owncast.core.broadcast import Broadcasts, NullSink
 from owncast.core.stream import StreamState
+from owncast.heap import settle_heap
 from owncast.rtmp.session import RtmpFactory
 
 
@@ -46,6 +47,7 @@ def main() -> None:
     sink = CountingSink()
     broadcasts = Broadcasts(StreamState(reactor.seconds), lambda: args.key, sink)
     reactor.listenTCP(args.port, RtmpFactory(broadcasts, reactor), interface="127.0.0.1")
+    settle_heap()  # as the daemon does once started
     if args.profile:
         import cProfile
 

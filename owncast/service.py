@@ -34,6 +34,7 @@ from owncast.core.tokens import TokenRegistry
 from owncast.core.viewers import Viewers
 from owncast.core.webhooks import WebhookDispatcher, treq_poster
 from owncast.directory import DEFAULT_DIRECTORY, DirectoryPinger, treq_json_poster
+from owncast.heap import settle_heap
 from owncast.logbuffer import LogBuffer
 from owncast.rtmp.session import RtmpFactory
 from owncast.site import WEB_ROOT, build_site
@@ -194,6 +195,8 @@ class OwncastService(MultiService):
         if not isinstance(self.store, SqliteStore):
             SharedStateRefresher(ctx).setServiceParent(self)
         _log.info("owncast ready; data in {datadir}", datadir=str(self.datadir.resolve()))
+        settle_heap()
+
 
     def _prepare_datadir(self) -> None:
         for sub in ("", "logs", "emoji", "logo", "hls"):

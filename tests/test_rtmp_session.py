@@ -746,8 +746,9 @@ class _Socket:
 
 
 class WakeupTuningTests(SessionTestCase):
-    """The receive low-water mark follows the publisher's rate, so we wake per ~50 ms of
-    media, not per packet (most ingest CPU is the cost of a wake-up)."""
+    """The receive low-water mark follows the publisher's rate, so we wake per ~150 ms of
+    media, not per packet (most ingest CPU is the cost of a wake-up), and one read takes
+    all that woke us."""
 
     def test_low_water_mark_follows_the_rate(self):
         import socket
@@ -755,17 +756,21 @@ class WakeupTuningTests(SessionTestCase):
         client = self.publishing()
         handle = _Socket()
         client.transport.getHandle = lambda: handle
+        client.transport.bufferSize = 65536
         for _ in range(4):  # 200 KB/s for one second
             client.session._received += 50_000
             self.tick(0.25, step=0.25)
         marks = [value for _, option, value in handle.options
                  if option == getattr(socket, "SO_RCVLOWAT", 18)]
-        self.assertEqual(marks, [10_000])
-        # A much faster stream is capped at 64 KiB; small changes are ignored.
+        self.assertEqual(marks, [30_000])
+        self.assertEqual(client.transport.bufferSize, 65536)
+        # A much faster stream is capped at 256 KiB; small changes are ignored.
         client.session._tune_wakeups(10_000_000)
         client.session._tune_wakeups(9_000_000)
-        self.assertEqual(handle.options[-1][2], 64 * 1024)
+        self.assertEqual(handle.options[-1][2], 256 * 1024)
         self.assertEqual(len(handle.options), 2)
+        # Reads are as large as twice the mark, or one read would not drain a wake-up.
+        self.assertEqual(client.transport.bufferSize, 512 * 1024)
 
     def test_no_handle_is_harmless(self):
         client = self.publishing()

@@ -29,8 +29,10 @@ WINDOW_SIZE = 2_500_000
 #: A publisher silent this long (seconds) is dropped so a reconnect can take over.
 IDLE_TIMEOUT = 10.0
 #: How much media (seconds) to let arrive before waking for it, and the largest mark.
-WAKEUP_SECONDS = 0.05
-MAX_LOW_WATER = 64 * 1024
+WAKEUP_SECONDS = 0.15
+MAX_LOW_WATER = 256 * 1024
+#: Twisted's default read size, kept while the mark is small.
+READ_SIZE = 64 * 1024
 APP_NAME = "live"
 
 _VIDEO_CODECS = {2: "Sorenson H.263", 4: "VP6", 7: "H.264", 12: "HEVC", 13: "AV1"}
@@ -149,7 +151,8 @@ class RtmpSession(Protocol):
         """Wake for about every ``WAKEUP_SECONDS`` of media rather than every packet.
 
         Most of the ingest's CPU is the cost of a wake-up, not of parsing a byte, so the
-        socket's receive low-water mark follows the measured rate (at most 64 KiB). A
+        socket's receive low-water mark follows the measured rate (at most
+        ``MAX_LOW_WATER``). A
         publisher that goes quiet still reaches us: the mark is a fraction of what it
         sent in the last interval, and a closed socket always wakes us.
         """
@@ -163,6 +166,11 @@ class RtmpSession(Protocol):
         except (AttributeError, OSError):
             return
         self._low_water = mark
+        # One read must take what woke us: a transport reads at most ``bufferSize``
+        # (64 KiB) per wake-up, and what it leaves is below the mark again, so a mark
+        # above it would still wake us every 64 KiB.
+        if hasattr(self.transport, "bufferSize"):
+            self.transport.bufferSize = max(READ_SIZE, 2 * mark)
 
     # -- bytes in ----------------------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
