@@ -6,8 +6,8 @@ The same files are served by
   publishing), the files put in ``<datadir>/hls/0/`` so that ``/hls/0/stream.m3u8`` and
   ``/hls/0/stream-N.ts`` are what a live stream's would be;
 * the peer: nginx, one foreground process (``master_process off``), ``root`` the same data
-  dir, ``sendfile on``, the same content types, cache and CORS headers, access log on (as
-  ours: the daemon logs every request too).
+  dir, ``sendfile on``, the same content types, cache and CORS headers, access log off (as
+  ours: the daemon keeps no per-request log).
 
 The files: a level-2 style variant playlist (10 segments of 3 s, program date times; about
 0.9 KB) and one segment, ``stream-N.ts``, a real MPEG-TS (ffmpeg, 720p x264 + AAC) cut
@@ -84,7 +84,7 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections {connections}; }}
 http {{
-    access_log {prefix}/access.log;
+    access_log off;
     sendfile on;
     tcp_nopush on;
     keepalive_timeout 65;
