@@ -459,3 +459,19 @@ class UpgradeTests(unittest.TestCase):
         head = transport.value().partition(b"\r\n\r\n")[0].lower()
         self.assertNotIn(b"sec-websocket-extensions", head)
         self.assertEqual(list(self.server.peers), [transport.protocol])
+
+    def test_nothing_is_broadcast_to_a_socket_after_its_close_frame(self) -> None:
+        """RFC 6455 5.5.1: after sending a Close frame, no more data frames."""
+        transport = self.upgrade()
+        proto = transport.protocol
+        proto.closeHandshakeTimeout = 0  # no timer on the global reactor
+        proto.sendClose(1000, "bye")
+        head = len(transport.value())
+        self.assertEqual(transport.value()[-7:-5], b"\x88\x05")  # the Close frame went out
+        self.server.broadcast({"type": "SYSTEM", "id": "x", "body": "after close"})
+        self.assertEqual(transport.value()[head:], b"")
+        other = self.upgrade()
+        start = len(other.value())
+        self.server.broadcast({"type": "SYSTEM", "id": "y", "body": "still open"})
+        [payload] = server_frames(other.value()[start:])
+        self.assertEqual(json.loads(payload)["body"], "still open")

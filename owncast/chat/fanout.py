@@ -39,15 +39,17 @@ def text_frame(payload: bytes) -> bytes:
 
 class Peer:
     """What fan-out needs of one socket: its transport, the socket under it when writing
-    to that directly is safe, and how far behind it is."""
+    to that directly is safe, how far behind it is, and whether it is closing (after a
+    Close frame, RFC 6455 allows no more data frames)."""
 
-    __slots__ = ("transport", "socket", "backlog", "drop")
+    __slots__ = ("transport", "socket", "backlog", "drop", "closing")
 
     def __init__(self, transport: Any, drop: Callable[[], object]):
         self.transport = transport
         self.socket = direct_socket(transport)
         self.backlog = 0  # frames written since its buffer was last empty
         self.drop = drop
+        self.closing = False
 
 
 def _send(peer: Peer, frame: bytes) -> None:
@@ -59,6 +61,8 @@ def fan_out(frame: bytes, peers: Iterable[Peer]) -> list[Peer]:
     """Write ``frame`` to every peer; return the peers that fell too far behind."""
     laggards = []
     for peer in peers:
+        if peer.closing:
+            continue
         try:
             waiting = pending_bytes(peer.transport)
             if waiting:

@@ -124,6 +124,12 @@ class ChatProtocol(WebSocketServerProtocol):
         else:
             _log.failure("chat message from {ip} failed", failure, ip=self.ip)
 
+    def sendCloseFrame(self, code: int | None = None, reasonUtf8: bytes | None = None,
+                       isReply: bool = False) -> None:
+        if self.client_id is not None:
+            self.factory.server.closing(self)
+        super().sendCloseFrame(code, reasonUtf8, isReply)
+
     def onClose(self, wasClean: bool, code: int, reason: str) -> None:
         if self.client_id is not None:
             self.factory.server.closed(self)

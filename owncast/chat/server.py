@@ -123,6 +123,12 @@ class ChatServer(Service):
         if not proto.ignored:
             self.viewers.seen(self._viewer_key(proto))
 
+    def closing(self, proto: Any) -> None:
+        """``proto`` sent its Close frame: no more broadcasts to it."""
+        peer = self.peers.get(proto)
+        if peer is not None:
+            peer.closing = True
+
     def closed(self, proto: Any) -> None:
         if self.peers.pop(proto, None) is None:
             return
