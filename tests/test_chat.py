@@ -203,6 +203,23 @@ class ChatProtocolTests(unittest.TestCase):
         self.assertEqual(len(bob.of_type("CHAT")), 1)
         self.assertEqual(len(self.h.stored()), 1)
 
+    def test_lone_surrogates_in_names_refused_and_in_bodies_replaced(self) -> None:
+        """JSON may carry a lone surrogate (``"\\ud800"``), which UTF-8 cannot: in a name it
+        is refused with a SYSTEM notice to the sender; in a body it shows as U+FFFD."""
+        alice, bob = self.h.connect(), self.h.connect()
+        alice.send_json({"type": "CHAT", "author": "al\ud800", "body": "hi"})
+        alice.send_json({"type": "NAME_CHANGE", "oldName": "alice", "newName": "\udfffx"})
+        self.h.flush()
+        self.assertEqual(len(alice.of_type("SYSTEM")), 2)
+        self.assertEqual(bob.frames, [])
+        self.assertEqual(self.h.stored(), [])
+
+        alice.send_json({"type": "CHAT", "author": "alice", "body": "a\udc00 **b**"})
+        self.h.flush()
+        [chat] = bob.of_type("CHAT")
+        self.assertEqual(chat["body"], "a\ufffd <strong>b</strong>")
+        self.assertEqual(len(self.h.stored()), 1)
+
     def assert_closes_only_offender(self, send: Any) -> None:
         alice, bob = self.h.connect(), self.h.connect()
         self.h.flush()

@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 
 from twisted.trial import unittest
 
-from owncast.core.markup import render_chat, render_page
+from owncast.core.markup import render_chat, render_page, sanitize
 
 
 class _Tags(HTMLParser):
@@ -86,3 +86,12 @@ class ChatTests(unittest.TestCase):
     def test_links_are_kept_safe(self):
         html = render_chat("see [site](https://example.com)")
         self.assertIn('<a href="https://example.com" rel="noopener noreferrer nofollow">', html)
+
+
+class SurrogateTests(unittest.TestCase):
+    def test_lone_surrogates_become_replacement_characters(self):
+        """A lone surrogate (JSON can carry one, UTF-8 cannot) renders as U+FFFD rather
+        than raising from nh3."""
+        self.assertEqual(render_chat("a\ud800 **b**"), "a\ufffd <strong>b</strong>")
+        self.assertEqual(render_page("x\udfff"), "<p>x\ufffd</p>")
+        self.assertEqual(sanitize("<b>\ud800</b>"), "<b>\ufffd</b>")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 import struct
+import tracemalloc
 from datetime import datetime, timezone
 
 from twisted.trial import unittest
@@ -285,6 +286,22 @@ class ChunkSizeTests(unittest.TestCase):
         body = payload(50, 5)
         data = control(chunks.SET_CHUNK_SIZE, u32(1)) + b"".join(message(0, 6, body, 1, ts=3))
         self.assertEqual(ChunkReader().feed(data)[-1].body, body)
+
+    def test_half_a_message_holds_about_its_bytes(self):
+        """At chunk size 1 (a header byte for each body byte) half a message holds about
+        its body in memory, not an object per chunk (20 times what arrived)."""
+        body = payload(200_000, 6)
+        data = control(chunks.SET_CHUNK_SIZE, u32(1)) + b"".join(message(0, 6, body, 1))
+        first, rest = data[:-1000], data[-1000:]
+        reader = ChunkReader()
+        tracemalloc.start()
+        try:
+            reader.feed(first)
+            held = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        self.assertLess(held, len(first))
+        self.assertEqual(reader.feed(rest)[-1].body, body)
 
     def test_bad_set_chunk_size(self):
         self.assertRaises(ChunkError, ChunkReader().feed, control(chunks.SET_CHUNK_SIZE, u32(0)))
@@ -626,6 +643,16 @@ def ref3(index: int) -> bytes:
     return u29(index << 1)
 
 
+def shared(levels: int) -> bytes:
+    """An AMF3 object whose member k is ``{a: member k-1, b: member k-1}`` by object
+    reference: a few bytes a level to decode, twice the size a level expanded."""
+    out = bytearray(b"\x0a\x0b\x01" + s3("m0") + b"\x0a\x01\x01")  # {m0: {}}, traits 0
+    for k in range(1, levels):
+        out += s3(f"m{k}") + b"\x0a\x01"
+        out += s3("a") + b"\x0a" + ref3(k) + s3("b") + b"\x0a" + ref3(k) + b"\x01"
+    return bytes(out + b"\x01")
+
+
 class Amf0Tests(unittest.TestCase):
     def round_trip(self, *values):
         decoded = amf.decode_amf0(amf.encode_amf0(*values))
@@ -838,6 +865,17 @@ class Amf3Tests(unittest.TestCase):
         deep = obj + (b"\x0a\x01" + ref3(0)) * (amf.MAX_DEPTH + 5)
         self.assertRaises(amf.AmfError, amf.decode_amf3, deep)
         self.assertRaises(amf.AmfError, amf.decode_amf0, b"\x11" + one * 100_000)
+
+    def test_encoding_shared_or_cyclic_values_is_bounded(self):
+        """Decoded AMF3 may share one object by reference over and over, or hold itself:
+        encoding such a value as AMF0 is refused, not expanded without end."""
+        (small,) = amf.decode_amf3(shared(4))
+        self.assertEqual(amf.decode_amf0(amf.encode_amf0(small)), [small])
+        (value,) = amf.decode_amf3(shared(18))  # 2**18 copies of the first member
+        self.assertRaises(amf.AmfError, amf.encode_amf0, value)
+        (cyclic,) = amf.decode_amf3(b"\x0a\x0b\x01" + s3("me") + b"\x0a" + ref3(0) + b"\x01")
+        self.assertIs(cyclic["me"], cyclic)
+        self.assertRaises(amf.AmfError, amf.encode_amf0, cyclic)
 
 
 # -- handshake -------------------------------------------------------------------------

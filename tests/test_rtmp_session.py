@@ -18,7 +18,7 @@ from owncast.rtmp import amf, chunks, flv
 from owncast.rtmp.chunks import ChunkReader, Message, encode_chunks
 from owncast.rtmp.handshake import HANDSHAKE_SIZE
 from owncast.rtmp.session import IDLE_TIMEOUT, OUT_CHUNK_SIZE, WINDOW_SIZE, RtmpFactory
-from tests.test_rtmp_parser import ChunkEncoder, interleave
+from tests.test_rtmp_parser import ChunkEncoder, interleave, ref3, s3, shared
 from tests.test_rtmp_parser import message as hand_built
 
 KEY = "key123"
@@ -243,6 +243,32 @@ class ConnectTests(SessionTestCase):
         self.assertEqual(result[2]["fourCcList"], ["av01", "vp09", "hvc1"])
         self.assertEqual(result[3]["code"], "NetConnection.Connect.Success")
         self.assertFalse(client.dropped)
+
+    def connect_with(self, **fields: bytes) -> Client:
+        """A connect whose command object holds ``fields`` as raw AMF0 values."""
+        client = self.client()
+        client.handshake()
+        body = bytearray(amf.encode_amf0("connect", 1.0) + b"\x03")
+        for name, raw in fields.items():
+            body += struct.pack(">H", len(name)) + name.encode() + raw
+        client.message(chunks.COMMAND_AMF0, bytes(body + b"\x00\x00\x09"))
+        return client
+
+    def test_connect_values_that_hold_or_repeat_themselves(self):
+        """AMF3 (inside AMF0 after 0x11) can make a value that holds itself, or one that
+        expands without end when printed or re-encoded: an ``app`` that is not a string is
+        refused as unknown, an ``objectEncoding`` that is not a number is answered as 0."""
+        cyclic = b"\x11\x0a\x0b\x01" + s3("me") + b"\x0a" + ref3(0) + b"\x01"
+        client = self.connect_with(app=amf.encode_amf0("live"), objectEncoding=cyclic)
+        (result,) = client.commands()
+        self.assertEqual((result[0], result[3]["objectEncoding"]), ("_result", 0))
+        self.assertFalse(client.dropped)
+
+        client = self.connect_with(app=b"\x11" + shared(12))
+        (error,) = client.commands()
+        self.assertEqual((error[0], error[3]["description"][:22]),
+                         ("_error", "unknown application ''"))
+        self.assertTrue(client.dropped)
 
     def test_create_stream(self):
         client = self.client()

@@ -514,3 +514,14 @@ class SingleRangeTests(unittest.TestCase):
             (b"bytes=-", None),
         ]:
             self.assertEqual(single_range(header, 100), expected, header)
+
+    def test_numbers_longer_than_int_takes(self):
+        """Bounds of thousands of digits (``int`` refuses over 4300) are huge, not errors."""
+        many = b"9" * 5000
+        for header, expected in [
+            (b"bytes=" + many + b"-", None),
+            (b"bytes=0-" + many, (0, 99)),
+            (b"bytes=-" + many, (0, 99)),
+            (b"bytes=" + b"0" * 5000 + b"5-7", (5, 7)),
+        ]:
+            self.assertEqual(single_range(header, 100), expected, header[:12])

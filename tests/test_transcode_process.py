@@ -516,3 +516,13 @@ class DiscontinuitySequenceTests(unittest.TestCase):
                       discontinuity_sequence(self.PLAYLIST, b"12\n20\n21\n"))
         self.assertEqual(discontinuity_sequence(self.PLAYLIST, b"21\n"), self.PLAYLIST)
         self.assertEqual(discontinuity_sequence(self.PLAYLIST, b""), self.PLAYLIST)
+
+    def test_numbers_longer_than_int_takes_are_ignored(self):
+        """A sequence or a join of thousands of digits (``int`` refuses over 4300) is not a
+        number: the playlist is left alone, the join skipped."""
+        from owncast.transcode.output import discontinuity_sequence
+
+        huge = b"#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:" + b"1" * 5000 + b"\n"
+        self.assertEqual(discontinuity_sequence(huge, b"5\n"), huge)
+        self.assertIn(b"DISCONTINUITY-SEQUENCE:1\n",
+                      discontinuity_sequence(self.PLAYLIST, b"9" * 5000 + b"\n5\n"))

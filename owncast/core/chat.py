@@ -44,6 +44,10 @@ def check_name(name: Any, what: str) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ValidationError(f"{what} must be a non-empty string")
     name = name.strip()
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: JSON carries one, the store cannot
+        raise ValidationError(f"{what} must be valid Unicode text") from None
     if len(name) > 100:
         raise ValidationError(f"{what} must be at most 100 characters")
     return name

@@ -28,6 +28,15 @@ _URL_SCHEMES = {"http", "https", "mailto"}
 _page_md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 _page_md.enable("strikethrough")
 
+#: Lone surrogates: valid in a str (and in JSON, as ``\ud800``) but not in UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _scalar(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD, which nh3 (Rust strings) needs:
+    it raises ``UnicodeEncodeError`` on them."""
+    return _SURROGATE.sub("\ufffd", text)
+
 
 def render_page(markdown: str) -> str:
     """The owner's page content as sanitized HTML."""
@@ -38,7 +47,7 @@ def render_page(markdown: str) -> str:
 def sanitize(html: str, tags: set[str] | None = None) -> str:
     """Keep only allow-listed tags, attributes and URL schemes; links get rel=noopener."""
     return nh3.clean(
-        html,
+        _scalar(html),
         tags=tags if tags is not None else _PAGE_TAGS,
         attributes={k: v for k, v in _ATTRIBUTES.items() if tags is None or k in tags},
         url_schemes=_URL_SCHEMES,
@@ -62,7 +71,7 @@ def _chat_attribute(element: str, attribute: str, value: str) -> str | None:
 
 def render_chat(text: str) -> str:
     """A chat body as typed, rendered from inline markdown and sanitized."""
-    html = _chat_md.renderInline(text or "")
+    html = _chat_md.renderInline(_scalar(text or ""))
     cleaned = nh3.clean(
         html,
         tags=_CHAT_TAGS,

@@ -14,6 +14,9 @@ _DOUBLE = struct.Struct(">d")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 MAX_DEPTH = 64
+#: Largest AMF0 encoding produced. Decoded AMF3 may share one object many times by
+#: reference (or contain itself): expanded, a few hundred bytes can stand for terabytes.
+MAX_ENCODED = 1024 * 1024
 
 
 class AmfError(ValueError):
@@ -283,7 +286,9 @@ def _encode_key(key: str, out: bytearray) -> None:
     out += raw
 
 
-def _encode(value: Any, out: bytearray) -> None:
+def _encode(value: Any, out: bytearray, depth: int = 0) -> None:
+    if depth > MAX_DEPTH or len(out) > MAX_ENCODED:
+        raise AmfError("AMF value too large or nested too deeply to encode")
     if value is None:
         out.append(0x05)
     elif value is UNDEFINED:
@@ -310,13 +315,13 @@ def _encode(value: Any, out: bytearray) -> None:
             out.append(0x03)
         for key, item in value.items():
             _encode_key(str(key), out)
-            _encode(item, out)
+            _encode(item, out, depth + 1)
         out += b"\x00\x00\x09"
     elif isinstance(value, (list, tuple)):
         out.append(0x0A)
         out += _U32.pack(len(value))
         for item in value:
-            _encode(item, out)
+            _encode(item, out, depth + 1)
     elif isinstance(value, datetime):
         out.append(0x0B)
         out += _DOUBLE.pack(value.timestamp() * 1000)

@@ -286,7 +286,10 @@ class RtmpSession(Protocol):
 
     def _cmd_connect(self, txn: float, args: list, stream_id: int) -> None:
         params = args[0] if args and isinstance(args[0], dict) else {}
-        app = str(params.get("app", "")).split("?", 1)[0].strip("/")
+        # Only strings and numbers from the client are used or echoed: an AMF3 object can
+        # share itself by reference so that printing or encoding it never ends.
+        app = params.get("app")
+        app = app.split("?", 1)[0].strip("/") if isinstance(app, str) else ""
         if app != APP_NAME:
             self._send_command("_error", txn, None, {
                 "level": "error", "code": "NetConnection.Connect.Rejected",
@@ -298,9 +301,10 @@ class RtmpSession(Protocol):
         self._send(chunks.SET_PEER_BANDWIDTH, _U32.pack(WINDOW_SIZE) + b"\x02")
         self._send(chunks.SET_CHUNK_SIZE, _U32.pack(OUT_CHUNK_SIZE))
         self._out_chunk_size = OUT_CHUNK_SIZE
+        encoding = params.get("objectEncoding")
         info = {"level": "status", "code": "NetConnection.Connect.Success",
                 "description": "Connection succeeded.",
-                "objectEncoding": params.get("objectEncoding", 0) or 0}
+                "objectEncoding": encoding if isinstance(encoding, (int, float)) else 0}
         props: dict = {"fmsVer": "FMS/3,5,7,7009", "capabilities": 31, "mode": 1}
         if isinstance(params.get("fourCcList"), list):
             # Enhanced RTMP: say which codecs we take (ffmpeg decodes them all).

@@ -201,6 +201,13 @@ class ByteLru:
             self.size -= len(dropped.body)
 
 
+def _position(digits: bytes) -> int:
+    """A range bound's digits as a number, capped at 10**18 (past any body): ``int``
+    refuses more than 4300 digits, and a client may send them."""
+    digits = digits.lstrip(b"0")
+    return int(digits or b"0") if len(digits) <= 18 else 10**18
+
+
 def single_range(header: bytes, size: int) -> tuple[int, int] | None:
     """``(first, last)`` byte positions for a satisfiable single ``bytes=`` range over
     ``size`` bytes, or None for anything else (left to ``File``)."""
@@ -212,13 +219,13 @@ def single_range(header: bytes, size: int) -> tuple[int, int] | None:
     if not dash or (start and not start.isdigit()) or (end and not end.isdigit()):
         return None
     if not start:  # the last N bytes
-        if not end or int(end) == 0:
+        if not end or _position(end) == 0:
             return None
-        first, last = max(size - int(end), 0), size - 1
+        first, last = max(size - _position(end), 0), size - 1
     else:
-        first = int(start)
-        last = min(int(end), size - 1) if end else size - 1
-        if end and int(end) < first:
+        first = _position(start)
+        last = min(_position(end), size - 1) if end else size - 1
+        if end and _position(end) < first:
             return None
     if first >= size:
         return None

@@ -17,6 +17,8 @@ from owncast.transcode.argv import VARIANT_PLAYLIST
 DISCONTINUITIES = "discontinuities"
 _SEGMENT = re.compile(r"stream-([0-9]{1,19})\.ts(\.tmp)?")
 _VARIANT_DIR = re.compile(r"[0-9]{1,2}")
+#: A sequence or segment number (``int`` refuses over 4300 digits; ffmpeg writes 64 bits).
+_NUMBER = re.compile(rb"[0-9]{1,19}")
 
 
 def prepare_output(output_dir: str, clear: bool, fresh_number: int) -> int:
@@ -70,11 +72,11 @@ def discontinuity_sequence(playlist: bytes, joins: bytes) -> bytes:
     for line in playlist.splitlines():
         if line.startswith(b"#EXT-X-MEDIA-SEQUENCE:"):
             value = line.partition(b":")[2].strip()
-            sequence = int(value) if value.isdigit() else None
+            sequence = int(value) if _NUMBER.fullmatch(value) else None
             break
     if sequence is None or b"#EXT-X-DISCONTINUITY-SEQUENCE" in playlist:
         return playlist
-    gone = sum(1 for j in joins.split() if j.isdigit() and int(j) < sequence)
+    gone = sum(1 for j in joins.split() if _NUMBER.fullmatch(j) and int(j) < sequence)
     if not gone:
         return playlist
     tag = b"#EXT-X-DISCONTINUITY-SEQUENCE:%d" % gone
