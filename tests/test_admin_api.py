@@ -220,12 +220,12 @@ class ConfigSetterTests(unittest.TestCase):
                {"enabled": False, "endpoint": "not a url"}],
         "socialhandles": [[{"platform": "x", "url": "javascript:alert(1)"}], [{"platform": ""}],
                           {"platform": "x"}],
-        "customstyles": ["</style><script>alert(1)</script>", 5],
+        "customstyles": ["</style><script>alert(1)</script>", 5, "a { content: '\ud800' }"],
         "key": ["", "has space", "a/b", 123],
         "logo": ["/nonexistent.png", "../../etc/passwd", "/../owncast.db",
                  "data:image/png;base64,notbase64!", "data:image/svg+xml;base64,PHN2Zz4=",
                  "data:image/png;base64," + base64.b64encode(b"GIF89a").decode(), 5],
-        "streamtitle": [None, 7],
+        "streamtitle": [None, 7, "\udfff"],
         "pagecontent": [False],
     }
 

@@ -102,6 +102,10 @@ def _string(value: Any, what: str, max_len: int = 10_000, allow_empty: bool = Tr
         raise ValidationError(f"{what} must be a string")
     if len(value) > max_len:
         raise ValidationError(f"{what} must be at most {max_len} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: JSON can carry one, pages cannot
+        raise ValidationError(f"{what} must be valid Unicode text") from None
     if not allow_empty and not value.strip():
         raise ValidationError(f"{what} must not be empty")
     return value
