@@ -22,9 +22,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from twisted.application.service import Service
+from twisted.application.internet import TimerService
 from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 _log = Logger()
@@ -47,7 +46,7 @@ def public_url(url: str) -> bool:
         return "." in host and host != "localhost" and not host.endswith(".localhost")
 
 
-class DirectoryPinger(Service):
+class DirectoryPinger(TimerService):
     """``settings`` is the live ``Settings``; ``save(values)`` stores settings (async);
     ``online()`` tells whether a broadcast is live; ``post(url, body, timeout)`` sends
     JSON and returns a Deferred of ``(status, body bytes)``."""
@@ -67,26 +66,13 @@ class DirectoryPinger(Service):
         self._save = save
         self._online = online
         self._post = post
+        super().__init__(CHECK_INTERVAL, self.check)
         self.clock = clock
         self.ping_url = directory.rstrip("/") + "/api/ping"
         self._last_state: tuple | None = None
         self._last_ping = -1e18
         self._error: str | None = None
         self._busy = False
-        self._loop: LoopingCall | None = None
-
-    def startService(self) -> None:
-        super().startService()
-        self._loop = LoopingCall(self.check)
-        self._loop.clock = self.clock
-        self._loop.start(CHECK_INTERVAL).addErrback(
-            lambda f: _log.failure("The directory pinger stopped", f)
-        )
-
-    def stopService(self) -> None:
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
 
     def check(self) -> Deferred | None:
         """Ping when it is time, or when what the directory shows has changed."""

@@ -20,9 +20,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from twisted.application.service import Service
+from twisted.application.internet import TimerService
 from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from owncast.transcode.hls import SEGMENT_CACHE, SEGMENT_TYPE
@@ -68,7 +67,7 @@ def _read(path: str) -> bytes | None:
         return None
 
 
-class SegmentPublisher(Service):
+class SegmentPublisher(TimerService):
     """``config()`` is the current ``s3`` setting; ``make_storage(config)`` an
     ``ISegmentStorage`` for it; ``changed(name)`` is told a variant playlist (``b"0/
     stream.m3u8"``) must be rewritten again; ``blocking`` runs file work in a thread."""
@@ -88,6 +87,7 @@ class SegmentPublisher(Service):
         self._config = config
         self._make_storage = make_storage
         self._blocking = blocking
+        super().__init__(SCAN_INTERVAL, self._tick)
         self.clock = clock
         self._changed = changed
         self.storage: Any = None
@@ -97,22 +97,13 @@ class SegmentPublisher(Service):
         self._retry_at: dict[str, float] = {}
         self._gone_at: dict[str, float] = {}
         self._generation = 0
-        self._loop: LoopingCall | None = None
         self._logged_at = -1e18
         self.failures = 0
 
-    def startService(self) -> None:
-        super().startService()
-        self._loop = LoopingCall(lambda: Deferred.fromCoroutine(self.scan()))
-        self._loop.clock = self.clock
-        self._loop.start(SCAN_INTERVAL).addErrback(
-            lambda f: _log.failure("The segment publisher stopped", f)
-        )
-
-    def stopService(self) -> None:
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+    def _tick(self) -> Deferred:
+        d = Deferred.fromCoroutine(self.scan())
+        d.addErrback(lambda f: _log.failure("A segment storage scan failed", f))
+        return d
 
     # -- players -------------------------------------------------------------------------
     def rewrite(self, name: bytes, body: bytes) -> bytes:
