@@ -39,11 +39,12 @@ run: install
 
 test: install $(CHROMIUM)
 	$(BIN)/ruff check owncast tests twisted bench
+	$(BIN)/ruff format --check owncast tests twisted bench
 	$(BIN)/trial --jobs=2 tests
 
 lint: install
 	$(BIN)/ruff check owncast tests twisted bench
-	$(BIN)/ruff format --check owncast tests twisted bench || true
+	$(BIN)/ruff format --check owncast tests twisted bench
 
 bench: install
 	$(BIN)/python -m bench

@@ -49,8 +49,13 @@ def table(figures: list[Figure]) -> str:
     head = ("benchmark", "value", "unit", "peer", "peer value", "ratio", "goal", "met")
     rows = [head] + [
         (
-            f.name, _num(f.value), f.unit, f.peer or "-", _num(f.peer_value),
-            _num(f.ratio), f.goal_text() or "-",
+            f.name,
+            _num(f.value),
+            f.unit,
+            f.peer or "-",
+            _num(f.peer_value),
+            _num(f.ratio),
+            f.goal_text() or "-",
             "-" if f.met is None else ("yes" if f.met else "NO"),
         )
         for f in figures
@@ -59,8 +64,10 @@ def table(figures: list[Figure]) -> str:
     numeric = {1, 4, 5}
     lines = []
     for n, row in enumerate(rows):
-        cells = [c.rjust(w) if i in numeric and n else c.ljust(w)
-                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        cells = [
+            c.rjust(w) if i in numeric and n else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
         lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -70,8 +77,7 @@ def table(figures: list[Figure]) -> str:
 def write(figures: list[Figure]) -> list[str]:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     text = json.dumps([f.to_json() for f in figures], indent=2) + "\n"
-    paths = [RESULTS_DIR / "latest.json",
-             RESULTS_DIR / f"{datetime.date.today().isoformat()}.json"]
+    paths = [RESULTS_DIR / "latest.json", RESULTS_DIR / f"{datetime.date.today().isoformat()}.json"]
     for path in paths:
         path.write_text(text)
     return [str(p) for p in paths]
@@ -79,8 +85,11 @@ def write(figures: list[Figure]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     load()
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (all: {', '.join(REGISTRY)})")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--no-write", action="store_true", help="print only, write no JSON")
@@ -91,17 +100,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     unknown = [n for n in args.names if n not in REGISTRY]
     if unknown:
-        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(REGISTRY)}",
-              file=sys.stderr)
+        print(
+            f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(REGISTRY)}",
+            file=sys.stderr,
+        )
         return 2
     install_cleanup()
     machine = machine_summary()
-    log(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
-        f"Python {machine['python']}, kernel {machine['kernel']}")
+    log(
+        f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
+        f"Python {machine['python']}, kernel {machine['kernel']}"
+    )
     busy = psutil.cpu_percent(interval=1.0)
     if busy > 10:
-        log(f"warning: the machine is {busy:.0f} % busy before the benchmarks start; "
-            "other load skews every figure (close it and run again for clean numbers)")
+        log(
+            f"warning: the machine is {busy:.0f} % busy before the benchmarks start; "
+            "other load skews every figure (close it and run again for clean numbers)"
+        )
     figures: list[Figure] = []
     failed = []
     for name in args.names or list(REGISTRY):

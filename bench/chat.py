@@ -121,8 +121,9 @@ class Server:
         return self.proc.pid
 
 
-def _request(url: str, body: Any = None, auth: tuple[str, str] | None = None,
-             timeout: float = 5.0) -> tuple[int, Any]:
+def _request(
+    url: str, body: Any = None, auth: tuple[str, str] | None = None, timeout: float = 5.0
+) -> tuple[int, Any]:
     headers = {}
     data = None
     if body is not None:
@@ -145,26 +146,48 @@ def ours(cpus: str | None) -> Iterator[Server]:
     datadir = Path(tempfile.mkdtemp(prefix="bench-chat-", dir=TMP_DIR))
     port, rtmp_port = free_port(), free_port()
     key = secrets.token_urlsafe(18)
-    cmd = [TWISTD, "--nodaemon", "--pidfile=", "owncast", "--datadir", str(datadir / "data"),
-           "--webserverport", str(port), "--rtmpport", str(rtmp_port), "--streamkey", key]
+    cmd = [
+        TWISTD,
+        "--nodaemon",
+        "--pidfile=",
+        "owncast",
+        "--datadir",
+        str(datadir / "data"),
+        "--webserverport",
+        str(port),
+        "--rtmpport",
+        str(rtmp_port),
+        "--streamkey",
+        key,
+    ]
     log_path = datadir / "daemon.log"
     try:
-        with open(log_path, "wb") as out, running(
-            cmd, cpus=cpus, cwd=str(ROOT), stdout=out, stderr=subprocess.STDOUT,
-            preexec_fn=_raise_nofile,
-        ) as proc:
+        with (
+            open(log_path, "wb") as out,
+            running(
+                cmd,
+                cpus=cpus,
+                cwd=str(ROOT),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_raise_nofile,
+            ) as proc,
+        ):
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60
             while True:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"the daemon exited ({proc.returncode}): "
-                                       f"{log_path.read_text()[-1500:]}")
+                    raise RuntimeError(
+                        f"the daemon exited ({proc.returncode}): {log_path.read_text()[-1500:]}"
+                    )
                 with contextlib.suppress(OSError):
                     if _request(base + "/api/status", timeout=2)[0] == 200:
                         break
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"the daemon did not answer /api/status in 60 s: "
-                                       f"{log_path.read_text()[-1500:]}")
+                    raise TimeoutError(
+                        f"the daemon did not answer /api/status in 60 s: "
+                        f"{log_path.read_text()[-1500:]}"
+                    )
                 time.sleep(0.1)
             status, made = _request(
                 base + "/api/admin/accesstokens/create",
@@ -183,10 +206,15 @@ def ours(cpus: str | None) -> Iterator[Server]:
 def reference(cpus: str | None) -> Iterator[Server]:
     """``bench/chat_reference.py``: websockets.broadcast to every /entry socket."""
     port = free_port()
-    with tempfile.TemporaryFile("w+b") as err, running(
-        [sys.executable, "-m", "bench.chat_reference", str(port)],
-        cpus=cpus, cwd=str(ROOT), stderr=err,
-    ) as proc:
+    with (
+        tempfile.TemporaryFile("w+b") as err,
+        running(
+            [sys.executable, "-m", "bench.chat_reference", str(port)],
+            cpus=cpus,
+            cwd=str(ROOT),
+            stderr=err,
+        ) as proc,
+    ):
         try:
             wait_port(port, timeout=20, proc=proc)
         except (RuntimeError, TimeoutError) as e:
@@ -226,14 +254,17 @@ class Lines:
                     return message
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"the load generator sent no {event!r} in {timeout:.0f} s: "
-                                   f"{self._tail()}")
+                raise TimeoutError(
+                    f"the load generator sent no {event!r} in {timeout:.0f} s: {self._tail()}"
+                )
             ready, _, _ = select.select([fd], [], [], min(left, 1.0))
             if ready:
                 more = os.read(fd, 65536)
                 if not more:
-                    raise RuntimeError(f"the load generator ended ({self.proc.wait(5)}) "
-                                       f"before {event!r}: {self._tail()}")
+                    raise RuntimeError(
+                        f"the load generator ended ({self.proc.wait(5)}) "
+                        f"before {event!r}: {self._tail()}"
+                    )
                 self.buffer += more
 
     def send(self, line: str) -> None:
@@ -250,21 +281,33 @@ def _connect_timeout(clients: int) -> float:
 
 
 @contextlib.contextmanager
-def generator(server: Server, clients: int, cpus: str | None,
-              extra: list[str]) -> Iterator[tuple[subprocess.Popen, Lines, dict]]:
+def generator(
+    server: Server, clients: int, cpus: str | None, extra: list[str]
+) -> Iterator[tuple[subprocess.Popen, Lines, dict]]:
     """The load generator with ``clients`` listeners connected; yields (proc, lines,
     the "connected" report)."""
-    cmd = [sys.executable, "-m", "bench.chat_load", str(server.port), str(clients),
-           "--connect-timeout", str(_connect_timeout(clients)), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.chat_load",
+        str(server.port),
+        str(clients),
+        "--connect-timeout",
+        str(_connect_timeout(clients)),
+        *extra,
+    ]
     with tempfile.TemporaryFile("w+b") as err:
-        proc = spawn(cmd, cpus=cpus, cwd=str(ROOT), stdin=subprocess.PIPE,
-                     stdout=subprocess.PIPE, stderr=err)
+        proc = spawn(
+            cmd, cpus=cpus, cwd=str(ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err
+        )
         try:
             lines = Lines(proc, err)
             connected = lines.expect("connected", _connect_timeout(clients) + 30)
             if connected["open"] != clients:
-                raise RuntimeError(f"{server.kind}: only {connected['open']} of {clients} "
-                                   f"listeners connected: {connected['failures']}")
+                raise RuntimeError(
+                    f"{server.kind}: only {connected['open']} of {clients} "
+                    f"listeners connected: {connected['failures']}"
+                )
             yield proc, lines, connected
         finally:
             with contextlib.suppress(OSError):
@@ -280,8 +323,17 @@ def load_run(kind: str, clients: int, sample: int = SAMPLE, senders: int = SENDE
     start = ours if kind == "ours" else reference
     with start(server_cpus) as server:
         rss_before = _rss(server.pid)
-        extra = [*server.send_args, "--rate", str(RATE), "--seconds", str(SECONDS),
-                 "--sample", str(sample), "--senders", str(senders)]
+        extra = [
+            *server.send_args,
+            "--rate",
+            str(RATE),
+            "--seconds",
+            str(SECONDS),
+            "--sample",
+            str(sample),
+            "--senders",
+            str(senders),
+        ]
         with generator(server, clients, load_cpus, extra) as (gen, lines, connected):
             settle_cpu(server.pid, timeout=30)
             rss_after = _rss(server.pid)
@@ -294,13 +346,17 @@ def load_run(kind: str, clients: int, sample: int = SAMPLE, senders: int = SENDE
             gen_cpu = cpu_seconds(gen.pid) - gen_cpu
             result = lines.expect("result", 60)
     result.update(
-        kind=kind, connect_seconds=connected["seconds"], wall_s=wall,
-        server_cpu_s=server_cpu, server_cpu_percent=100 * server_cpu / wall,
+        kind=kind,
+        connect_seconds=connected["seconds"],
+        wall_s=wall,
+        server_cpu_s=server_cpu,
+        server_cpu_percent=100 * server_cpu / wall,
         generator_cpu_percent=100 * gen_cpu / wall,
         generator_capacity=result["received"] / gen_cpu if gen_cpu > 0 else None,
         server_us_per_delivery=1e6 * server_cpu / max(1, result["received"]),
         rss_per_conn_kib=(rss_after - rss_before) / clients / 1024,
-        rss_before_mib=rss_before / 2**20, rss_after_mib=rss_after / 2**20,
+        rss_before_mib=rss_before / 2**20,
+        rss_after_mib=rss_after / 2**20,
     )
     return result
 
@@ -316,8 +372,11 @@ def idle_run(kind: str, clients: int) -> dict:
             time.sleep(1.0)
             rss_after = _rss(server.pid)
     return {
-        "kind": kind, "clients": clients, "connect_seconds": connected["seconds"],
-        "rss_before_mib": rss_before / 2**20, "rss_after_mib": rss_after / 2**20,
+        "kind": kind,
+        "clients": clients,
+        "connect_seconds": connected["seconds"],
+        "rss_before_mib": rss_before / 2**20,
+        "rss_after_mib": rss_after / 2**20,
         "rss_per_conn_kib": (rss_after - rss_before) / clients / 1024,
     }
 
@@ -340,8 +399,10 @@ def _describe(r: dict) -> str:
     )
 
 
-@register("chat", "Chat fan-out to 1 000 / 5 000 websockets at 20 msg/s, and idle RSS, "
-                  "vs websockets.broadcast")
+@register(
+    "chat",
+    "Chat fan-out to 1 000 / 5 000 websockets at 20 msg/s, and idle RSS, vs websockets.broadcast",
+)
 def chat() -> list[Figure]:
     kinds = ["ours"]
     if peer_available():
@@ -352,8 +413,10 @@ def chat() -> list[Figure]:
     for clients in SIZES:
         for run_number in range(1, RUNS + 1):
             for kind in kinds:  # alternating, so that drift in the machine hits both alike
-                log(f"chat {run_number}/{RUNS}: {kind}, {clients} listeners, {RATE:g} msg/s "
-                    f"for {SECONDS:g} s")
+                log(
+                    f"chat {run_number}/{RUNS}: {kind}, {clients} listeners, {RATE:g} msg/s "
+                    f"for {SECONDS:g} s"
+                )
                 r = load_run(kind, clients)
                 loads.setdefault((kind, clients), []).append(r)
                 log(f"chat {run_number}/{RUNS}: " + _describe(r))
@@ -361,9 +424,11 @@ def chat() -> list[Figure]:
     for kind in kinds:
         log(f"chat: {kind}, {IDLE} idle listeners")
         r = idle[kind] = idle_run(kind, IDLE)
-        log(f"chat: {kind:10} {IDLE} idle: RSS {r['rss_before_mib']:.1f} -> "
+        log(
+            f"chat: {kind:10} {IDLE} idle: RSS {r['rss_before_mib']:.1f} -> "
             f"{r['rss_after_mib']:.1f} MiB = {r['rss_per_conn_kib']:.2f} KiB a connection "
-            f"(connected in {r['connect_seconds']:.1f} s)")
+            f"(connected in {r['connect_seconds']:.1f} s)"
+        )
 
     peer = PEER if PEER in kinds else None
 
@@ -378,40 +443,103 @@ def chat() -> list[Figure]:
     for clients in reversed(SIZES):
         name = f"chat_{clients}"
         if clients == max(SIZES):
-            figures.append(BothGoals(
-                f"{name}_p99_ms", get("ours", clients, "p99_ms"), "ms", peer,
-                get(PEER, clients, "p99_ms"), goal=("ratio", "<=", P99_RATIO_GOAL),
-                limit=P99_GOAL_MS))
+            figures.append(
+                BothGoals(
+                    f"{name}_p99_ms",
+                    get("ours", clients, "p99_ms"),
+                    "ms",
+                    peer,
+                    get(PEER, clients, "p99_ms"),
+                    goal=("ratio", "<=", P99_RATIO_GOAL),
+                    limit=P99_GOAL_MS,
+                )
+            )
         else:
-            figures.append(Figure(f"{name}_p99_ms", get("ours", clients, "p99_ms"), "ms", peer,
-                                  get(PEER, clients, "p99_ms")))
+            figures.append(
+                Figure(
+                    f"{name}_p99_ms",
+                    get("ours", clients, "p99_ms"),
+                    "ms",
+                    peer,
+                    get(PEER, clients, "p99_ms"),
+                )
+            )
         figures += [
-            Figure(f"{name}_p50_ms", get("ours", clients, "p50_ms"), "ms", peer,
-                   get(PEER, clients, "p50_ms")),
-            Figure(f"{name}_max_ms", get("ours", clients, "max_ms"), "ms", peer,
-                   get(PEER, clients, "max_ms")),
-            Figure(f"{name}_loss", get("ours", clients, "loss"), "fraction lost", peer,
-                   get(PEER, clients, "loss"),
-                   goal=("value", "<=", 0.0) if clients == max(SIZES) else None),
-            Figure(f"{name}_deliveries_per_s", get("ours", clients, "deliveries_per_s"),
-                   "deliveries/s", peer, get(PEER, clients, "deliveries_per_s")),
+            Figure(
+                f"{name}_p50_ms",
+                get("ours", clients, "p50_ms"),
+                "ms",
+                peer,
+                get(PEER, clients, "p50_ms"),
+            ),
+            Figure(
+                f"{name}_max_ms",
+                get("ours", clients, "max_ms"),
+                "ms",
+                peer,
+                get(PEER, clients, "max_ms"),
+            ),
+            Figure(
+                f"{name}_loss",
+                get("ours", clients, "loss"),
+                "fraction lost",
+                peer,
+                get(PEER, clients, "loss"),
+                goal=("value", "<=", 0.0) if clients == max(SIZES) else None,
+            ),
+            Figure(
+                f"{name}_deliveries_per_s",
+                get("ours", clients, "deliveries_per_s"),
+                "deliveries/s",
+                peer,
+                get(PEER, clients, "deliveries_per_s"),
+            ),
         ]
     top = max(SIZES)
     figures += [
-        Figure("chat_server_cpu_percent", get("ours", top, "server_cpu_percent"),
-               f"% of a core, {top} listeners", peer, get(PEER, top, "server_cpu_percent")),
-        Figure("chat_server_us_per_delivery", get("ours", top, "server_us_per_delivery"),
-               f"CPU us, {top} listeners", peer, get(PEER, top, "server_us_per_delivery")),
-        Figure("chat_generator_cpu_percent", get("ours", top, "generator_cpu_percent"),
-               f"% of a core, {top} listeners", peer, get(PEER, top, "generator_cpu_percent")),
-        Figure("chat_generator_capacity", get("ours", top, "generator_capacity"),
-               "deliveries per CPU s", peer, get(PEER, top, "generator_capacity"),
-               goal=("value", ">=", GENERATOR_GOAL)),
-        Figure(f"chat_{top}_rss_per_conn_kib", get("ours", top, "rss_per_conn_kib"), "KiB",
-               peer, get(PEER, top, "rss_per_conn_kib")),
-        Figure("chat_idle_rss_per_conn_kib", idle["ours"]["rss_per_conn_kib"],
-               f"KiB, {IDLE} idle", peer,
-               idle[PEER]["rss_per_conn_kib"] if PEER in idle else None,
-               goal=("value", "<=", IDLE_GOAL_KIB)),
+        Figure(
+            "chat_server_cpu_percent",
+            get("ours", top, "server_cpu_percent"),
+            f"% of a core, {top} listeners",
+            peer,
+            get(PEER, top, "server_cpu_percent"),
+        ),
+        Figure(
+            "chat_server_us_per_delivery",
+            get("ours", top, "server_us_per_delivery"),
+            f"CPU us, {top} listeners",
+            peer,
+            get(PEER, top, "server_us_per_delivery"),
+        ),
+        Figure(
+            "chat_generator_cpu_percent",
+            get("ours", top, "generator_cpu_percent"),
+            f"% of a core, {top} listeners",
+            peer,
+            get(PEER, top, "generator_cpu_percent"),
+        ),
+        Figure(
+            "chat_generator_capacity",
+            get("ours", top, "generator_capacity"),
+            "deliveries per CPU s",
+            peer,
+            get(PEER, top, "generator_capacity"),
+            goal=("value", ">=", GENERATOR_GOAL),
+        ),
+        Figure(
+            f"chat_{top}_rss_per_conn_kib",
+            get("ours", top, "rss_per_conn_kib"),
+            "KiB",
+            peer,
+            get(PEER, top, "rss_per_conn_kib"),
+        ),
+        Figure(
+            "chat_idle_rss_per_conn_kib",
+            idle["ours"]["rss_per_conn_kib"],
+            f"KiB, {IDLE} idle",
+            peer,
+            idle[PEER]["rss_per_conn_kib"] if PEER in idle else None,
+            goal=("value", "<=", IDLE_GOAL_KIB),
+        ),
     ]
     return figures

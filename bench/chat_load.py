@@ -149,8 +149,9 @@ class HttpSender:
     def __init__(self, port: int, token: str, connections: int):
         self.port = port
         self.token = token.encode()
-        self.socks = [socket.create_connection(("127.0.0.1", port), timeout=10)
-                      for _ in range(connections)]
+        self.socks = [
+            socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(connections)
+        ]
         for sock in self.socks:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.received = bytearray()
@@ -161,8 +162,7 @@ class HttpSender:
         self.socks[seq % len(self.socks)].sendall(
             b"POST /api/integrations/chat/system HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
             b"Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s"
-            % (self.port, self.token, len(payload), payload)
+            b"Content-Length: %d\r\n\r\n%s" % (self.port, self.token, len(payload), payload)
         )
         return ts
 
@@ -386,7 +386,7 @@ class Generator:
                 else:
                     if end_all - pos < 10:
                         break
-                    length = int.from_bytes(data[pos + 2:pos + 10], "big")
+                    length = int.from_bytes(data[pos + 2 : pos + 10], "big")
                     body = pos + 10
                 end = body + length
                 if end > end_all:
@@ -399,7 +399,7 @@ class Generator:
                         k = data.find(b"!", i, end)
                         seq = int(data[i:k])
                         if not counts[seq]:  # its first copy: read its TS
-                            stamps[seq] = float(data[k + 1:data.find(b"!", k + 1, end)])
+                            stamps[seq] = float(data[k + 1 : data.find(b"!", k + 1, end)])
                         counts[seq] += 1
                         found += 1
                         frame_bytes += end - pos
@@ -556,10 +556,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--idle", action="store_true", help="connect, report, hold")
-    parser.add_argument("--sample", type=int, default=SAMPLE,
-                        help="time one delivery in this many (every one is counted)")
-    parser.add_argument("--senders", type=int, default=SENDERS,
-                        help="sender connections, used round robin")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=SAMPLE,
+        help="time one delivery in this many (every one is counted)",
+    )
+    parser.add_argument(
+        "--senders", type=int, default=SENDERS, help="sender connections, used round robin"
+    )
     parser.add_argument("--connect-timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
     raise_nofile(args.clients + 256)
@@ -567,8 +572,14 @@ def main(argv: list[str] | None = None) -> int:
     gen = Generator(args.port, args.clients)
     started = time.monotonic()
     gen.connect_all(args.connect_timeout)
-    emit({"event": "connected", "open": len(gen.socks), "failures": gen.failures,
-          "seconds": time.monotonic() - started})
+    emit(
+        {
+            "event": "connected",
+            "open": len(gen.socks),
+            "failures": gen.failures,
+            "seconds": time.monotonic() - started,
+        }
+    )
     command = sys.stdin.readline().strip()
     if command == "go" and not args.idle:
         if args.http_token:

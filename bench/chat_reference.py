@@ -41,8 +41,9 @@ async def main(port: int) -> None:
     # No keepalive pings (ours sends an application PING every 30 s, which needs no
     # answer; the load generator answers no control frames), no compression (the
     # generator offers none anyway).
-    async with serve(handler, "127.0.0.1", port, ping_interval=None, compression=None,
-                     backlog=1024) as server:
+    async with serve(
+        handler, "127.0.0.1", port, ping_interval=None, compression=None, backlog=1024
+    ) as server:
         await server.serve_forever()
 
 

@@ -220,8 +220,7 @@ class Completed:
     stderr: str
 
 
-def run(cmd: Sequence[str], *, timeout: float, cpus: str | None = None,
-        **kwargs: Any) -> Completed:
+def run(cmd: Sequence[str], *, timeout: float, cpus: str | None = None, **kwargs: Any) -> Completed:
     """Run ``cmd`` to completion (killed after ``timeout`` s); stderr kept in a temp file."""
     with tempfile.TemporaryFile("w+b") as err:
         start = time.monotonic()
@@ -366,8 +365,7 @@ def ensure_apt(packages: Sequence[str], binary: str, timeout: float = 600.0) -> 
     if result.returncode != 0:
         # Usually a stale or missing package list: refresh it once and try again.
         subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=timeout)
-        result = subprocess.run(install, env=env, capture_output=True, text=True,
-                                timeout=timeout)
+        result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=timeout)
     found = _present(binary)
     if result.returncode != 0 or not found:
         tail = (result.stderr or result.stdout).strip().splitlines()[-3:]

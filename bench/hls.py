@@ -210,8 +210,20 @@ def owncast(cpus: str | None, prefix: str = "bench-hls-") -> Iterator[Daemon]:
     web, rtmp = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         datadir = Path(tmp) / "data"
-        cmd = [TWISTD, "--nodaemon", "--pidfile=", "owncast", "--datadir", str(datadir),
-               "--webserverport", str(web), "--rtmpport", str(rtmp), "--streamkey", KEY]
+        cmd = [
+            TWISTD,
+            "--nodaemon",
+            "--pidfile=",
+            "owncast",
+            "--datadir",
+            str(datadir),
+            "--webserverport",
+            str(web),
+            "--rtmpport",
+            str(rtmp),
+            "--streamkey",
+            KEY,
+        ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(Path(tmp) / "output", "w+b") as out:
             proc = spawn(cmd, cpus=cpus, stdout=out, stderr=out, cwd=str(ROOT), env=env)
@@ -319,11 +331,21 @@ def wrk_binary() -> str:
     return ensure_apt(["wrk"], "wrk")
 
 
-def load(url: str, connections: int, seconds: float, server_pid: int,
-         cpus: str | None) -> Load:
+def load(url: str, connections: int, seconds: float, server_pid: int, cpus: str | None) -> Load:
     """``wrk`` against ``url``; its numbers, and how busy the server and wrk were."""
-    cmd = [wrk_binary(), "-t", str(WRK_THREADS), "-c", str(connections), "-d", f"{seconds:g}s",
-           "--latency", "--timeout", "10s", url]
+    cmd = [
+        wrk_binary(),
+        "-t",
+        str(WRK_THREADS),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds:g}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        url,
+    ]
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     before_server = cpu_seconds(server_pid, children=False)
     with tempfile.TemporaryFile("w+b") as out:
@@ -332,8 +354,12 @@ def load(url: str, connections: int, seconds: float, server_pid: int,
         text = out.read().decode("utf-8", "replace")
     server = cpu_seconds(server_pid, children=False) - before_server
     after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wrk_cpu = (after_children.ru_utime - before_children.ru_utime
-               + after_children.ru_stime - before_children.ru_stime)
+    wrk_cpu = (
+        after_children.ru_utime
+        - before_children.ru_utime
+        + after_children.ru_stime
+        - before_children.ru_stime
+    )
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()[-500:]}")
     numbers = parse_wrk(text)
@@ -359,14 +385,19 @@ def _check(base: str, segment: bytes, who: str) -> None:
         raise RuntimeError(f"{who} served the segment wrong: {status}, {len(body)} bytes")
 
 
-@register("hls", "HLS delivery: requests/s and p99 latency for a playlist and a 1 MB segment "
-          "at 100 and 1000 connections vs nginx")
+@register(
+    "hls",
+    "HLS delivery: requests/s and p99 latency for a playlist and a 1 MB segment "
+    "at 100 and 1000 connections vs nginx",
+)
 def hls() -> list[Figure]:
     wrk_binary()
     nofile = raise_file_limit()
     if nofile < max(CONNECTIONS) + 200:
-        log(f"hls: the file limit is only {nofile}; runs with {max(CONNECTIONS)} connections "
-            "will see errors")
+        log(
+            f"hls: the file limit is only {nofile}; runs with {max(CONNECTIONS)} connections "
+            "will see errors"
+        )
     segment = prepare_segment()
     server_cpus, load_cpus = cpu_sets()
     try:
@@ -393,10 +424,12 @@ def hls() -> list[Figure]:
                     for name, (proc, base) in servers.items():
                         r = load(base + path, connections, SECONDS, proc.pid, load_cpus)
                         results.setdefault((name, target, connections), []).append(r)
-                        log(f"hls {i + 1}/{RUNS} {name:5} {target:8} c{connections:<4}: "
+                        log(
+                            f"hls {i + 1}/{RUNS} {name:5} {target:8} c{connections:<4}: "
                             f"{r.rps:8.0f} req/s, p50 {r.p50_ms:7.2f} ms, p99 {r.p99_ms:7.2f} "
                             f"ms, {r.mbytes_per_s:7.1f} MB/s, {r.errors} errors; server busy "
-                            f"{r.server_busy:.0%}, wrk {r.wrk_busy:.0%}")
+                            f"{r.server_busy:.0%}, wrk {r.wrk_busy:.0%}"
+                        )
         _check(servers["ours"][1], segment, "ours (after)")
 
     def med(name: str, target: str, connections: int, attr: str) -> float | None:

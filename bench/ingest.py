@@ -101,15 +101,49 @@ def prepare_input() -> Path:
     INPUT.parent.mkdir(parents=True, exist_ok=True)
     partial = INPUT.with_suffix(".part")
     log(f"encoding the {SECONDS} s 1080p30 8 Mbit/s test stream once into {INPUT}")
-    done = run([
-        ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
-        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-        "-b:v", "8M", "-maxrate", "8M", "-bufsize", "16M", "-g", "60",
-        "-c:a", "aac", "-b:a", "128k", "-ac", "2",
-        "-t", str(SECONDS), "-f", "flv", str(partial),
-    ], timeout=600)
+    done = run(
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1920x1080:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-b:v",
+            "8M",
+            "-maxrate",
+            "8M",
+            "-bufsize",
+            "16M",
+            "-g",
+            "60",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-ac",
+            "2",
+            "-t",
+            str(SECONDS),
+            "-f",
+            "flv",
+            str(partial),
+        ],
+        timeout=600,
+    )
     if done.returncode != 0:
         partial.unlink(missing_ok=True)
         raise RuntimeError(f"encoding the test stream failed: {done.stderr.strip()[-500:]}")
@@ -144,9 +178,21 @@ class Publish:
 
 def publish_realtime(port: int, source: Path, ffmpeg_cpus: str | None) -> tuple[float, float]:
     """ffmpeg publishes ``source`` at its own pace (``-re``); (megabits, seconds)."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-re",
-           "-i", str(source), "-c", "copy", "-f", "flv",
-           f"rtmp://127.0.0.1:{port}/live/{KEY}"]
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-re",
+        "-i",
+        str(source),
+        "-c",
+        "copy",
+        "-f",
+        "flv",
+        f"rtmp://127.0.0.1:{port}/live/{KEY}",
+    ]
     done = run(cmd, timeout=SECONDS * 3 + 30, cpus=ffmpeg_cpus)
     if done.returncode != 0:
         raise RuntimeError(f"publishing failed ({done.returncode}): {done.stderr.strip()[-500:]}")
@@ -175,12 +221,12 @@ def replay(port: int, stream: bytes, cpus: str | None, timeout: float = 60.0) ->
             c1 = struct.pack(">II", 0, 0) + os.urandom(HANDSHAKE - 8)
             sock.sendall(b"\x03" + c1)
             s0s1s2 = _recv_exactly(sock, 1 + 2 * HANDSHAKE)
-            sock.sendall(s0s1s2[1:1 + HANDSHAKE])  # C2 echoes S1
+            sock.sendall(s0s1s2[1 : 1 + HANDSHAKE])  # C2 echoes S1
             start = time.monotonic()
             view = memoryview(stream)
             block = 1 << 20
             for offset in range(0, len(view), block):
-                sock.sendall(view[offset:offset + block])
+                sock.sendall(view[offset : offset + block])
             sock.shutdown(socket.SHUT_WR)
             while sock.recv(65536):  # replies, then EOF once the server has read it all
                 pass
@@ -214,16 +260,32 @@ def record_flood(source: Path) -> Path:
         listener.listen(1)
         listener.settimeout(30)
         proxy_port = listener.getsockname()[1]
-        cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error",
-               "-stream_loop", str(FLOOD_LOOPS - 1), "-i", str(source), "-c", "copy",
-               "-f", "flv", f"rtmp://127.0.0.1:{proxy_port}/live/{KEY}"]
+        cmd = [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-nostats",
+            "-loglevel",
+            "error",
+            "-stream_loop",
+            str(FLOOD_LOOPS - 1),
+            "-i",
+            str(source),
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            f"rtmp://127.0.0.1:{proxy_port}/live/{KEY}",
+        ]
         result: dict[str, Any] = {}
         publisher = threading.Thread(target=lambda: result.update(done=run(cmd, timeout=120)))
         publisher.start()
         try:
             client, _ = listener.accept()
-            with client, socket.create_connection(("127.0.0.1", port)) as upstream, \
-                    open(partial, "wb") as record:
+            with (
+                client,
+                socket.create_connection(("127.0.0.1", port)) as upstream,
+                open(partial, "wb") as record,
+            ):
                 back = threading.Thread(target=_pipe, args=(upstream, client, None))
                 back.start()
                 _pipe(client, upstream, record)
@@ -237,7 +299,7 @@ def record_flood(source: Path) -> Path:
     with open(partial, "rb") as f:
         data = f.read()
     partial.unlink()
-    FLOOD.write_bytes(data[1 + 2 * HANDSHAKE:])  # drop C0, C1, C2
+    FLOOD.write_bytes(data[1 + 2 * HANDSHAKE :])  # drop C0, C1, C2
     return FLOOD
 
 
@@ -252,8 +314,15 @@ def ours(loops: int = 0) -> Iterator[tuple[Any, int]]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         stats_path = Path(tmp) / "stats.json"
-        cmd = [sys.executable, "-m", "bench.ingest_server", str(port), KEY,
-               "--stats", str(stats_path)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.ingest_server",
+            str(port),
+            KEY,
+            "--stats",
+            str(stats_path),
+        ]
         with open(Path(tmp) / "stderr", "w+b") as err:
             with running(cmd, cpus=server_cpus, stderr=err, cwd=str(ROOT)) as server:
                 wait_port(port, timeout=20, proc=server)
@@ -265,8 +334,10 @@ def ours(loops: int = 0) -> Iterator[tuple[Any, int]]:
     # FLV framing adds 15 bytes a tag, RTMP chunking about as much: allow 3 % less.
     expected = INPUT.stat().st_size * loops
     if loops and (stats.get("broadcasts") != 1 or stats.get("flv_bytes", 0) < 0.97 * expected):
-        raise RuntimeError(f"our server did not take the stream: stats {stats}, "
-                           f"expected ~{expected} bytes; stderr: {stderr.strip()[-500:]}")
+        raise RuntimeError(
+            f"our server did not take the stream: stats {stats}, "
+            f"expected ~{expected} bytes; stderr: {stderr.strip()[-500:]}"
+        )
 
 
 def nginx_paths() -> tuple[str, str]:
@@ -341,17 +412,21 @@ def ingest() -> list[Figure]:
         for name in servers:
             r = measure(name, source, None)
             real[name].append(r)
-            log(f"ingest {i + 1}/{RUNS} {name:5} real time: {r.cpu:.3f} CPU s for "
+            log(
+                f"ingest {i + 1}/{RUNS} {name:5} real time: {r.cpu:.3f} CPU s for "
                 f"{r.mbits:.1f} Mbit in {r.seconds:.1f} s ({r.mbps:.2f} Mbit/s) = "
                 f"{r.cpu_per_mbit:.6f} CPU s/Mbit, peak RSS {(r.peak_rss or 0) / 2**20:.1f} MiB "
-                f"(idle {(r.idle_rss or 0) / 2**20:.1f} MiB)")
+                f"(idle {(r.idle_rss or 0) / 2**20:.1f} MiB)"
+            )
     for i in range(FLOOD_RUNS):
         for name in servers:
             r = measure(name, source, flood)
             fast[name].append(r)
-            log(f"ingest {i + 1}/{FLOOD_RUNS} {name:5} flood: {r.mbits:.0f} Mbit in "
+            log(
+                f"ingest {i + 1}/{FLOOD_RUNS} {name:5} flood: {r.mbits:.0f} Mbit in "
                 f"{r.seconds:.3f} s = {r.mbps:.0f} Mbit/s; server busy {r.busy:.0%} of a "
-                f"core, {r.cpu_per_mbit:.6f} CPU s/Mbit")
+                f"core, {r.cpu_per_mbit:.6f} CPU s/Mbit"
+            )
 
     def med(results: list[Publish], attr: str) -> float | None:
         values = [getattr(r, attr) for r in results if getattr(r, attr) is not None]
@@ -360,14 +435,29 @@ def ingest() -> list[Figure]:
     peer = "nginx-rtmp" if "nginx" in servers else None
     rss_ours, rss_nginx = med(real["ours"], "peak_rss"), med(real["nginx"], "peak_rss")
     return [
-        Figure("ingest_cpu_per_mbps", med(real["ours"], "cpu_per_mbit"), "CPU s per Mbit/s",
-               peer, med(real["nginx"], "cpu_per_mbit"),
-               goal=("ratio", "<=", 1.5) if peer else None),
-        Figure("ingest_peak_rss", rss_ours / 2**20 if rss_ours else None, "MiB",
-               peer, rss_nginx / 2**20 if rss_nginx else None),
+        Figure(
+            "ingest_cpu_per_mbps",
+            med(real["ours"], "cpu_per_mbit"),
+            "CPU s per Mbit/s",
+            peer,
+            med(real["nginx"], "cpu_per_mbit"),
+            goal=("ratio", "<=", 1.5) if peer else None,
+        ),
+        Figure(
+            "ingest_peak_rss",
+            rss_ours / 2**20 if rss_ours else None,
+            "MiB",
+            peer,
+            rss_nginx / 2**20 if rss_nginx else None,
+        ),
         Figure("ingest_max_throughput", best(fast["ours"]), "Mbit/s", peer, best(fast["nginx"])),
-        Figure("ingest_core_capacity", capacity(fast["ours"]), "Mbit/s per core",
-               peer, capacity(fast["nginx"])),
+        Figure(
+            "ingest_core_capacity",
+            capacity(fast["ours"]),
+            "Mbit/s per core",
+            peer,
+            capacity(fast["nginx"]),
+        ),
     ]
 
 

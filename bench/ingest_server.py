@@ -16,8 +16,8 @@ import json
 
 from owncast.core.broadcast import Broadcasts, NullSink
 from owncast.core.stream import StreamState
-from owncast.heap import settle_heap
 from owncast.rtmp.session import RtmpFactory
+from owncast.runtime.heap import settle_heap
 
 
 class CountingSink(NullSink):

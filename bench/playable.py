@@ -152,9 +152,21 @@ def publishing(server_port: int, source: Path) -> Iterator[tuple[FirstByteProxy,
     """ffmpeg publishes ``source`` in real time through a ``FirstByteProxy``; yields
     (the proxy, the publisher's process)."""
     proxy = FirstByteProxy(server_port)
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-re",
-           "-i", str(source), "-c", "copy", "-f", "flv",
-           f"rtmp://127.0.0.1:{proxy.port}/live/{KEY}"]
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-re",
+        "-i",
+        str(source),
+        "-c",
+        "copy",
+        "-f",
+        "flv",
+        f"rtmp://127.0.0.1:{proxy.port}/live/{KEY}",
+    ]
     try:
         with running(cmd) as publisher:
             yield proxy, publisher
@@ -162,8 +174,7 @@ def publishing(server_port: int, source: Path) -> Iterator[tuple[FirstByteProxy,
         proxy.close()
 
 
-def wait_for(check: Callable[[], bool], deadline: float, what: str,
-             proc: Any = None) -> float:
+def wait_for(check: Callable[[], bool], deadline: float, what: str, proc: Any = None) -> float:
     """Poll ``check`` every ``POLL`` s; return the monotonic time it first held."""
     while True:
         if check():
@@ -189,8 +200,13 @@ def lists_variant(text: str) -> bool:
 # -- ours ---------------------------------------------------------------------------------
 
 
-def http(method: str, url: str, body: Any = None, auth: tuple[str, str] | None = None,
-         timeout: float = 2.0) -> tuple[int, bytes]:
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    auth: tuple[str, str] | None = None,
+    timeout: float = 2.0,
+) -> tuple[int, bytes]:
     """One request; (status, body), or (0, b"") when nothing answered."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
@@ -214,8 +230,20 @@ def daemon(level: int) -> Iterator[tuple[int, str]]:
     web, rtmp = free_port(), free_port()
     base = f"http://127.0.0.1:{web}"
     with tempfile.TemporaryDirectory(prefix="bench-playable-") as tmp:
-        cmd = [TWISTD, "--nodaemon", "--pidfile=", "owncast", "--datadir", f"{tmp}/data",
-               "--webserverport", str(web), "--rtmpport", str(rtmp), "--streamkey", KEY]
+        cmd = [
+            TWISTD,
+            "--nodaemon",
+            "--pidfile=",
+            "owncast",
+            "--datadir",
+            f"{tmp}/data",
+            "--webserverport",
+            str(web),
+            "--rtmpport",
+            str(rtmp),
+            "--streamkey",
+            KEY,
+        ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(Path(tmp) / "output", "w+b") as out:
             proc = spawn(cmd, stdout=out, stderr=out, cwd=str(ROOT), env=env)
@@ -227,8 +255,12 @@ def daemon(level: int) -> Iterator[tuple[int, str]]:
                         tail = out.read().decode("utf-8", "replace")[-800:]
                         raise RuntimeError(f"the daemon did not start: {tail}")
                     time.sleep(POLL)
-                status, body = http("POST", base + "/api/admin/config/video/streamlatencylevel",
-                                    {"value": level}, auth=("admin", KEY))
+                status, body = http(
+                    "POST",
+                    base + "/api/admin/config/video/streamlatencylevel",
+                    {"value": level},
+                    auth=("admin", KEY),
+                )
                 if status != 200 or not json.loads(body).get("success"):
                     raise RuntimeError(f"setting latency level {level}: {status} {body[:200]!r}")
                 yield rtmp, base
@@ -302,8 +334,10 @@ def nginx(source: Path) -> float:
 # -- the benchmark -------------------------------------------------------------------------
 
 
-@register("playable", "publish to playable: first segment and master playlist per latency "
-          "level vs nginx-rtmp HLS")
+@register(
+    "playable",
+    "publish to playable: first segment and master playlist per latency level vs nginx-rtmp HLS",
+)
 def playable() -> list[Figure]:
     source = prepare_input()
     peer = True
@@ -328,8 +362,10 @@ def playable() -> list[Figure]:
                 continue
             first[level].append(segment)
             master[level].append(playlist)
-            log(f"playable {i + 1}/{RUNS} level {level}: first segment {segment:.2f} s, "
-                f"master {playlist:.2f} s")
+            log(
+                f"playable {i + 1}/{RUNS} level {level}: first segment {segment:.2f} s, "
+                f"master {playlist:.2f} s"
+            )
         if peer:
             try:
                 theirs.append(nginx(source))
@@ -343,10 +379,16 @@ def playable() -> list[Figure]:
     figures = []
     for level in LEVELS:
         if level == 0:
-            figures.append(Figure(
-                "playable_level0_first_segment", med(first[0]), "s",
-                "nginx-rtmp hls" if peer else None, med(theirs), goal=("value", "<=", GOAL),
-            ))
+            figures.append(
+                Figure(
+                    "playable_level0_first_segment",
+                    med(first[0]),
+                    "s",
+                    "nginx-rtmp hls" if peer else None,
+                    med(theirs),
+                    goal=("value", "<=", GOAL),
+                )
+            )
         else:
             figures.append(Figure(f"playable_level{level}_first_segment", med(first[level]), "s"))
         figures.append(Figure(f"playable_level{level}_master", med(master[level]), "s"))

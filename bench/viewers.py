@@ -178,8 +178,9 @@ def target_duration(playlist: bytes) -> float | None:
     return None
 
 
-async def viewer(n: int, count: int, port: int, period: float, state: dict,
-                 samples: Samples) -> None:
+async def viewer(
+    n: int, count: int, port: int, period: float, state: dict, samples: Samples
+) -> None:
     loop = asyncio.get_running_loop()
     await asyncio.sleep(period * n / count)  # viewers join spread over one period
     agent = f"bench-viewer/{n}"
@@ -246,8 +247,7 @@ async def generate(port: int, count: int, measure_periods: int) -> dict:
     state = {"stop": False, "measuring": False}
     samples = Samples()
     tasks = [
-        asyncio.ensure_future(viewer(n, count, port, period, state, samples))
-        for n in range(count)
+        asyncio.ensure_future(viewer(n, count, port, period, state, samples)) for n in range(count)
     ]
     await asyncio.sleep(2 * period)  # everyone joined, then one more period to settle
     before = resource.getrusage(resource.RUSAGE_SELF)
@@ -316,8 +316,9 @@ def load_main(argv: list[str] | None = None) -> int:
 
 
 def _admin(base: str, setting: str, value: Any) -> None:
-    status, body = http("POST", f"{base}/api/admin/config/{setting}", {"value": value},
-                        auth=("admin", KEY))
+    status, body = http(
+        "POST", f"{base}/api/admin/config/{setting}", {"value": value}, auth=("admin", KEY)
+    )
     if status != 200 or not json.loads(body).get("success"):
         raise RuntimeError(f"setting {setting}: {status} {body[:200]!r}")
 
@@ -376,8 +377,11 @@ def passed(result: dict) -> bool:
     return result["errors"] == 0 and p99 is not None and p99 <= GOAL_MS
 
 
-@register("viewers", "viewer scale: simulated HLS viewers one daemon serves while live "
-          "with p99 segment TTFB <= 200 ms")
+@register(
+    "viewers",
+    "viewer scale: simulated HLS viewers one daemon serves while live "
+    "with p99 segment TTFB <= 200 ms",
+)
 def viewers() -> list[Figure]:
     nofile = raise_file_limit()
     if nofile < max(STEPS) + 200:
@@ -388,9 +392,23 @@ def viewers() -> list[Figure]:
     with owncast(server_cpus, prefix="bench-viewers-") as daemon:
         _admin(daemon.base, "video/streamlatencylevel", LEVEL)
         _admin(daemon.base, "video/streamoutputvariants", [VARIANT])
-        publish = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-re",
-                   "-stream_loop", "-1", "-i", str(source), "-c", "copy", "-f", "flv",
-                   f"rtmp://127.0.0.1:{daemon.rtmp}/live/{KEY}"]
+        publish = [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-nostats",
+            "-loglevel",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+            str(source),
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            f"rtmp://127.0.0.1:{daemon.rtmp}/live/{KEY}",
+        ]
         with running(publish, cpus=load_cpus) as publisher:
             _wait_live(daemon.base)
             counts = list(STEPS)
@@ -400,14 +418,16 @@ def viewers() -> list[Figure]:
                     raise RuntimeError(f"the publisher exited ({publisher.returncode})")
                 r = step(daemon, count, load_cpus)
                 results.append(r)
-                log(f"viewers {count:5}: segment TTFB p50 {_f(r['segment_ttfb_p50_ms'])} "
+                log(
+                    f"viewers {count:5}: segment TTFB p50 {_f(r['segment_ttfb_p50_ms'])} "
                     f"p99 {_f(r['segment_ttfb_p99_ms'])} max {_f(r['segment_ttfb_max_ms'])} ms "
                     f"(whole segment p99 {_f(r['segment_total_p99_ms'])} ms, "
                     f"{r['segments']} segments of {r['mean_segment_bytes'] / 1e3:.0f} KB, "
                     f"{r['segment_mbytes_per_s']:.0f} MB/s), playlist TTFB p99 "
                     f"{_f(r['playlist_ttfb_p99_ms'])} ms, {r['errors']} errors "
                     f"{r['error_kinds'] or ''}; server {r['server_busy']:.0%} + ffmpeg "
-                    f"{r['ffmpeg_busy']:.0%} of its core, generator {r['generator_busy']:.0%}")
+                    f"{r['ffmpeg_busy']:.0%} of its core, generator {r['generator_busy']:.0%}"
+                )
                 if not passed(r):
                     good = [g["viewers"] for g in results if passed(g)]
                     # Once: halfway between the last count that met the goal and this one.
@@ -421,18 +441,23 @@ def viewers() -> list[Figure]:
     unit = "viewers (at least: the last step met the goal)" if lower_bound else "viewers"
     return [
         Figure("viewers_max", best["viewers"] if best else 0, unit),
-        Figure("viewers_segment_ttfb_p99_ms", best["segment_ttfb_p99_ms"] if best else None,
-               "ms", goal=("value", "<=", GOAL_MS) if best else None),
-        Figure("viewers_segment_total_p99_ms",
-               best["segment_total_p99_ms"] if best else None, "ms"),
-        Figure("viewers_playlist_ttfb_p99_ms",
-               best["playlist_ttfb_p99_ms"] if best else None, "ms"),
-        Figure("viewers_server_cpu", best["server_busy"] * 100 if best else None,
-               "% of a core"),
-        Figure("viewers_ffmpeg_cpu", best["ffmpeg_busy"] * 100 if best else None,
-               "% of a core"),
-        Figure("viewers_generator_cpu", best["generator_busy"] * 100 if best else None,
-               "% of a core"),
+        Figure(
+            "viewers_segment_ttfb_p99_ms",
+            best["segment_ttfb_p99_ms"] if best else None,
+            "ms",
+            goal=("value", "<=", GOAL_MS) if best else None,
+        ),
+        Figure(
+            "viewers_segment_total_p99_ms", best["segment_total_p99_ms"] if best else None, "ms"
+        ),
+        Figure(
+            "viewers_playlist_ttfb_p99_ms", best["playlist_ttfb_p99_ms"] if best else None, "ms"
+        ),
+        Figure("viewers_server_cpu", best["server_busy"] * 100 if best else None, "% of a core"),
+        Figure("viewers_ffmpeg_cpu", best["ffmpeg_busy"] * 100 if best else None, "% of a core"),
+        Figure(
+            "viewers_generator_cpu", best["generator_busy"] * 100 if best else None, "% of a core"
+        ),
     ]
 
 

@@ -18,32 +18,32 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import FileLogObserver, Logger, formatEventAsClassicLogText, globalLogPublisher
 from twisted.python.logfile import DailyLogFile
 
+from owncast.api.context import AppContext
+from owncast.chat.bus import LocalChatBus
 from owncast.chat.protocol import ChatFactory
 from owncast.chat.server import ChatServer
-from owncast.chatbus import LocalChatBus
-from owncast.context import AppContext
 from owncast.core import events
 from owncast.core.broadcast import Broadcasts
 from owncast.core.chat import ChatHub
 from owncast.core.events import EventBus
-from owncast.core.ffmpeg import FfmpegProbe, bundled_ffmpeg
 from owncast.core.settings import Settings, generate_stream_key
 from owncast.core.stream import StreamState
 from owncast.core.throttle import AuthThrottle
 from owncast.core.tokens import TokenRegistry
 from owncast.core.viewers import Viewers
 from owncast.core.webhooks import WebhookDispatcher, treq_poster
-from owncast.directory import DEFAULT_DIRECTORY, DirectoryPinger, treq_json_poster
-from owncast.heap import settle_heap
-from owncast.logbuffer import LogBuffer
+from owncast.http.site import WEB_ROOT, build_site
 from owncast.rtmp.session import RtmpFactory
-from owncast.site import WEB_ROOT, build_site
+from owncast.runtime.heap import settle_heap
+from owncast.segments.publisher import SegmentPublisher
+from owncast.segments.s3 import S3SegmentStorage
+from owncast.stats.logbuffer import LogBuffer
 from owncast.stats.samplers import HardwareSampler, ViewerSampler
-from owncast.storage.publisher import SegmentPublisher
-from owncast.storage.s3 import S3SegmentStorage
 from owncast.store.sqlite import SqliteStore
-from owncast.sync import SharedStateRefresher
+from owncast.store.sync import SharedStateRefresher
+from owncast.transcode.probe import FfmpegProbe, bundled_ffmpeg
 from owncast.transcode.process import Transcoder, config_from_context
+from owncast.yp import DEFAULT_DIRECTORY, DirectoryPinger, treq_json_poster
 
 _log = Logger()
 
@@ -170,20 +170,25 @@ class OwncastService(MultiService):
         rtmp.setName("rtmp")
         rtmp._raiseSynchronously = True
         rtmp.setServiceParent(self)
-        _log.info(
-            "RTMP server is listening for incoming stream on port: {port}", port=rtmp_port
-        )
+        _log.info("RTMP server is listening for incoming stream on port: {port}", port=rtmp_port)
 
         publisher = SegmentPublisher(
-            self.datadir / "hls", lambda: settings["s3"],
-            lambda config: S3SegmentStorage(config, reactor), self._blocking, reactor,
+            self.datadir / "hls",
+            lambda: settings["s3"],
+            lambda config: S3SegmentStorage(config, reactor),
+            self._blocking,
+            reactor,
             site.hls.forget,
         )
         site.hls.rewrite = publisher.rewrite
         publisher.setServiceParent(self)
 
         DirectoryPinger(
-            settings, ctx.save, lambda: stream.online, treq_json_poster(reactor), reactor,
+            settings,
+            ctx.save,
+            lambda: stream.online,
+            treq_json_poster(reactor),
+            reactor,
             self.directory_url,
         ).setServiceParent(self)
 
@@ -196,7 +201,6 @@ class OwncastService(MultiService):
             SharedStateRefresher(ctx).setServiceParent(self)
         _log.info("owncast ready; data in {datadir}", datadir=str(self.datadir.resolve()))
         settle_heap()
-
 
     def _prepare_datadir(self) -> None:
         for sub in ("", "logs", "emoji", "logo", "hls"):

@@ -36,12 +36,19 @@ class Options(usage.Options):
         ["rtmpport", None, None, "RTMP port publishers stream to. [1935]", _port],
         ["streamkey", None, None, "Stream key (and admin password) for this run."],
         ["ffmpeg", None, None, "Path of the ffmpeg binary to run."],
-        ["redis", None, None,
-         "redis://HOST:PORT/DB: keep settings, tokens, webhooks and chat in Redis, shared "
-         "by several nodes, instead of SQLite in the data dir."],
-        ["directoryurl", None, None,
-         "The Owncast directory to ping while listing is on. "
-         "[https://directory.owncast.online]"],
+        [
+            "redis",
+            None,
+            None,
+            "redis://HOST:PORT/DB: keep settings, tokens, webhooks and chat in Redis, shared "
+            "by several nodes, instead of SQLite in the data dir.",
+        ],
+        [
+            "directoryurl",
+            None,
+            None,
+            "The Owncast directory to ping while listing is on. [https://directory.owncast.online]",
+        ],
         ["config", None, None, "An INI file with an [owncast] section of these options."],
     ]
 
@@ -82,8 +89,8 @@ def makeService(options: Options, reactor: Any = None) -> OwncastService:
         overrides["streamKey"] = options["streamkey"]
     store = chat_bus = None
     if options["redis"]:
-        from owncast.chatbus import RedisChatBus
         from owncast.store.redis import RedisStore
+        from owncast.store.redisbus import RedisChatBus
 
         store = RedisStore(reactor, **redis_address(options["redis"]))
         chat_bus = RedisChatBus(reactor, **redis_address(options["redis"]))

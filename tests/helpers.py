@@ -9,18 +9,18 @@ from typing import Any
 from treq.testing import StubTreq
 from twisted.internet.task import Clock
 
-from owncast.context import AppContext
+from owncast.api.context import AppContext
 from owncast.core.chat import ChatHub
 from owncast.core.events import EventBus
-from owncast.core.ffmpeg import FfmpegProbe, bundled_ffmpeg
 from owncast.core.settings import Settings
 from owncast.core.stream import StreamState
 from owncast.core.throttle import AuthThrottle
 from owncast.core.tokens import TokenRegistry
 from owncast.core.viewers import Viewers
-from owncast.logbuffer import LogBuffer
-from owncast.site import WEB_ROOT, build_root
+from owncast.http.site import WEB_ROOT, build_root
+from owncast.stats.logbuffer import LogBuffer
 from owncast.store.sqlite import SqliteStore, inline_runner
+from owncast.transcode.probe import FfmpegProbe, bundled_ffmpeg
 
 STREAM_KEY = "test-stream-key-0123"
 ADMIN = ("admin", STREAM_KEY)
@@ -92,8 +92,15 @@ class Client:
         self.ctx = ctx
         self.stub = StubTreq(build_root(ctx, WEB_ROOT))
 
-    def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
-                auth: Any = None, headers: dict | None = None) -> tuple[int, Any, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        auth: Any = None,
+        headers: dict | None = None,
+    ) -> tuple[int, Any, Any]:
         kwargs: dict[str, Any] = {"headers": dict(headers or {})}
         if auth is not None:
             kwargs["auth"] = auth
@@ -144,13 +151,14 @@ class LiveServer:
     def __init__(self, ctx: AppContext):
         from twisted.internet import reactor
 
-        from owncast.site import build_site
+        from owncast.http.site import build_site
 
         self.port = reactor.listenTCP(0, build_site(ctx, WEB_ROOT), interface="127.0.0.1")
         self.base = f"http://127.0.0.1:{self.port.getHost().port}"
 
-    async def request(self, method: str, path: str, body: Any = None, auth: Any = None,
-                      raw: bytes | None = None) -> tuple[int, bytes, Any]:
+    async def request(
+        self, method: str, path: str, body: Any = None, auth: Any = None, raw: bytes | None = None
+    ) -> tuple[int, bytes, Any]:
         import treq
 
         kwargs: dict[str, Any] = {}

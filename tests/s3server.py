@@ -45,20 +45,35 @@ class S3Server:
     secret: str
 
     def config(self, bucket: str, **extra: Any) -> dict:
-        return {"enabled": True, "endpoint": self.endpoint, "servingEndpoint": "",
-                "accessKey": self.access_key, "secret": self.secret, "bucket": bucket,
-                "region": "", "acl": "", **extra}
+        return {
+            "enabled": True,
+            "endpoint": self.endpoint,
+            "servingEndpoint": "",
+            "accessKey": self.access_key,
+            "secret": self.secret,
+            "bucket": bucket,
+            "region": "",
+            "acl": "",
+            **extra,
+        }
 
 
 def _make_key(endpoint: str) -> tuple[str, str]:
     import boto3
 
-    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1",
-                       aws_access_key_id="setup", aws_secret_access_key="setup")
+    iam = boto3.client(
+        "iam",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="setup",
+        aws_secret_access_key="setup",
+    )
     iam.create_user(UserName="owncast")
     key = iam.create_access_key(UserName="owncast")["AccessKey"]
-    policy = {"Version": "2012-10-17",
-              "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+    }
     iam.put_user_policy(UserName="owncast", PolicyName="s3", PolicyDocument=json.dumps(policy))
     return key["AccessKeyId"], key["SecretAccessKey"]
 
@@ -70,7 +85,9 @@ async def start_s3(testcase: unittest.TestCase, check_signatures: bool = True) -
         env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
     proto = _Output()
     process = reactor.spawnProcess(
-        proto, MOTO, [MOTO, "-H", "127.0.0.1", "-p", str(port)],
+        proto,
+        MOTO,
+        [MOTO, "-H", "127.0.0.1", "-p", str(port)],
         env=env,
     )
 

@@ -39,11 +39,30 @@ class AdminAuthTests(unittest.TestCase):
             self.assertEqual(code, 401, auth)
 
     def test_every_admin_route_needs_auth(self):
-        gets = ["status", "clients", "logs", "logs/warnings", "serverconfig", "chat/messages",
-                "viewersOverTime", "hardwarestats", "accesstokens", "webhooks"]
-        posts = ["disconnect", "yp/reset", "chat/updatemessagevisibility", "config/name",
-                 "config/customstyles", "config/key", "accesstokens/create",
-                 "accesstokens/delete", "webhooks/create", "webhooks/delete"]
+        gets = [
+            "status",
+            "clients",
+            "logs",
+            "logs/warnings",
+            "serverconfig",
+            "chat/messages",
+            "viewersOverTime",
+            "hardwarestats",
+            "accesstokens",
+            "webhooks",
+        ]
+        posts = [
+            "disconnect",
+            "yp/reset",
+            "chat/updatemessagevisibility",
+            "config/name",
+            "config/customstyles",
+            "config/key",
+            "accesstokens/create",
+            "accesstokens/delete",
+            "webhooks/create",
+            "webhooks/delete",
+        ]
         for path in gets:
             self.assertEqual(self.client.get("/api/admin/" + path)[0], 401, path)
             self.ctx.throttle.succeeded("127.0.0.1")
@@ -103,14 +122,19 @@ class AdminReadTests(unittest.TestCase):
         body = self.client.admin_get("/api/admin/status")
         self.assertIsNone(body["broadcaster"])
         self.assertFalse(body["online"])
-        for field in ("viewerCount", "sessionPeakViewerCount", "overallPeakViewerCount",
-                      "versionNumber"):
+        for field in (
+            "viewerCount",
+            "sessionPeakViewerCount",
+            "overallPeakViewerCount",
+            "versionNumber",
+        ):
             self.assertIn(field, body)
 
     def test_status_while_live_and_disconnect(self):
         dropped = []
-        self.ctx.stream.start("192.0.2.7", {"width": 1280, "height": 720},
-                              lambda: dropped.append(True))
+        self.ctx.stream.start(
+            "192.0.2.7", {"width": 1280, "height": 720}, lambda: dropped.append(True)
+        )
         body = self.client.admin_get("/api/admin/status")
         self.assertTrue(body["online"])
         self.assertEqual(body["broadcaster"]["remoteAddr"], "192.0.2.7")
@@ -128,8 +152,16 @@ class AdminReadTests(unittest.TestCase):
     def test_serverconfig_shape(self):
         body = self.client.admin_get("/api/admin/serverconfig")
         self.assertEqual(
-            set(body) >= {"instanceDetails", "ffmpegPath", "webServerPort", "rtmpServerPort",
-                          "s3", "videoSettings", "yp"},
+            set(body)
+            >= {
+                "instanceDetails",
+                "ffmpegPath",
+                "webServerPort",
+                "rtmpServerPort",
+                "s3",
+                "videoSettings",
+                "yp",
+            },
             True,
         )
         self.assertEqual(body["webServerPort"], 8080)
@@ -141,10 +173,17 @@ class AdminReadTests(unittest.TestCase):
         self.assertTrue(body["ffmpegPath"])
 
     def test_logs_and_warnings(self):
-        self.ctx.logs({"log_level": _level("info"), "log_format": "hello {x}", "x": 1,
-                       "log_time": 1_700_000_000.0})
-        self.ctx.logs({"log_level": _level("warn"), "log_format": "careful",
-                       "log_time": 1_700_000_001.0})
+        self.ctx.logs(
+            {
+                "log_level": _level("info"),
+                "log_format": "hello {x}",
+                "x": 1,
+                "log_time": 1_700_000_000.0,
+            }
+        )
+        self.ctx.logs(
+            {"log_level": _level("warn"), "log_format": "careful", "log_time": 1_700_000_001.0}
+        )
         logs = self.client.admin_get("/api/admin/logs")
         self.assertEqual([e["message"] for e in logs], ["hello 1", "careful"])
         self.assertEqual([e["level"] for e in logs], ["info", "warning"])
@@ -197,8 +236,11 @@ class ConfigSetterTests(unittest.TestCase):
         "directoryenabled": ("directoryEnabled", True, True),
         "serverurl": ("serverUrl", "https://live.example.com", "https://live.example.com"),
         "video/streamlatencylevel": ("latencyLevel", 4, 4),
-        "socialhandles": ("socialHandles", [{"platform": "github", "url": "https://github.com/x"}],
-                          [{"platform": "github", "url": "https://github.com/x"}]),
+        "socialhandles": (
+            "socialHandles",
+            [{"platform": "github", "url": "https://github.com/x"}],
+            [{"platform": "github", "url": "https://github.com/x"}],
+        ),
         "customstyles": ("customStyles", "body { color: orange; }", "body { color: orange; }"),
         "logo": ("logo", "img/logo.svg", "/img/logo.svg"),
     }
@@ -212,19 +254,39 @@ class ConfigSetterTests(unittest.TestCase):
         "directoryenabled": [None],
         "serverurl": ["ftp://x", "not a url", "javascript:alert(1)"],
         "video/streamlatencylevel": [5, -1, "2"],
-        "video/streamoutputvariants": [[], "x", [{"videoBitrate": -5}], [{"framerate": 0}],
-                                       [{"scaledWidth": 641}], [{"nonsense": 1}],
-                                       [{"cpuUsageLevel": 9}], [1]],
-        "s3": [{"endpoint": "https://s3"}, {"enabled": "yes"},
-               {"enabled": True, "endpoint": "https://s3.example.com"}, "x",
-               {"enabled": False, "endpoint": "not a url"}],
-        "socialhandles": [[{"platform": "x", "url": "javascript:alert(1)"}], [{"platform": ""}],
-                          {"platform": "x"}],
+        "video/streamoutputvariants": [
+            [],
+            "x",
+            [{"videoBitrate": -5}],
+            [{"framerate": 0}],
+            [{"scaledWidth": 641}],
+            [{"nonsense": 1}],
+            [{"cpuUsageLevel": 9}],
+            [1],
+        ],
+        "s3": [
+            {"endpoint": "https://s3"},
+            {"enabled": "yes"},
+            {"enabled": True, "endpoint": "https://s3.example.com"},
+            "x",
+            {"enabled": False, "endpoint": "not a url"},
+        ],
+        "socialhandles": [
+            [{"platform": "x", "url": "javascript:alert(1)"}],
+            [{"platform": ""}],
+            {"platform": "x"},
+        ],
         "customstyles": ["</style><script>alert(1)</script>", 5, "a { content: '\ud800' }"],
         "key": ["", "has space", "a/b", 123],
-        "logo": ["/nonexistent.png", "../../etc/passwd", "/../owncast.db",
-                 "data:image/png;base64,notbase64!", "data:image/svg+xml;base64,PHN2Zz4=",
-                 "data:image/png;base64," + base64.b64encode(b"GIF89a").decode(), 5],
+        "logo": [
+            "/nonexistent.png",
+            "../../etc/passwd",
+            "/../owncast.db",
+            "data:image/png;base64,notbase64!",
+            "data:image/svg+xml;base64,PHN2Zz4=",
+            "data:image/png;base64," + base64.b64encode(b"GIF89a").decode(),
+            5,
+        ],
         "streamtitle": [None, 7, "\udfff"],
         "pagecontent": [False],
     }
@@ -263,22 +325,48 @@ class ConfigSetterTests(unittest.TestCase):
     def test_variants_are_filled_with_defaults(self):
         code, _ = self.client.admin_post(
             "/api/admin/config/video/streamoutputvariants",
-            {"value": [{"framerate": 30, "videoBitrate": 1800, "cpuUsageLevel": 2,
-                        "videoPassthrough": False, "audioPassthrough": True},
-                       {"framerate": 24, "videoBitrate": 1000, "scaledWidth": 640}]},
+            {
+                "value": [
+                    {
+                        "framerate": 30,
+                        "videoBitrate": 1800,
+                        "cpuUsageLevel": 2,
+                        "videoPassthrough": False,
+                        "audioPassthrough": True,
+                    },
+                    {"framerate": 24, "videoBitrate": 1000, "scaledWidth": 640},
+                ]
+            },
         )
         self.assertEqual(code, 200)
         variants = self.client.admin_get("/api/admin/serverconfig")["videoSettings"][
-            "videoQualityVariants"]
+            "videoQualityVariants"
+        ]
         self.assertEqual([v["videoBitrate"] for v in variants], [1800, 1000])
         self.assertEqual(variants[1]["scaledWidth"], 640)
-        self.assertEqual(set(variants[1]), {"videoPassthrough", "audioPassthrough",
-                                            "videoBitrate", "audioBitrate", "scaledWidth",
-                                            "scaledHeight", "framerate", "cpuUsageLevel"})
+        self.assertEqual(
+            set(variants[1]),
+            {
+                "videoPassthrough",
+                "audioPassthrough",
+                "videoBitrate",
+                "audioBitrate",
+                "scaledWidth",
+                "scaledHeight",
+                "framerate",
+                "cpuUsageLevel",
+            },
+        )
 
     def test_s3_config(self):
-        value = {"enabled": True, "endpoint": "https://s3.example.com", "accessKey": "k",
-                 "secret": "s", "bucket": "video", "region": "us-east-1"}
+        value = {
+            "enabled": True,
+            "endpoint": "https://s3.example.com",
+            "accessKey": "k",
+            "secret": "s",
+            "bucket": "video",
+            "region": "us-east-1",
+        }
         code, _ = self.client.admin_post("/api/admin/config/s3", {"value": value})
         self.assertEqual(code, 200)
         s3 = self.client.admin_get("/api/admin/serverconfig")["s3"]
@@ -286,8 +374,10 @@ class ConfigSetterTests(unittest.TestCase):
         self.assertEqual(s3["acl"], "")
 
     def test_page_content_is_rendered_and_sanitized(self):
-        markdown = ("# Title\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1)) "
-                    "<img src=x onerror=alert(1)> **bold**")
+        markdown = (
+            "# Title\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1)) "
+            "<img src=x onerror=alert(1)> **bold**"
+        )
         self.client.admin_post("/api/admin/config/pagecontent", {"value": markdown})
         html = self.client.get("/api/config")[1]["extraPageContent"]
         self.assertIn("<h1>Title</h1>", html)
@@ -344,19 +434,26 @@ class TokenAndWebhookTests(unittest.TestCase):
         self.assertEqual(listed, [token])
         stored = result_of(self.ctx.store.list_tokens())
         self.assertEqual([t["token"] for t in stored], [token["token"]])
-        code, body = self.client.admin_post("/api/admin/accesstokens/delete",
-                                            {"token": token["token"]})
+        code, body = self.client.admin_post(
+            "/api/admin/accesstokens/delete", {"token": token["token"]}
+        )
         self.assertEqual((code, body["success"]), (200, True))
         self.assertEqual(self.client.admin_get("/api/admin/accesstokens"), [])
         self.assertEqual(result_of(self.ctx.store.list_tokens()), [])
-        code, body = self.client.admin_post("/api/admin/accesstokens/delete",
-                                            {"token": token["token"]})
+        code, body = self.client.admin_post(
+            "/api/admin/accesstokens/delete", {"token": token["token"]}
+        )
         self.assertEqual((code, body["success"]), (404, False))
 
     def test_bad_token_requests(self):
-        for body in ({"name": "x", "scopes": ["NOPE"]}, {"name": "x", "scopes": []},
-                     {"name": "", "scopes": ["HAS_ADMIN_ACCESS"]}, {"scopes": ["HAS_ADMIN_ACCESS"]},
-                     {"name": "x", "scopes": "HAS_ADMIN_ACCESS"}, [1]):
+        for body in (
+            {"name": "x", "scopes": ["NOPE"]},
+            {"name": "x", "scopes": []},
+            {"name": "", "scopes": ["HAS_ADMIN_ACCESS"]},
+            {"scopes": ["HAS_ADMIN_ACCESS"]},
+            {"name": "x", "scopes": "HAS_ADMIN_ACCESS"},
+            [1],
+        ):
             code, reply = self.client.admin_post("/api/admin/accesstokens/create", body)
             self.assertEqual((code, reply["success"]), (400, False), body)
         self.assertEqual(self.client.admin_get("/api/admin/accesstokens"), [])
@@ -375,11 +472,11 @@ class TokenAndWebhookTests(unittest.TestCase):
         self.assertEqual(self.client.admin_get("/api/admin/webhooks"), [hook])
         code, second = self.client.admin_post(
             "/api/admin/webhooks/create",
-            {"url": "http://127.0.0.1:9/x", "events": ["VISIBILITY-UPDATE"]})
+            {"url": "http://127.0.0.1:9/x", "events": ["VISIBILITY-UPDATE"]},
+        )
         self.assertEqual(code, 200)
         # Owncast 0.0.7 clients send a number, the seed a string: both work.
-        code, body = self.client.admin_post("/api/admin/webhooks/delete",
-                                            {"id": int(hook["id"])})
+        code, body = self.client.admin_post("/api/admin/webhooks/delete", {"id": int(hook["id"])})
         self.assertEqual((code, body["success"]), (200, True))
         code, body = self.client.admin_post("/api/admin/webhooks/delete", {"id": second["id"]})
         self.assertEqual((code, body["success"]), (200, True))
@@ -388,11 +485,14 @@ class TokenAndWebhookTests(unittest.TestCase):
         self.assertEqual(code, 404)
 
     def test_bad_webhook_requests(self):
-        for body in ({"url": "https://x.example", "events": ["NOPE"]},
-                     {"url": "https://x.example", "events": []},
-                     {"url": "mailto:a@b", "events": ["CHAT"]},
-                     {"url": "https://x.example"}, {"events": ["CHAT"]},
-                     {"url": 5, "events": ["CHAT"]}):
+        for body in (
+            {"url": "https://x.example", "events": ["NOPE"]},
+            {"url": "https://x.example", "events": []},
+            {"url": "mailto:a@b", "events": ["CHAT"]},
+            {"url": "https://x.example"},
+            {"events": ["CHAT"]},
+            {"url": 5, "events": ["CHAT"]},
+        ):
             code, reply = self.client.admin_post("/api/admin/webhooks/create", body)
             self.assertEqual((code, reply["success"]), (400, False), body)
         self.assertEqual(self.client.admin_get("/api/admin/webhooks"), [])
@@ -413,7 +513,8 @@ class ModerationTests(unittest.TestCase):
         self.ctx.chat.listeners.append(updates.append)
         code, body = self.client.admin_post(
             "/api/admin/chat/updatemessagevisibility",
-            {"visible": False, "idArray": [second["id"], "unknown-id"]})
+            {"visible": False, "idArray": [second["id"], "unknown-id"]},
+        )
         self.assertEqual((code, body["success"]), (200, True))
         self.assertEqual([u["type"] for u in updates], ["VISIBILITY-UPDATE"])
         self.assertEqual(updates[0]["id"], second["id"])
@@ -421,15 +522,22 @@ class ModerationTests(unittest.TestCase):
         public = [m["id"] for m in self.client.get("/api/chat")[1]]
         self.assertEqual(public, [first["id"]])
         everything = self.client.admin_get("/api/admin/chat/messages")
-        self.assertEqual([(m["id"], m["visible"]) for m in everything],
-                         [(first["id"], True), (second["id"], False)])
-        self.client.admin_post("/api/admin/chat/updatemessagevisibility",
-                               {"visible": True, "idArray": [second["id"]]})
+        self.assertEqual(
+            [(m["id"], m["visible"]) for m in everything],
+            [(first["id"], True), (second["id"], False)],
+        )
+        self.client.admin_post(
+            "/api/admin/chat/updatemessagevisibility", {"visible": True, "idArray": [second["id"]]}
+        )
         self.assertEqual(len(self.client.get("/api/chat")[1]), 2)
 
     def test_bad_visibility_requests(self):
-        for body in ({"visible": "no", "idArray": ["a"]}, {"visible": False},
-                     {"visible": False, "idArray": "a"}, {"visible": False, "idArray": [1]}):
+        for body in (
+            {"visible": "no", "idArray": ["a"]},
+            {"visible": False},
+            {"visible": False, "idArray": "a"},
+            {"visible": False, "idArray": [1]},
+        ):
             code, reply = self.client.admin_post("/api/admin/chat/updatemessagevisibility", body)
             self.assertEqual((code, reply["success"]), (400, False), body)
 
@@ -444,22 +552,26 @@ class PersistenceTests(unittest.TestCase):
         ctx = make_context(datadir, store=make_store(path))
         client = Client(ctx)
         client.admin_post("/api/admin/config/name", {"value": "Persistent"})
-        _, token = client.admin_post("/api/admin/accesstokens/create",
-                                     {"name": "t", "scopes": ["HAS_ADMIN_ACCESS"]})
-        _, hook = client.admin_post("/api/admin/webhooks/create",
-                                    {"url": "https://e.example/h", "events": ["CHAT"]})
+        _, token = client.admin_post(
+            "/api/admin/accesstokens/create", {"name": "t", "scopes": ["HAS_ADMIN_ACCESS"]}
+        )
+        _, hook = client.admin_post(
+            "/api/admin/webhooks/create", {"url": "https://e.example/h", "events": ["CHAT"]}
+        )
         run(ctx.chat.send_system("kept"))
         result_of(ctx.store.stop())
 
         again = make_context(datadir, store=make_store(path))
         client = Client(again)
         self.assertEqual(client.get("/api/config")[1]["name"], "Persistent")
-        self.assertEqual([t["token"] for t in client.admin_get("/api/admin/accesstokens")],
-                         [token["token"]])
+        self.assertEqual(
+            [t["token"] for t in client.admin_get("/api/admin/accesstokens")], [token["token"]]
+        )
         self.assertEqual(client.admin_get("/api/admin/webhooks"), [hook])
         self.assertEqual([m["body"] for m in client.get("/api/chat")[1]], ["kept"])
-        code, _, _ = client.get("/api/integrations/chat",
-                                headers={"Authorization": ["Bearer " + token["token"]]})
+        code, _, _ = client.get(
+            "/api/integrations/chat", headers={"Authorization": ["Bearer " + token["token"]]}
+        )
         self.assertEqual(code, 200)
 
 
@@ -467,8 +579,9 @@ class WebhookIdTests(unittest.TestCase):
     def test_non_ascii_digits_are_not_ids(self):
         ctx = make_context(Path(self.mktemp()))
         client = Client(ctx)
-        _, hook = client.admin_post("/api/admin/webhooks/create",
-                                    {"url": "https://e.example/h", "events": ["CHAT"]})
+        _, hook = client.admin_post(
+            "/api/admin/webhooks/create", {"url": "https://e.example/h", "events": ["CHAT"]}
+        )
         for value in ("²", "١"):
             code, body = client.admin_post("/api/admin/webhooks/delete", {"id": value})
             self.assertEqual((code, body["success"]), (400, False), value)

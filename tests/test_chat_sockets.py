@@ -4,7 +4,6 @@ transport whose reactor is a ``MemoryReactor`` (no event loop runs; the tests ca
 ``doWrite`` themselves, because the kernel's partial sends and resets are what they
 check), and the HTTP upgrade behind a real ``Site``: what each open socket keeps."""
 
-
 import gc
 import json
 import secrets
@@ -324,8 +323,9 @@ class DirectSendTests(unittest.TestCase):
         after it queue behind it: the peer gets every byte once, in order."""
         transport, client = tcp_pair(self, small_buffers=True)
         peer = Peer(transport, lambda: None)
-        frames = [text_frame(bytes([65 + n % 26]) * (200_000 if n == 0 else 1000 + n))
-                  for n in range(5)]
+        frames = [
+            text_frame(bytes([65 + n % 26]) * (200_000 if n == 0 else 1000 + n)) for n in range(5)
+        ]
         fan_out(frames[0], [peer])
         got = available(client)
         self.assertGreater(len(got), 0, "part of the frame went out at once")
@@ -382,8 +382,8 @@ def server_frames(data: bytes) -> list[bytes]:
         n, start = data[1] & 0x7F, 2
         if n == 126:
             n, start = int.from_bytes(data[2:4], "big"), 4
-        payloads.append(data[start:start + n])
-        data = data[start + n:]
+        payloads.append(data[start : start + n])
+        data = data[start + n :]
     return payloads
 
 

@@ -10,8 +10,9 @@ from twisted.internet.task import deferLater
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
-from owncast.chatbus import LocalChatBus, RedisChatBus
+from owncast.chat.bus import LocalChatBus
 from owncast.interfaces import IChatBus
+from owncast.store.redisbus import RedisChatBus
 from tests.test_store_redis import HOST, PORT
 
 
@@ -39,8 +40,10 @@ class ChatBusContract:
         got_b: list = []
         a.subscribe(got_a.append)
         b.subscribe(got_b.append)
-        sent = [{"type": "CHAT", "id": str(i), "body": f"<p>{i} ünï</p>", "n": [i, 1.5, None]}
-                for i in range(50)]
+        sent = [
+            {"type": "CHAT", "id": str(i), "body": f"<p>{i} ünï</p>", "n": [i, 1.5, None]}
+            for i in range(50)
+        ]
         for i, message in enumerate(sent):
             await (a if i % 2 else b).publish(message)
         await until(lambda: len(got_a) == len(got_b) == 50)

@@ -16,7 +16,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from owncast.core.settings import Settings
-from owncast.directory import (
+from owncast.yp import (
     CHECK_INTERVAL,
     PING_INTERVAL,
     DirectoryPinger,
@@ -56,9 +56,16 @@ class PublicUrlTests(unittest.TestCase):
     def test_only_urls_the_directory_can_reach(self):
         for url in ("https://live.example.org", "http://93.184.216.34:8080/", "https://a.b.c/x"):
             self.assertTrue(public_url(url), url)
-        for url in ("", "live.example.org", "ftp://live.example.org", "http://localhost:8080",
-                    "http://127.0.0.1:8080", "http://192.168.1.2", "http://intranet",
-                    "http://app.localhost"):
+        for url in (
+            "",
+            "live.example.org",
+            "ftp://live.example.org",
+            "http://localhost:8080",
+            "http://127.0.0.1:8080",
+            "http://192.168.1.2",
+            "http://intranet",
+            "http://app.localhost",
+        ):
             self.assertFalse(public_url(url), url)
 
 
@@ -70,7 +77,11 @@ class PingerTests(unittest.TestCase):
         self.sent: list[dict] = []
         self.answers: list[Any] = []
         self.pinger = DirectoryPinger(
-            self.settings, self.save, lambda: self.live, self.post, self.clock,
+            self.settings,
+            self.save,
+            lambda: self.live,
+            self.post,
+            self.clock,
             "https://dir.example/",
         )
 
@@ -114,16 +125,23 @@ class PingerTests(unittest.TestCase):
         self.addCleanup(globalLogPublisher.removeObserver, logged.append)
 
         def warnings() -> list[str]:
-            return [formatEvent(e) for e in logged if e.get("log_level") == LogLevel.warn
-                    and e.get("log_namespace") == "owncast.directory"]
+            return [
+                formatEvent(e)
+                for e in logged
+                if e.get("log_level") == LogLevel.warn and e.get("log_namespace") == "owncast.yp"
+            ]
 
         self.pinger.startService()
         self.clock.advance(PING_INTERVAL)
         self.assertEqual(self.sent, [])  # no public URL: nothing sent
         self.assertEqual(len(warnings()), 1)
         self.settings.update({"serverUrl": "https://live.example.org"})
-        self.answers = [ConnectionRefusedError("down"), ConnectionRefusedError("down"),
-                        {"success": False, "error": "banned"}, {"success": True, "key": "k9"}]
+        self.answers = [
+            ConnectionRefusedError("down"),
+            ConnectionRefusedError("down"),
+            {"success": False, "error": "banned"},
+            {"success": True, "key": "k9"},
+        ]
         for _ in range(4):
             self.clock.advance(PING_INTERVAL)
         self.assertEqual(len(self.sent), 4)
@@ -132,13 +150,24 @@ class PingerTests(unittest.TestCase):
 
     async def test_over_real_http(self):
         directory = FakeDirectory()
-        pinger = DirectoryPinger(self.settings, self.save, lambda: True,
-                                 treq_json_poster(reactor), reactor, serve(self, directory))
+        pinger = DirectoryPinger(
+            self.settings,
+            self.save,
+            lambda: True,
+            treq_json_poster(reactor),
+            reactor,
+            serve(self, directory),
+        )
         self.settings.update({"directoryEnabled": True})
         await pinger.ping()
         await pinger.ping()
-        self.assertEqual(directory.pings, [{"key": "", "url": "https://live.example.org"},
-                                           {"key": "dir-key-1", "url": "https://live.example.org"}])
+        self.assertEqual(
+            directory.pings,
+            [
+                {"key": "", "url": "https://live.example.org"},
+                {"key": "dir-key-1", "url": "https://live.example.org"},
+            ],
+        )
 
     async def test_a_silent_directory_times_out(self):
         class Silent(Resource):
@@ -147,10 +176,14 @@ class PingerTests(unittest.TestCase):
             def render_POST(self, request):
                 return NOT_DONE_YET
 
-        pinger = DirectoryPinger(self.settings, self.save, lambda: True,
-                                 lambda url, body, timeout: treq_json_poster(reactor)(
-                                     url, body, 0.2),
-                                 reactor, serve(self, Silent()))
+        pinger = DirectoryPinger(
+            self.settings,
+            self.save,
+            lambda: True,
+            lambda url, body, timeout: treq_json_poster(reactor)(url, body, 0.2),
+            reactor,
+            serve(self, Silent()),
+        )
         self.settings.update({"directoryEnabled": True})
         await pinger.ping()
         self.assertEqual(pinger._error, "network")
@@ -162,11 +195,13 @@ class DaemonDirectoryTests(unittest.TestCase):
     async def test_the_daemon_registers_and_reset_clears_the_key(self):
         directory = FakeDirectory()
         url = serve(self, directory)
-        daemon = await start_daemon(self, Path(self.mktemp()).resolve(),
-                                    args=["--directoryurl", url, "--streamkey", "dir-test-key"])
+        daemon = await start_daemon(
+            self,
+            Path(self.mktemp()).resolve(),
+            args=["--directoryurl", url, "--streamkey", "dir-test-key"],
+        )
         auth = ("admin", "dir-test-key")
-        for name, value in (("serverurl", "https://live.example.org"),
-                            ("directoryenabled", True)):
+        for name, value in (("serverurl", "https://live.example.org"), ("directoryenabled", True)):
             response = await daemon.post(f"/api/admin/config/{name}", {"value": value}, auth=auth)
             self.assertEqual(response.code, 200, response)
         await wait_until(lambda: directory.pings, CHECK_INTERVAL * 3, "a ping")
@@ -175,17 +210,19 @@ class DaemonDirectoryTests(unittest.TestCase):
         async def ping_after(url: str) -> dict:
             """Change the server URL, which pings again within seconds."""
             seen = len(directory.pings)
-            response = await daemon.post("/api/admin/config/serverurl", {"value": url},
-                                         auth=auth)
+            response = await daemon.post("/api/admin/config/serverurl", {"value": url}, auth=auth)
             self.assertEqual(response.code, 200, response)
             await wait_until(lambda: len(directory.pings) > seen, CHECK_INTERVAL * 3, "a ping")
             return directory.pings[-1]
 
-        self.assertEqual(await ping_after("https://b.example.org"),
-                         {"key": "dir-key-1", "url": "https://b.example.org"})
+        self.assertEqual(
+            await ping_after("https://b.example.org"),
+            {"key": "dir-key-1", "url": "https://b.example.org"},
+        )
         response = await daemon.post("/api/admin/yp/reset", {}, auth=auth)
         self.assertEqual(response.code, 200)
-        self.assertEqual(await ping_after("https://c.example.org"),
-                         {"key": "", "url": "https://c.example.org"})
+        self.assertEqual(
+            await ping_after("https://c.example.org"), {"key": "", "url": "https://c.example.org"}
+        )
         listing = (await daemon.get("/api/yp")).json
         self.assertEqual(listing["online"], False)

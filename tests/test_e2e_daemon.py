@@ -171,9 +171,7 @@ class PersistenceTests(_E2E):
         await self.assertAdmin(daemon, new_key, 200)
         auth = ("admin", new_key)
 
-        system_token = await self.create_token(
-            daemon, auth, "e2e bot", [CAN_SEND_SYSTEM_MESSAGES]
-        )
+        system_token = await self.create_token(daemon, auth, "e2e bot", [CAN_SEND_SYSTEM_MESSAGES])
         admin_token = await self.create_token(
             daemon, auth, "e2e admin", [HAS_ADMIN_ACCESS, CAN_SEND_MESSAGES]
         )
@@ -252,9 +250,7 @@ class PersistenceTests(_E2E):
         video = server["videoSettings"]
         self.assertEqual(video["latencyLevel"], SETTINGS["video/streamlatencylevel"])
         self.assertEqual(video["videoQualityVariants"], SETTINGS["video/streamoutputvariants"])
-        self.assertEqual(
-            server["yp"], {"enabled": True, "instanceUrl": SETTINGS["serverurl"]}
-        )
+        self.assertEqual(server["yp"], {"enabled": True, "instanceUrl": SETTINGS["serverurl"]})
         self.assertEqual(server["serverUrl"], SETTINGS["serverurl"])
         self.assertEqual(server["webServerPort"], daemon.web_port)
         self.assertEqual(server["rtmpServerPort"], daemon.rtmp_port)
@@ -336,9 +332,7 @@ class CommandLineAndConfigFileTests(_E2E):
         ini = datadir.parent / "owncast-e2e.ini"
         ini.parent.mkdir(parents=True, exist_ok=True)
         ini.write_text(
-            "[owncast]\n"
-            f"webserverport = {file_port}\n"
-            f"streamkey = {file_key}\n",
+            f"[owncast]\nwebserverport = {file_port}\nstreamkey = {file_key}\n",
             encoding="utf-8",
         )
 
@@ -529,9 +523,7 @@ class LogTests(_E2E):
         failed = [e for e in warnings if "/api/admin/config/logo" in e["message"]]
         self.assertTrue(failed, warnings)
         self.assertIn(failed[0], logs)
-        self.assertEqual(
-            [e for e in logs if e["level"] in ("warning", "error")], warnings
-        )
+        self.assertEqual([e for e in logs if e["level"] in ("warning", "error")], warnings)
 
         self.assertEqual((await daemon.get("/api/admin/logs")).code, 401)
         self.assertEqual((await daemon.get("/api/admin/logs/warnings")).code, 401)

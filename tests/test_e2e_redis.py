@@ -36,20 +36,25 @@ class SharedRedisTests(unittest.TestCase):
         await self.asyncCleanupKeys(db)
         url = f"redis://{REDIS}/{db}"
         key = "shared-key-" + secrets.token_hex(4)
-        first = await start_daemon(self, Path(self.mktemp()).resolve(),
-                                   args=["--redis", url, "--streamkey", key])
-        second = await start_daemon(self, Path(self.mktemp()).resolve(),
-                                    args=["--redis", url, "--streamkey", key])
+        first = await start_daemon(
+            self, Path(self.mktemp()).resolve(), args=["--redis", url, "--streamkey", key]
+        )
+        second = await start_daemon(
+            self, Path(self.mktemp()).resolve(), args=["--redis", url, "--streamkey", key]
+        )
         auth = ("admin", key)
         response = await first.post("/api/admin/config/name", {"value": "Shared"}, auth=auth)
         self.assertEqual(response.code, 200)
-        response = await first.post("/api/admin/accesstokens/create",
-                                    {"name": "bot", "scopes": ["CAN_SEND_SYSTEM_MESSAGES"]},
-                                    auth=auth)
+        response = await first.post(
+            "/api/admin/accesstokens/create",
+            {"name": "bot", "scopes": ["CAN_SEND_SYSTEM_MESSAGES"]},
+            auth=auth,
+        )
         token = response.json["token"]
         listener = await connected(self, first.web_port)
-        response = await second.post("/api/integrations/chat/system", {"body": "from node two"},
-                                     bearer=token)
+        response = await second.post(
+            "/api/integrations/chat/system", {"body": "from node two"}, bearer=token
+        )
         self.assertEqual(response.code, 200, response.content)
         history = (await first.get("/api/chat")).json
         self.assertEqual([m["body"] for m in history], ["from node two"])

@@ -13,8 +13,8 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
-from owncast.fastpath import MAX_HEAD, plain_get
-from owncast.site import WEB_ROOT, OwncastSite, build_site
+from owncast.http.fastpath import MAX_HEAD, plain_get
+from owncast.http.site import WEB_ROOT, OwncastSite, build_site
 from tests.helpers import make_context
 
 VARIANT = b"#EXTM3U\n#EXTINF:1.0,\nstream-1700000000.ts\n"

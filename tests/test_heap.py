@@ -11,7 +11,7 @@ from twisted.trial import unittest
 CHECK = """
 import gc
 import twisted.internet.reactor
-from owncast.heap import settle_heap
+from owncast.runtime.heap import settle_heap
 before = len(gc.get_objects())
 settle_heap()
 frozen = gc.get_freeze_count()
@@ -27,7 +27,8 @@ print(frozen > before // 2, left < 100, gc.collect() >= 2)
 
 class SettleHeapTests(unittest.TestCase):
     def test_startup_objects_are_frozen_and_new_cycles_still_collected(self):
-        done = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True,
-                              timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=60
+        )
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(done.stdout.split(), ["True", "True", "True"])

@@ -20,10 +20,18 @@ ENDPOINTS = [
     ("POST", "/api/integrations/chat/action", {"body": "waves"}, "CAN_SEND_SYSTEM_MESSAGES"),
     ("GET", "/api/integrations/clients", None, "HAS_ADMIN_ACCESS"),
     ("GET", "/api/integrations/chat", None, "HAS_ADMIN_ACCESS"),
-    ("POST", "/api/integrations/chat/updatemessagevisibility",
-     {"visible": False, "idArray": ["x"]}, "HAS_ADMIN_ACCESS"),
-    ("POST", "/api/integrations/chat/messagevisibility",
-     {"visible": False, "idArray": ["x"]}, "HAS_ADMIN_ACCESS"),
+    (
+        "POST",
+        "/api/integrations/chat/updatemessagevisibility",
+        {"visible": False, "idArray": ["x"]},
+        "HAS_ADMIN_ACCESS",
+    ),
+    (
+        "POST",
+        "/api/integrations/chat/messagevisibility",
+        {"visible": False, "idArray": ["x"]},
+        "HAS_ADMIN_ACCESS",
+    ),
 ]
 
 
@@ -33,8 +41,9 @@ class IntegrationsTests(unittest.TestCase):
         self.client = Client(self.ctx)
 
     def token(self, *scopes):
-        _, body = self.client.admin_post("/api/admin/accesstokens/create",
-                                         {"name": "bot", "scopes": list(scopes)})
+        _, body = self.client.admin_post(
+            "/api/admin/accesstokens/create", {"name": "bot", "scopes": list(scopes)}
+        )
         return body["token"]
 
     def call(self, method, path, body=None, token=None, scheme="Bearer"):
@@ -54,8 +63,9 @@ class IntegrationsTests(unittest.TestCase):
         for method, path, body, scope in ENDPOINTS:
             others = [s for s in ALL_SCOPES if s != scope]
             code, reply, _ = self.call(method, path, body, self.token(*others))
-            self.assertEqual((code, reply["success"] if isinstance(reply, dict) else None),
-                             (403, False), path)
+            self.assertEqual(
+                (code, reply["success"] if isinstance(reply, dict) else None), (403, False), path
+            )
             code, reply, _ = self.call(method, path, body, self.token(scope))
             self.assertEqual(code, 200, (path, reply))
 
@@ -87,26 +97,36 @@ class IntegrationsTests(unittest.TestCase):
     def test_messages_reach_history_as_the_seed_example_shows(self):
         system = self.token("CAN_SEND_SYSTEM_MESSAGES")
         user = self.token("CAN_SEND_MESSAGES")
-        code, reply, _ = self.call("POST", "/api/integrations/chat/system",
-                                   {"body": "I am a system message!"}, system)
+        code, reply, _ = self.call(
+            "POST", "/api/integrations/chat/system", {"body": "I am a system message!"}, system
+        )
         self.assertEqual((code, reply), (200, {"success": True, "message": "sent"}))
         self.call("POST", "/api/integrations/chat/user", {"user": "bot", "body": "*hi*"}, user)
         # Owncast 0.0.7 read the sender from ``author``.
         self.call("POST", "/api/integrations/chat/send", {"author": "old", "body": "yo"}, user)
-        self.call("POST", "/api/integrations/chat/action",
-                  {"body": "rolled a 15", "author": "JohnSmith"}, system)
+        self.call(
+            "POST",
+            "/api/integrations/chat/action",
+            {"body": "rolled a 15", "author": "JohnSmith"},
+            system,
+        )
         history = self.client.get("/api/chat")[1]
         self.assertEqual(
             [(m["type"], m["author"], m["body"]) for m in history],
-            [("SYSTEM", "Owncast", "I am a system message!"), ("CHAT", "bot", "<em>hi</em>"),
-             ("CHAT", "old", "yo"), ("CHAT_ACTION", "JohnSmith", "rolled a 15")],
+            [
+                ("SYSTEM", "Owncast", "I am a system message!"),
+                ("CHAT", "bot", "<em>hi</em>"),
+                ("CHAT", "old", "yo"),
+                ("CHAT_ACTION", "JohnSmith", "rolled a 15"),
+            ],
         )
 
     def test_system_and_action_bodies_are_sanitized(self):
         system = self.token("CAN_SEND_SYSTEM_MESSAGES")
         for path in ("/api/integrations/chat/system", "/api/integrations/chat/action"):
-            self.call("POST", path, {"body": '<script>alert(1)</script><b onclick="x()">b</b>'},
-                      system)
+            self.call(
+                "POST", path, {"body": '<script>alert(1)</script><b onclick="x()">b</b>'}, system
+            )
         for message in self.client.get("/api/chat")[1]:
             self.assertNotIn("<script", message["body"])
             self.assertNotRegex(message["body"], "<[^>]*onclick")
@@ -135,8 +155,9 @@ class IntegrationsTests(unittest.TestCase):
         token = self.token("HAS_ADMIN_ACCESS")
         seen = []
         self.ctx.events.subscribe(lambda kind, data: seen.append(kind))
-        code, _, _ = self.call("POST", "/api/integrations/streamtitle",
-                               {"value": "Desert Bus"}, token)
+        code, _, _ = self.call(
+            "POST", "/api/integrations/streamtitle", {"value": "Desert Bus"}, token
+        )
         self.assertEqual(code, 200)
         self.assertEqual(self.client.get("/api/config")[1]["streamTitle"], "Desert Bus")
         self.assertEqual(seen, ["STREAM_TITLE_UPDATED"])
@@ -145,16 +166,25 @@ class IntegrationsTests(unittest.TestCase):
         token = self.token(*ALL_SCOPES)
         self.call("POST", "/api/integrations/chat/send", {"user": "a", "body": "one"}, token)
         message_id = self.client.get("/api/chat")[1][0]["id"]
-        code, _, _ = self.call("POST", "/api/integrations/chat/messagevisibility",
-                               {"visible": False, "idArray": [message_id]}, token)
+        code, _, _ = self.call(
+            "POST",
+            "/api/integrations/chat/messagevisibility",
+            {"visible": False, "idArray": [message_id]},
+            token,
+        )
         self.assertEqual(code, 200)
         self.assertEqual(self.client.get("/api/chat")[1], [])
         backlog = self.call("GET", "/api/integrations/chat", token=token)[1]
         self.assertEqual([(m["id"], m["visible"]) for m in backlog], [(message_id, False)])
 
     def test_token_created_by_another_node_works_at_once(self):
-        record = {"token": "made-elsewhere-0123456789", "name": "other node",
-                  "scopes": ["HAS_ADMIN_ACCESS"], "timestamp": self.ctx.now(), "lastUsed": None}
+        record = {
+            "token": "made-elsewhere-0123456789",
+            "name": "other node",
+            "scopes": ["HAS_ADMIN_ACCESS"],
+            "timestamp": self.ctx.now(),
+            "lastUsed": None,
+        }
         result_of(self.ctx.store.add_token(record))
         code, _, _ = self.call("GET", "/api/integrations/chat", token=record["token"])
         self.assertEqual(code, 200)

@@ -32,8 +32,11 @@ def unsafe(html):
         if tag in ("script", "svg", "iframe", "object", "style"):
             problems.append(tag)
         problems += [name for name in attrs if name.startswith("on")]
-        problems += [name for name, value in attrs.items()
-                     if (value or "").strip().lower().startswith(("javascript:", "data:"))]
+        problems += [
+            name
+            for name, value in attrs.items()
+            if (value or "").strip().lower().startswith(("javascript:", "data:"))
+        ]
     return problems
 
 
@@ -46,8 +49,9 @@ class PageTests(unittest.TestCase):
         self.assertIn("<s>gone</s>", html)
 
     def test_links_get_rel_and_unsafe_schemes_are_dropped(self):
-        html = render_page("[ok](https://example.com) [bad](javascript:alert(1)) "
-                           "[data](data:text/html,x)")
+        html = render_page(
+            "[ok](https://example.com) [bad](javascript:alert(1)) [data](data:text/html,x)"
+        )
         self.assertIn('href="https://example.com"', html)
         self.assertIn("noopener", html)
         self.assertEqual(unsafe(html), [])
@@ -64,23 +68,35 @@ class PageTests(unittest.TestCase):
 
 class ChatTests(unittest.TestCase):
     def test_inline_markdown(self):
-        self.assertEqual(render_chat("**b** _i_ `c`"),
-                         "<strong>b</strong> <em>i</em> <code>c</code>")
+        self.assertEqual(
+            render_chat("**b** _i_ `c`"), "<strong>b</strong> <em>i</em> <code>c</code>"
+        )
 
     def test_block_markdown_stays_inline(self):
         self.assertNotIn("<h1>", render_chat("# not a heading"))
 
     def test_script_and_handlers_are_neutralised(self):
-        for body in ('<script>alert(1)</script>', '<img src=x onerror=alert(1)>',
-                     '<a href="javascript:alert(1)">x</a>', "[x](javascript:alert(1))",
-                     "**<svg onload=alert(1)>**", "[![x](/img/emoji/a.png)](javascript:x)"):
+        for body in (
+            "<script>alert(1)</script>",
+            "<img src=x onerror=alert(1)>",
+            '<a href="javascript:alert(1)">x</a>',
+            "[x](javascript:alert(1))",
+            "**<svg onload=alert(1)>**",
+            "[![x](/img/emoji/a.png)](javascript:x)",
+        ):
             self.assertEqual(unsafe(render_chat(body)), [], body)
 
     def test_only_our_emoji_images(self):
-        self.assertIn('<img src="/img/emoji/smile.svg" alt="smile">',
-                      render_chat("![smile](/img/emoji/smile.svg)"))
-        for src in ("https://evil.example/track.png", "/img/emoji/../../owncast.db",
-                    "//evil.example/img/emoji/x.png", "/api/admin/status"):
+        self.assertIn(
+            '<img src="/img/emoji/smile.svg" alt="smile">',
+            render_chat("![smile](/img/emoji/smile.svg)"),
+        )
+        for src in (
+            "https://evil.example/track.png",
+            "/img/emoji/../../owncast.db",
+            "//evil.example/img/emoji/x.png",
+            "/api/admin/status",
+        ):
             self.assertEqual(tags(render_chat(f"![x]({src})")), [], src)
 
     def test_links_are_kept_safe(self):

@@ -26,14 +26,14 @@ from owncast.api.admin import AdminApi
 from owncast.api.integrations import IntegrationsApi
 from owncast.api.public import PublicApi
 from owncast.core.events import WEBHOOK_EVENTS
-from owncast.core.ffmpeg import FfmpegProbe
 from owncast.core.settings import SETTERS
 from owncast.core.throttle import AuthThrottle
 from owncast.core.tokens import SCOPES
 from owncast.rtmp.session import details_from_metadata, empty_details
+from owncast.transcode.probe import FfmpegProbe
 from tests.helpers import ADMIN, STREAM_KEY, Client, make_context, result_of
 
-DOCUMENT_PATH = Path(__file__).resolve().parent.parent / "owncast" / "openapi.yaml"
+DOCUMENT_PATH = Path(__file__).resolve().parent.parent / "owncast" / "api" / "openapi.yaml"
 DOC: dict = yaml.safe_load(DOCUMENT_PATH.read_text("utf-8"))
 
 #: Where each Klein app is mounted.
@@ -43,11 +43,18 @@ CONFIG_NAMES = sorted(SETTERS) + ["video/codec", "ffmpegpath", "logo"]
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 MAX_BODY = 4 * 1024 * 1024
 
-_OPENAPI_ONLY = {"nullable", "example", "examples", "deprecated", "readOnly", "writeOnly",
-                 "xml", "externalDocs", "discriminator"}
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_OPENAPI_ONLY = {
+    "nullable",
+    "example",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "xml",
+    "externalDocs",
+    "discriminator",
+}
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 FORMATS = jsonschema.FormatChecker(formats=())
 
@@ -197,10 +204,13 @@ class DocumentTests(unittest.TestCase):
         self.assertTrue(DOC["info"]["title"])
         self.assertTrue(DOC["info"]["version"])
         schemes = DOC["components"]["securitySchemes"]
-        self.assertEqual(schemes["AdminBasicAuth"], {**schemes["AdminBasicAuth"],
-                                                     "type": "http", "scheme": "basic"})
-        self.assertEqual(schemes["AccessToken"], {**schemes["AccessToken"],
-                                                  "type": "http", "scheme": "bearer"})
+        self.assertEqual(
+            schemes["AdminBasicAuth"],
+            {**schemes["AdminBasicAuth"], "type": "http", "scheme": "basic"},
+        )
+        self.assertEqual(
+            schemes["AccessToken"], {**schemes["AccessToken"], "type": "http", "scheme": "bearer"}
+        )
         for schema in DOC["components"]["schemas"].values():
             jsonschema.Draft7Validator.check_schema(to_json_schema(schema))
 
@@ -261,8 +271,11 @@ class DocumentTests(unittest.TestCase):
             challenge = {"admin": "Basic", "integrations": "Bearer"}.get(kind)
             if challenge:
                 unauthorized = deref(op["responses"]["401"])
-                self.assertIn(challenge, deref(unauthorized["headers"]["WWW-Authenticate"])
-                              ["description"], where)
+                self.assertIn(
+                    challenge,
+                    deref(unauthorized["headers"]["WWW-Authenticate"])["description"],
+                    where,
+                )
                 self.assertIn("Retry-After", deref(op["responses"]["429"])["headers"], where)
             for code, spec in op["responses"].items():
                 if code[0] in "45" or code == "default":
@@ -273,13 +286,23 @@ class DocumentTests(unittest.TestCase):
 
     def test_converter_handles_nullable_refs_and_strictness(self):
         status = DOC["components"]["schemas"]["Status"]
-        good = {"online": False, "viewerCount": 0, "sessionMaxViewerCount": 0,
-                "overallMaxViewerCount": 0, "lastConnectTime": None,
-                "lastDisconnectTime": "2023-11-14T22:13:20+00:00", "versionNumber": "v",
-                "streamTitle": ""}
+        good = {
+            "online": False,
+            "viewerCount": 0,
+            "sessionMaxViewerCount": 0,
+            "overallMaxViewerCount": 0,
+            "lastConnectTime": None,
+            "lastDisconnectTime": "2023-11-14T22:13:20+00:00",
+            "versionNumber": "v",
+            "streamTitle": "",
+        }
         self.assertEqual(list(validator(status, True).iter_errors(good)), [])
-        for bad in ({**good, "extra": 1}, {**good, "lastConnectTime": "yesterday"},
-                    {**good, "online": None}, {k: v for k, v in good.items() if k != "online"}):
+        for bad in (
+            {**good, "extra": 1},
+            {**good, "lastConnectTime": "yesterday"},
+            {**good, "online": None},
+            {k: v for k, v in good.items() if k != "online"},
+        ):
             self.assertTrue(list(validator(status, True).iter_errors(bad)), bad)
         self.assertEqual(list(validator(status, False).iter_errors({**good, "extra": 1})), [])
         # allOf parts are merged before strictness, so the extra pageContent is allowed there.
@@ -302,15 +325,27 @@ class _Base(unittest.TestCase):
         self.ctx.throttle = AuthThrottle(self.clock.seconds, free=1_000_000)
         self.checked: list[tuple[str, str, int]] = []
         self.tokens = {
-            scope: self.call("post", "/api/admin/accesstokens/create",
-                             body={"name": f"only {scope}", "scopes": [scope]})[1]["token"]
+            scope: self.call(
+                "post",
+                "/api/admin/accesstokens/create",
+                body={"name": f"only {scope}", "scopes": [scope]},
+            )[1]["token"]
             for scope in SCOPES
         }
 
     # -- requests, checked against the document
-    def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
-             auth: Any = "auto", bearer: str | None = None, expect: int | None = 200,
-             spec: dict | None = None, headers: dict | None = None) -> tuple[int, Any, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        auth: Any = "auto",
+        bearer: str | None = None,
+        expect: int | None = 200,
+        spec: dict | None = None,
+        headers: dict | None = None,
+    ) -> tuple[int, Any, Any]:
         """Send a request; check its answer against the document; return (code, body, resp).
 
         ``auth="auto"`` sends what the endpoint needs (admin basic auth or a token with the
@@ -341,19 +376,20 @@ class _Base(unittest.TestCase):
         self.checked.append((method, path, code))
         return code, parsed, response
 
-    def check_response(self, spec: dict, code: int, parsed: Any, response: Any,
-                       where: str) -> None:
+    def check_response(self, spec: dict, code: int, parsed: Any, response: Any, where: str) -> None:
         spec = deref(spec)
         content_type = response.headers.getRawHeaders("content-type", [""])[0]
-        (media, media_spec), = spec["content"].items()
+        ((media, media_spec),) = spec["content"].items()
         self.assertTrue(content_type.startswith(media), (where, content_type))
         for name in spec.get("headers", {}):
             self.assertTrue(response.headers.getRawHeaders(name), (where, f"no {name} header"))
         if media != "application/json":
             return
         self.assertFalse(isinstance(parsed, bytes), (where, "body is not JSON"))
-        errors = sorted(validator(media_spec["schema"], strict=True).iter_errors(parsed),
-                        key=lambda e: str(list(e.absolute_path)))
+        errors = sorted(
+            validator(media_spec["schema"], strict=True).iter_errors(parsed),
+            key=lambda e: str(list(e.absolute_path)),
+        )
         self.assertEqual(
             [f"{list(e.absolute_path)}: {e.message}" for e in errors], [], (where, parsed)
         )
@@ -386,8 +422,11 @@ class _Base(unittest.TestCase):
         hidden = self.chat("user", "troll", "spam")
         _run(self.ctx.chat.set_visibility([hidden["id"]], False))
         now = self.clock.seconds()
-        for level, text in ((LogLevel.info, "server up"), (LogLevel.warn, "disk filling"),
-                            (LogLevel.error, "encoder crashed")):
+        for level, text in (
+            (LogLevel.info, "server up"),
+            (LogLevel.warn, "disk filling"),
+            (LogLevel.error, "encoder crashed"),
+        ):
             self.ctx.logs({"log_level": level, "log_format": text, "log_time": now})
         for kind, value in (("viewers", 3), ("cpu", 12.4), ("memory", 40.6), ("disk", 71)):
             result_of(self.ctx.store.add_sample(kind, now - 120, value))
@@ -396,8 +435,11 @@ class _Base(unittest.TestCase):
         self.ctx.chat.connect("client-1", "192.0.2.7", "Mozilla/5.0 (X11; Linux x86_64)")
         self.ctx.chat.connect("client-2", "2001:db8::1", "curl/8.5.0")
         _run(self.ctx.chat.receive_chat("client-1", "carol", "hi all"))
-        self.webhook = self.call("post", "/api/admin/webhooks/create", body={
-            "url": "https://bot.example.com/hook", "events": ["CHAT", "STREAM_STARTED"]})[1]
+        self.webhook = self.call(
+            "post",
+            "/api/admin/webhooks/create",
+            body={"url": "https://bot.example.com/hook", "events": ["CHAT", "STREAM_STARTED"]},
+        )[1]
 
 
 # Success cases: (method, path) -> request body (a callable gets the test case). The two
@@ -419,8 +461,10 @@ SUCCESS: dict[tuple[str, str], Any] = {
     ("get", "/api/admin/logs/warnings"): None,
     ("get", "/api/admin/serverconfig"): None,
     ("get", "/api/admin/chat/messages"): None,
-    ("post", "/api/admin/chat/updatemessagevisibility"):
-        lambda t: {"visible": False, "idArray": [t.messages[0]["id"], t.messages[2]["id"]]},
+    ("post", "/api/admin/chat/updatemessagevisibility"): lambda t: {
+        "visible": False,
+        "idArray": [t.messages[0]["id"], t.messages[2]["id"]],
+    },
     ("post", "/api/admin/config/key"): {"value": "a-brand-new-key-42"},
     ("post", "/api/admin/config/pagecontent"): {"value": "# Hi\n\nSee *you* soon."},
     ("post", "/api/admin/config/streamtitle"): {"value": "Tuesday night games"},
@@ -434,28 +478,48 @@ SUCCESS: dict[tuple[str, str], Any] = {
     ("post", "/api/admin/config/directoryenabled"): {"value": True},
     ("post", "/api/admin/config/serverurl"): {"value": "https://live.example.com"},
     ("post", "/api/admin/config/video/streamlatencylevel"): {"value": 3},
-    ("post", "/api/admin/config/video/streamoutputvariants"): {"value": [
-        {"videoBitrate": 2500, "framerate": 30},
-        {"videoPassthrough": False, "audioPassthrough": False, "videoBitrate": 800,
-         "audioBitrate": 96, "scaledWidth": 640, "scaledHeight": 360, "framerate": 24,
-         "cpuUsageLevel": 1},
-    ]},
-    ("post", "/api/admin/config/s3"): {"value": {
-        "enabled": True, "endpoint": "https://s3.example.com", "accessKey": "AK",
-        "secret": "shh", "bucket": "video", "region": "eu-1"}},
-    ("post", "/api/admin/config/socialhandles"): {"value": [
-        {"platform": "github", "url": "https://github.com/owncast/owncast"}]},
+    ("post", "/api/admin/config/video/streamoutputvariants"): {
+        "value": [
+            {"videoBitrate": 2500, "framerate": 30},
+            {
+                "videoPassthrough": False,
+                "audioPassthrough": False,
+                "videoBitrate": 800,
+                "audioBitrate": 96,
+                "scaledWidth": 640,
+                "scaledHeight": 360,
+                "framerate": 24,
+                "cpuUsageLevel": 1,
+            },
+        ]
+    },
+    ("post", "/api/admin/config/s3"): {
+        "value": {
+            "enabled": True,
+            "endpoint": "https://s3.example.com",
+            "accessKey": "AK",
+            "secret": "shh",
+            "bucket": "video",
+            "region": "eu-1",
+        }
+    },
+    ("post", "/api/admin/config/socialhandles"): {
+        "value": [{"platform": "github", "url": "https://github.com/owncast/owncast"}]
+    },
     ("post", "/api/admin/config/customstyles"): {"value": "body { color: orange; }"},
     ("get", "/api/admin/viewersOverTime"): None,
     ("get", "/api/admin/hardwarestats"): None,
     ("get", "/api/admin/accesstokens"): None,
-    ("post", "/api/admin/accesstokens/create"):
-        {"name": "chat bot", "scopes": ["CAN_SEND_MESSAGES", "CAN_SEND_MESSAGES"]},
-    ("post", "/api/admin/accesstokens/delete"):
-        lambda t: {"token": t.tokens["CAN_SEND_MESSAGES"]},
+    ("post", "/api/admin/accesstokens/create"): {
+        "name": "chat bot",
+        "scopes": ["CAN_SEND_MESSAGES", "CAN_SEND_MESSAGES"],
+    },
+    ("post", "/api/admin/accesstokens/delete"): lambda t: {"token": t.tokens["CAN_SEND_MESSAGES"]},
     ("get", "/api/admin/webhooks"): None,
-    ("post", "/api/admin/webhooks/create"):
-        {"url": "https://example.com/events", "events": ["STREAM_STARTED", "VISIBILITY-UPDATE"]},
+    ("post", "/api/admin/webhooks/create"): {
+        "url": "https://example.com/events",
+        "events": ["STREAM_STARTED", "VISIBILITY-UPDATE"],
+    },
     ("post", "/api/admin/webhooks/delete"): lambda t: {"id": t.webhook["id"]},
     ("post", "/api/integrations/streamtitle"): {"value": "Set by a bot"},
     ("post", "/api/integrations/chat/user"): {"user": "quizbot", "body": "Question *one*"},
@@ -464,13 +528,16 @@ SUCCESS: dict[tuple[str, str], Any] = {
     ("post", "/api/integrations/chat/action"): {"body": "does a little dance"},
     ("get", "/api/integrations/clients"): None,
     ("get", "/api/integrations/chat"): None,
-    ("post", "/api/integrations/chat/updatemessagevisibility"):
-        lambda t: {"visible": False, "idArray": [t.messages[1]["id"]]},
-    ("post", "/api/integrations/chat/messagevisibility"):
-        lambda t: {"visible": True, "idArray": [t.messages[1]["id"], "no-such-id"]},
+    ("post", "/api/integrations/chat/updatemessagevisibility"): lambda t: {
+        "visible": False,
+        "idArray": [t.messages[1]["id"]],
+    },
+    ("post", "/api/integrations/chat/messagevisibility"): lambda t: {
+        "visible": True,
+        "idArray": [t.messages[1]["id"], "no-such-id"],
+    },
 }
-NEEDS_FFMPEG = {("post", "/api/admin/config/video/codec"),
-                ("post", "/api/admin/config/ffmpegpath")}
+NEEDS_FFMPEG = {("post", "/api/admin/config/video/codec"), ("post", "/api/admin/config/ffmpegpath")}
 
 
 class SuccessTests(_Base):
@@ -484,8 +551,12 @@ class SuccessTests(_Base):
         documented = {(method, path) for method, path, _ in operations()}
         self.assertEqual(set(SUCCESS) | NEEDS_FFMPEG, documented)
         self.assertEqual(set(SUCCESS) & NEEDS_FFMPEG, set())
-        generated = [name for name in dir(self) if name.startswith("test_success_")
-                     and name != "test_success_cases_cover_every_operation"]
+        generated = [
+            name
+            for name in dir(self)
+            if name.startswith("test_success_")
+            and name != "test_success_cases_cover_every_operation"
+        ]
         self.assertEqual(len(generated), len(SUCCESS))
 
     def run_success(self, method: str, path: str) -> None:
@@ -510,7 +581,7 @@ def _add_success_test(method: str, path: str) -> None:
     def test(self):
         self.run_success(method, path)
 
-    slug = re.sub(r"[^a-zA-Z0-9]+", "_", path[len("/api/"):]).strip("_")
+    slug = re.sub(r"[^a-zA-Z0-9]+", "_", path[len("/api/") :]).strip("_")
     test.__name__ = f"test_success_{method}_{slug}"
     test.__doc__ = f"{method.upper()} {path} succeeds as documented."
     setattr(SuccessTests, test.__name__, test)
@@ -539,8 +610,9 @@ class BehaviourTests(_Base):
             _, clients, _ = self.call("get", path)
             by_id = {c["clientID"]: c for c in clients}
             self.assertEqual(set(by_id), {"client-1", "client-2"})
-            self.assertEqual((by_id["client-1"]["username"], by_id["client-1"]["messageCount"]),
-                             ("carol", 1))
+            self.assertEqual(
+                (by_id["client-1"]["username"], by_id["client-1"]["messageCount"]), ("carol", 1)
+            )
             self.assertIsNone(by_id["client-2"]["username"])
             self.assertTrue(_RFC3339.match(by_id["client-2"]["connectedAt"]))
 
@@ -563,11 +635,19 @@ class BehaviourTests(_Base):
         self.ctx.stream.start("192.0.2.10", details, lambda: None)
         _, admin, _ = self.call("get", "/api/admin/status")
         self.assertEqual(admin["broadcaster"]["streamDetails"]["videoCodec"], "")
-        details_from_metadata({"width": 1280.0, "height": 720.0, "framerate": 30.0,
-                               "videodatarate": 2500.0, "videocodecid": 7.0,
-                               "audiodatarate": 160.0, "audiocodecid": "mp4a",
-                               "encoder": "obs-output module (libobs version 27.2.4)"},
-                              details)
+        details_from_metadata(
+            {
+                "width": 1280.0,
+                "height": 720.0,
+                "framerate": 30.0,
+                "videodatarate": 2500.0,
+                "videocodecid": 7.0,
+                "audiodatarate": 160.0,
+                "audiocodecid": "mp4a",
+                "encoder": "obs-output module (libobs version 27.2.4)",
+            },
+            details,
+        )
         _, admin, _ = self.call("get", "/api/admin/status")
         self.assertEqual(admin["broadcaster"]["streamDetails"], details)
         self.assertEqual((details["videoCodec"], details["width"]), ("H.264", 1280))
@@ -585,10 +665,14 @@ class BehaviourTests(_Base):
         self.assertIsNotNone(status["lastDisconnectTime"])
 
     def test_token_records_creation_and_use(self):
-        _, made, _ = self.call("post", "/api/admin/accesstokens/create",
-                               body={"name": " bot ", "scopes": ["HAS_ADMIN_ACCESS"]})
-        self.assertEqual((made["name"], made["scopes"], made["lastUsed"]),
-                         ("bot", ["HAS_ADMIN_ACCESS"], None))
+        _, made, _ = self.call(
+            "post",
+            "/api/admin/accesstokens/create",
+            body={"name": " bot ", "scopes": ["HAS_ADMIN_ACCESS"]},
+        )
+        self.assertEqual(
+            (made["name"], made["scopes"], made["lastUsed"]), ("bot", ["HAS_ADMIN_ACCESS"], None)
+        )
         self.clock.advance(30)
         self.call("get", "/api/integrations/chat", bearer=made["token"])
         _, listed, _ = self.call("get", "/api/admin/accesstokens")
@@ -598,9 +682,14 @@ class BehaviourTests(_Base):
         self.assertNotEqual(mine[0]["lastUsed"], mine[0]["timestamp"])
 
     def test_webhook_ids_are_strings_and_delete_takes_either_form(self):
-        made = [self.call("post", "/api/admin/webhooks/create",
-                          body={"url": "https://example.com/h", "events": ["CHAT"]})[1]
-                for _ in range(2)]
+        made = [
+            self.call(
+                "post",
+                "/api/admin/webhooks/create",
+                body={"url": "https://example.com/h", "events": ["CHAT"]},
+            )[1]
+            for _ in range(2)
+        ]
         self.assertTrue(all(isinstance(w["id"], str) for w in made))
         _, listed, _ = self.call("get", "/api/admin/webhooks")
         self.assertEqual([w["id"] for w in listed], [w["id"] for w in made])
@@ -631,8 +720,11 @@ class ErrorTests(_Base):
 
     def other_scopes_token(self, scope: str) -> str:
         others = [s for s in SCOPES if s != scope]
-        return self.call("post", "/api/admin/accesstokens/create",
-                         body={"name": f"all but {scope}", "scopes": others})[1]["token"]
+        return self.call(
+            "post",
+            "/api/admin/accesstokens/create",
+            body={"name": f"all but {scope}", "scopes": others},
+        )[1]["token"]
 
     def test_admin_operations_refuse_missing_or_wrong_credentials(self):
         count = 0
@@ -640,8 +732,9 @@ class ErrorTests(_Base):
             if kind_of(path) != "admin":
                 continue
             for auth in (None, ("admin", "wrong"), ("root", STREAM_KEY), ("admin", "")):
-                _, body, response = self.call(method, path, body={"value": 1}, auth=auth,
-                                              expect=401)
+                _, body, response = self.call(
+                    method, path, body={"value": 1}, auth=auth, expect=401
+                )
                 challenge = response.headers.getRawHeaders("www-authenticate")[0]
                 self.assertTrue(challenge.startswith("Basic "), challenge)
             # A bearer token is no admin credential, even with every scope.
@@ -656,12 +749,16 @@ class ErrorTests(_Base):
             if kind_of(path) != "integrations":
                 continue
             for auth, bearer in ((None, None), (None, "not-a-token"), (ADMIN, None)):
-                _, _, response = self.call(method, path, body={"body": "x"}, auth=auth,
-                                           bearer=bearer, expect=401)
+                _, _, response = self.call(
+                    method, path, body={"body": "x"}, auth=auth, bearer=bearer, expect=401
+                )
                 challenge = response.headers.getRawHeaders("www-authenticate")[0]
                 self.assertTrue(challenge.startswith("Bearer "), challenge)
-            deleted = self.call("post", "/api/admin/accesstokens/create",
-                                body={"name": "gone", "scopes": list(SCOPES)})[1]["token"]
+            deleted = self.call(
+                "post",
+                "/api/admin/accesstokens/create",
+                body={"name": "gone", "scopes": list(SCOPES)},
+            )[1]["token"]
             self.call("post", "/api/admin/accesstokens/delete", body={"token": deleted})
             self.call(method, path, auth=None, bearer=deleted, expect=401)
             count += 1
@@ -673,8 +770,9 @@ class ErrorTests(_Base):
             if kind_of(path) != "integrations":
                 continue
             scope = op["x-required-scope"]
-            _, body, _ = self.call(method, path, body={"body": "x"},
-                                   bearer=self.other_scopes_token(scope), expect=403)
+            _, body, _ = self.call(
+                method, path, body={"body": "x"}, bearer=self.other_scopes_token(scope), expect=403
+            )
             self.assertIn(scope, body["message"])
             count += 1
         self.assertEqual(count, 9)
@@ -751,8 +849,9 @@ class ErrorTests(_Base):
     def test_unknown_setting_token_or_webhook_is_404(self):
         not_found = DOC["components"]["responses"]["NotFound"]
         for name in ("nosuchsetting", "video", "video/bitrate", "KEY"):
-            self.call("post", f"/api/admin/config/{name}", body={"value": 1}, expect=404,
-                      spec=not_found)
+            self.call(
+                "post", f"/api/admin/config/{name}", body={"value": 1}, expect=404, spec=not_found
+            )
         self.call("post", "/api/admin/accesstokens/delete", body={"token": "nope"}, expect=404)
         for webhook_id in ("999", 999):
             self.call("post", "/api/admin/webhooks/delete", body={"id": webhook_id}, expect=404)
@@ -765,8 +864,9 @@ class ErrorTests(_Base):
     def test_wrong_method_is_405_before_credentials(self):
         refused = DOC["components"]["responses"]["MethodNotAllowed"]
         count = 0
-        expected = sum(len({"get", "post", "put", "delete"} - set(item))
-                       for item in DOC["paths"].values())
+        expected = sum(
+            len({"get", "post", "put", "delete"} - set(item)) for item in DOC["paths"].values()
+        )
         for path, item in DOC["paths"].items():
             for method in ("get", "post", "put", "delete"):
                 if method in item:
@@ -816,13 +916,14 @@ INVALID: list[tuple[str, Any, bool]] = [
     ("/api/admin/config/video/streamoutputvariants", {"value": [{"framerate": 0}]}, True),
     ("/api/admin/config/video/streamoutputvariants", {"value": [{"framerate": 121}]}, True),
     ("/api/admin/config/video/streamoutputvariants", {"value": [{"videoBitrate": 99}]}, True),
-    ("/api/admin/config/video/streamoutputvariants", {"value": [{"audioBitrate": 1025}]},
-     True),
+    ("/api/admin/config/video/streamoutputvariants", {"value": [{"audioBitrate": 1025}]}, True),
     ("/api/admin/config/video/streamoutputvariants", {"value": [{"cpuUsageLevel": 5}]}, True),
-    ("/api/admin/config/video/streamoutputvariants", {"value": [{"scaledHeight": 4322}]},
-     True),
-    ("/api/admin/config/video/streamoutputvariants",
-     {"value": [{"videoPassthrough": "yes"}]}, True),
+    ("/api/admin/config/video/streamoutputvariants", {"value": [{"scaledHeight": 4322}]}, True),
+    (
+        "/api/admin/config/video/streamoutputvariants",
+        {"value": [{"videoPassthrough": "yes"}]},
+        True,
+    ),
     ("/api/admin/config/video/streamoutputvariants", {"value": [{}] * 11}, True),
     ("/api/admin/config/s3", {"value": {}}, True),
     ("/api/admin/config/s3", {"value": {"enabled": True, "unknown": "x"}}, True),
@@ -836,8 +937,7 @@ INVALID: list[tuple[str, Any, bool]] = [
     ("/api/admin/chat/updatemessagevisibility", {"visible": "no", "idArray": ["a"]}, True),
     ("/api/admin/chat/updatemessagevisibility", {"visible": True, "idArray": "a"}, True),
     ("/api/admin/chat/updatemessagevisibility", {"visible": True, "idArray": [""]}, True),
-    ("/api/admin/chat/updatemessagevisibility", {"visible": True, "idArray": ["a"] * 1001},
-     True),
+    ("/api/admin/chat/updatemessagevisibility", {"visible": True, "idArray": ["a"] * 1001}, True),
     ("/api/admin/accesstokens/create", {"name": "bot", "scopes": ["CAN_DO_ANYTHING"]}, True),
     ("/api/admin/accesstokens/create", {"name": "bot", "scopes": []}, True),
     ("/api/admin/accesstokens/create", {"name": "", "scopes": ["HAS_ADMIN_ACCESS"]}, True),
@@ -864,4 +964,3 @@ INVALID: list[tuple[str, Any, bool]] = [
     ("/api/integrations/chat/updatemessagevisibility", {"visible": 0, "idArray": []}, True),
     ("/api/integrations/chat/messagevisibility", {"visible": True, "idArray": [1]}, True),
 ]
-

@@ -18,16 +18,22 @@ class PublicApiTests(unittest.TestCase):
     def test_config_has_instance_details(self):
         code, body, _ = self.client.get("/api/config")
         self.assertEqual(code, 200)
-        for field in ("name", "summary", "logo", "tags", "socialHandles", "extraPageContent",
-                      "version"):
+        for field in (
+            "name",
+            "summary",
+            "logo",
+            "tags",
+            "socialHandles",
+            "extraPageContent",
+            "version",
+        ):
             self.assertIn(field, body)
         self.assertIn("<h1>", body["extraPageContent"])
 
     def test_status_offline(self):
         code, body, response = self.client.get("/api/status")
         self.assertEqual(code, 200)
-        self.assertEqual(response.headers.getRawHeaders("content-type")[0][:16],
-                         "application/json")
+        self.assertEqual(response.headers.getRawHeaders("content-type")[0][:16], "application/json")
         self.assertFalse(body["online"])
         self.assertEqual(body["viewerCount"], 0)
         self.assertIsNone(body["lastConnectTime"])
@@ -40,8 +46,18 @@ class PublicApiTests(unittest.TestCase):
         self.assertEqual(code, 200)
         self.assertEqual(
             set(body),
-            {"name", "description", "logo", "nsfw", "tags", "online", "viewerCount",
-             "overallMaxViewerCount", "sessionMaxViewerCount", "lastConnectTime"},
+            {
+                "name",
+                "description",
+                "logo",
+                "nsfw",
+                "tags",
+                "online",
+                "viewerCount",
+                "overallMaxViewerCount",
+                "sessionMaxViewerCount",
+                "lastConnectTime",
+            },
         )
 
     def test_chat_history_is_visible_recent_oldest_first_and_capped(self):
@@ -86,8 +102,12 @@ class PublicApiTests(unittest.TestCase):
         (self.datadir / "secret.txt").write_text("secret")
         server = LiveServer(self.ctx)
         self.addCleanup(server.stop)
-        for path in ("/img/emoji/..%2fsecret.txt", "/img/emoji/%2e%2e/%2e%2e/secret.txt",
-                     "/img/emoji/.hidden", "/logo/..%2fsecret.txt"):
+        for path in (
+            "/img/emoji/..%2fsecret.txt",
+            "/img/emoji/%2e%2e/%2e%2e/secret.txt",
+            "/img/emoji/.hidden",
+            "/logo/..%2fsecret.txt",
+        ):
             code, content, _ = await server.request("GET", path)
             self.assertEqual(code, 404, path)
             self.assertNotIn(b"secret", content)

@@ -41,11 +41,36 @@ def run(args: list[str]) -> tuple[Deferred, _Run]:
 
 
 def publish_args(url: str, seconds: int, extra: list[str] | None = None) -> list[str]:
-    return ["-hide_banner", "-loglevel", "error", "-re",
-            "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
-            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-            "-t", str(seconds), "-pix_fmt", "yuv420p", "-c:v", "libx264",
-            "-preset", "ultrafast", "-g", "60", "-c:a", "aac", *(extra or []), "-f", "flv", url]
+    return [
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-t",
+        str(seconds),
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "60",
+        "-c:a",
+        "aac",
+        *(extra or []),
+        "-f",
+        "flv",
+        url,
+    ]
 
 
 class FfmpegPublishTests(unittest.TestCase):
@@ -55,8 +80,9 @@ class FfmpegPublishTests(unittest.TestCase):
         self.stream = StreamState(reactor.seconds)
         self.sink = RecordingSink()
         self.broadcasts = Broadcasts(self.stream, lambda: KEY, self.sink)
-        self.port = reactor.listenTCP(0, RtmpFactory(self.broadcasts, reactor),
-                                      interface="127.0.0.1")
+        self.port = reactor.listenTCP(
+            0, RtmpFactory(self.broadcasts, reactor), interface="127.0.0.1"
+        )
         self.addCleanup(self.port.stopListening)
         self.url = f"rtmp://127.0.0.1:{self.port.getHost().port}/live/"
 

@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 
 from twisted.trial import unittest
 
-from owncast.rtmp import amf, chunks, flv
+from owncast.media import flv
+from owncast.rtmp import amf, chunks
 from owncast.rtmp.chunks import ChunkError, ChunkReader, Message, encode_chunks
 from owncast.rtmp.handshake import HANDSHAKE_SIZE, HandshakeError, ServerHandshake
 
@@ -37,8 +38,15 @@ def basic_header(fmt: int, csid: int) -> bytes:
     raise ValueError(f"chunk stream id {csid} out of range")
 
 
-def header(fmt: int, csid: int, ts: int = 0, length: int = 0, mtype: int = 0,
-           sid: int = 0, ext: int | None = None) -> bytes:
+def header(
+    fmt: int,
+    csid: int,
+    ts: int = 0,
+    length: int = 0,
+    mtype: int = 0,
+    sid: int = 0,
+    ext: int | None = None,
+) -> bytes:
     """One chunk header. ``ts`` is the absolute timestamp (fmt 0) or the delta (fmt 1/2);
     values >= 0xFFFFFF go to the extended field. For fmt 3, ``ext`` is the extended field
     to repeat (None: no field)."""
@@ -57,18 +65,27 @@ def header(fmt: int, csid: int, ts: int = 0, length: int = 0, mtype: int = 0,
     return bytes(out)
 
 
-def split_message(first_header: bytes, csid: int, body: bytes, chunk_size: int,
-                  ext: int | None = None) -> list[bytes]:
+def split_message(
+    first_header: bytes, csid: int, body: bytes, chunk_size: int, ext: int | None = None
+) -> list[bytes]:
     """A message as chunks: ``first_header`` + the first slice, then type-3 continuations
     (each repeating ``ext``, the extended timestamp field, when there is one)."""
     out = [first_header + body[:chunk_size]]
     for offset in range(chunk_size, len(body), chunk_size):
-        out.append(header(3, csid, ext=ext) + body[offset:offset + chunk_size])
+        out.append(header(3, csid, ext=ext) + body[offset : offset + chunk_size])
     return out
 
 
-def message(fmt: int, csid: int, body: bytes, chunk_size: int = 128, ts: int = 0,
-            mtype: int = chunks.VIDEO, sid: int = 1, ext: int | None = None) -> list[bytes]:
+def message(
+    fmt: int,
+    csid: int,
+    body: bytes,
+    chunk_size: int = 128,
+    ts: int = 0,
+    mtype: int = chunks.VIDEO,
+    sid: int = 1,
+    ext: int | None = None,
+) -> list[bytes]:
     """One message with an explicit first header format (see ``header``)."""
     if fmt < 3:
         first = header(fmt, csid, ts, len(body), mtype, sid)
@@ -88,8 +105,9 @@ class ChunkEncoder:
         # csid -> [timestamp, length, type, stream id, delta, extended field or None]
         self._state: dict[int, list] = {}
 
-    def chunks(self, csid: int, mtype: int, sid: int, ts: int, body: bytes,
-               fmt: int | None = None) -> list[bytes]:
+    def chunks(
+        self, csid: int, mtype: int, sid: int, ts: int, body: bytes, fmt: int | None = None
+    ) -> list[bytes]:
         prev = self._state.get(csid)
         ts &= U32_MAX
         if fmt is None:
@@ -122,8 +140,9 @@ class ChunkEncoder:
         self.formats.append(fmt)
         return split_message(first, csid, body, self.chunk_size, ext)
 
-    def encode(self, csid: int, mtype: int, sid: int, ts: int, body: bytes,
-               fmt: int | None = None) -> bytes:
+    def encode(
+        self, csid: int, mtype: int, sid: int, ts: int, body: bytes, fmt: int | None = None
+    ) -> bytes:
         return b"".join(self.chunks(csid, mtype, sid, ts, body, fmt))
 
 
@@ -176,10 +195,14 @@ class EncoderSelfTests(unittest.TestCase):
         self.assertEqual(basic_header(0, 65599), b"\x01\xff\xff")
 
     def test_fmt0_layout(self):
-        self.assertEqual(header(0, 6, 0x123456, 0x000102, 9, 1),
-                         b"\x06\x12\x34\x56\x00\x01\x02\x09\x01\x00\x00\x00")
-        self.assertEqual(header(0, 6, 0x1000005, 3, 9, 1),
-                         b"\x06\xff\xff\xff\x00\x00\x03\x09\x01\x00\x00\x00\x01\x00\x00\x05")
+        self.assertEqual(
+            header(0, 6, 0x123456, 0x000102, 9, 1),
+            b"\x06\x12\x34\x56\x00\x01\x02\x09\x01\x00\x00\x00",
+        )
+        self.assertEqual(
+            header(0, 6, 0x1000005, 3, 9, 1),
+            b"\x06\xff\xff\xff\x00\x00\x03\x09\x01\x00\x00\x00\x01\x00\x00\x05",
+        )
         self.assertEqual(header(3, 6, ext=0x1000005), b"\xc6\x01\x00\x00\x05")
 
 
@@ -217,7 +240,7 @@ class ChunkSplittingTests(unittest.TestCase):
         reader = ChunkReader()
         bytewise: list[Message] = []
         for i in range(len(data)):
-            bytewise += reader.feed(data[i:i + 1])
+            bytewise += reader.feed(data[i : i + 1])
         self.assertEqual(bytewise, whole)
         self.assertEqual(reader._buffer, bytearray())
 
@@ -244,8 +267,11 @@ class ChunkSplittingTests(unittest.TestCase):
             data += enc.encode(csid, chunks.AUDIO, 1, 25, body[:5])  # fmt 1
             for cuts in ([], list(range(1, len(data)))):
                 out = feed_pieces(data, cuts)
-                self.assertEqual(summary(out), [(csid, 8, 1, 10, 300), (csid, 8, 1, 20, 300),
-                                                (csid, 8, 1, 25, 5)], csid)
+                self.assertEqual(
+                    summary(out),
+                    [(csid, 8, 1, 10, 300), (csid, 8, 1, 20, 300), (csid, 8, 1, 25, 5)],
+                    csid,
+                )
                 self.assertEqual(out[0].body, body)
 
 
@@ -258,8 +284,7 @@ class ChunkSizeTests(unittest.TestCase):
         data += control(chunks.SET_CHUNK_SIZE, u32(4096))
         data += b"".join(message(0, 6, big, 4096, ts=2))
         out = reader.feed(data)
-        self.assertEqual([m.type for m in out], [chunks.VIDEO, chunks.SET_CHUNK_SIZE,
-                                                 chunks.VIDEO])
+        self.assertEqual([m.type for m in out], [chunks.VIDEO, chunks.SET_CHUNK_SIZE, chunks.VIDEO])
         self.assertEqual(out[1].body, u32(4096))  # still returned to the session
         self.assertEqual((out[0].body, out[2].body), (small, big))
         self.assertEqual(reader.chunk_size, 4096)
@@ -305,10 +330,12 @@ class ChunkSizeTests(unittest.TestCase):
 
     def test_bad_set_chunk_size(self):
         self.assertRaises(ChunkError, ChunkReader().feed, control(chunks.SET_CHUNK_SIZE, u32(0)))
-        self.assertRaises(ChunkError, ChunkReader().feed,
-                          control(chunks.SET_CHUNK_SIZE, u32(0x80000000)))
-        self.assertRaises(ChunkError, ChunkReader().feed,
-                          control(chunks.SET_CHUNK_SIZE, b"\x00\x10"))
+        self.assertRaises(
+            ChunkError, ChunkReader().feed, control(chunks.SET_CHUNK_SIZE, u32(0x80000000))
+        )
+        self.assertRaises(
+            ChunkError, ChunkReader().feed, control(chunks.SET_CHUNK_SIZE, b"\x00\x10")
+        )
 
 
 class AbortTests(unittest.TestCase):
@@ -358,13 +385,13 @@ class TimestampTests(unittest.TestCase):
     def test_deltas_accumulate(self):
         body10, body20 = payload(10, 1), payload(300, 2)
         data = b"".join(
-            message(0, 6, body10, ts=1000)     # 1000
-            + message(2, 6, body10, ts=33)     # 1033: same length and type
-            + message(1, 6, body20, ts=40)     # 1073: new length
-            + message(3, 6, body20)            # 1113: delta 40 again
-            + message(3, 6, body20)            # 1153
-            + message(2, 6, body20, ts=7)      # 1160
-            + message(3, 6, body20)            # 1167
+            message(0, 6, body10, ts=1000)  # 1000
+            + message(2, 6, body10, ts=33)  # 1033: same length and type
+            + message(1, 6, body20, ts=40)  # 1073: new length
+            + message(3, 6, body20)  # 1113: delta 40 again
+            + message(3, 6, body20)  # 1153
+            + message(2, 6, body20, ts=7)  # 1160
+            + message(3, 6, body20)  # 1167
         )
         out = ChunkReader().feed(data)
         self.assertEqual([m.timestamp for m in out], [1000, 1033, 1073, 1113, 1153, 1160, 1167])
@@ -373,8 +400,11 @@ class TimestampTests(unittest.TestCase):
 
     def test_type3_after_type0_adds_the_type0_timestamp(self):
         body = payload(200)
-        data = b"".join(message(0, 4, body, ts=100, mtype=chunks.AUDIO)
-                        + message(3, 4, body) + message(3, 4, body))
+        data = b"".join(
+            message(0, 4, body, ts=100, mtype=chunks.AUDIO)
+            + message(3, 4, body)
+            + message(3, 4, body)
+        )
         out = ChunkReader().feed(data)
         self.assertEqual([m.timestamp for m in out], [100, 200, 300])
         self.assertEqual([m.type for m in out], [chunks.AUDIO] * 3)
@@ -387,17 +417,26 @@ class TimestampTests(unittest.TestCase):
 
     def test_type0_resets_the_timestamp(self):
         body = payload(5)
-        data = b"".join(message(0, 6, body, ts=1000) + message(0, 6, body, ts=10)
-                        + message(2, 6, body, ts=1))
+        data = b"".join(
+            message(0, 6, body, ts=1000) + message(0, 6, body, ts=10) + message(2, 6, body, ts=1)
+        )
         self.assertEqual([m.timestamp for m in ChunkReader().feed(data)], [1000, 10, 11])
 
     def test_stream_id_and_type_carry_over(self):
-        data = b"".join(message(0, 5, b"abc", ts=1, mtype=chunks.DATA_AMF0, sid=7)
-                        + message(2, 5, b"def", ts=1) + message(3, 5, b"ghi"))
+        data = b"".join(
+            message(0, 5, b"abc", ts=1, mtype=chunks.DATA_AMF0, sid=7)
+            + message(2, 5, b"def", ts=1)
+            + message(3, 5, b"ghi")
+        )
         out = ChunkReader().feed(data)
-        self.assertEqual([(m.type, m.stream_id, m.body) for m in out],
-                         [(chunks.DATA_AMF0, 7, b"abc"), (chunks.DATA_AMF0, 7, b"def"),
-                          (chunks.DATA_AMF0, 7, b"ghi")])
+        self.assertEqual(
+            [(m.type, m.stream_id, m.body) for m in out],
+            [
+                (chunks.DATA_AMF0, 7, b"abc"),
+                (chunks.DATA_AMF0, 7, b"def"),
+                (chunks.DATA_AMF0, 7, b"ghi"),
+            ],
+        )
 
 
 class ExtendedTimestampTests(unittest.TestCase):
@@ -412,7 +451,7 @@ class ExtendedTimestampTests(unittest.TestCase):
         bytewise: list[Message] = []
         reader = ChunkReader()
         for i in range(len(data)):
-            bytewise += reader.feed(data[i:i + 1])
+            bytewise += reader.feed(data[i : i + 1])
         self.assertEqual(bytewise, out)
 
     def test_exactly_the_marker_value(self):
@@ -427,8 +466,7 @@ class ExtendedTimestampTests(unittest.TestCase):
         self.assertEqual(len(data), 12 + 300 + 2)
         self.assertEqual(ChunkReader().feed(data)[0].timestamp, 0xFFFFFE)
 
-    expected_crossing = [0xFFFFF0, 0xFFFFFE, 0xFFFFFF, 0x1000005, 0x1000026, 0x1000047,
-                         0x1000068]
+    expected_crossing = [0xFFFFF0, 0xFFFFFE, 0xFFFFFF, 0x1000005, 0x1000026, 0x1000047, 0x1000068]
 
     def check_crossing(self, fmt: int | None):
         enc = ChunkEncoder()
@@ -463,8 +501,7 @@ class ExtendedTimestampTests(unittest.TestCase):
         data = b"".join(message(0, 6, a, ts=0x2000000) + message(2, 6, b, ts=33))
         self.assertEqual(len(data), (12 + 4 + 300 + 2 * 5) + (4 + 300 + 2))
         out = ChunkReader().feed(data)
-        self.assertEqual([(m.timestamp, m.body) for m in out], [(0x2000000, a),
-                                                                (0x2000021, b)])
+        self.assertEqual([(m.timestamp, m.body) for m in out], [(0x2000000, a), (0x2000021, b)])
 
     def test_extended_delta_and_type3_repeat(self):
         body = payload(300, 4)
@@ -481,14 +518,15 @@ class ExtendedTimestampTests(unittest.TestCase):
         body = payload(200, 5)
         data = b"".join(
             message(0, 6, body, ts=0xFFFFFFF0)
-            + message(2, 6, body, ts=0x20)        # wraps to 0x10
-            + message(3, 6, body)                 # 0x30
+            + message(2, 6, body, ts=0x20)  # wraps to 0x10
+            + message(3, 6, body)  # 0x30
             + message(1, 6, body[:9], ts=0xF0000000)  # extended delta: 0xF0000030
             + message(3, 6, body[:9], ext=0xF0000000)  # wraps again: 0xE0000030
         )
         out = ChunkReader().feed(data)
-        self.assertEqual([m.timestamp for m in out],
-                         [0xFFFFFFF0, 0x10, 0x30, 0xF0000030, 0xE0000030])
+        self.assertEqual(
+            [m.timestamp for m in out], [0xFFFFFFF0, 0x10, 0x30, 0xF0000030, 0xE0000030]
+        )
 
     def test_wrap_with_encoder(self):
         enc = ChunkEncoder()
@@ -520,11 +558,14 @@ class InterleavingTests(unittest.TestCase):
         for cuts in ([], list(range(1, len(data), 7))):
             out = feed_pieces(data, cuts)
             got = [(m.csid, m.type, m.stream_id, m.timestamp, m.body) for m in out]
-            self.assertEqual(sorted(got, key=lambda x: (x[0], x[3])),
-                             sorted(expected, key=lambda x: (x[0], x[3])))
+            self.assertEqual(
+                sorted(got, key=lambda x: (x[0], x[3])),
+                sorted(expected, key=lambda x: (x[0], x[3])),
+            )
             for csid in (4, 6):
-                self.assertEqual([g for g in got if g[0] == csid],
-                                 [e for e in expected if e[0] == csid])
+                self.assertEqual(
+                    [g for g in got if g[0] == csid], [e for e in expected if e[0] == csid]
+                )
 
     def test_streams_and_stream_ids_independent(self):
         enc = ChunkEncoder()
@@ -532,8 +573,9 @@ class InterleavingTests(unittest.TestCase):
         v = enc.chunks(6, chunks.VIDEO, 2, 5000, payload(400, 2))
         c = enc.chunks(3, chunks.COMMAND_AMF0, 0, 0, payload(400, 3))
         out = ChunkReader().feed(interleave(a, v, c))
-        self.assertEqual(summary(out), [(4, 8, 1, 10, 400), (6, 9, 2, 5000, 400),
-                                        (3, 20, 0, 0, 400)])
+        self.assertEqual(
+            summary(out), [(4, 8, 1, 10, 400), (6, 9, 2, 5000, 400), (3, 20, 0, 0, 400)]
+        )
 
 
 class ChunkErrorTests(unittest.TestCase):
@@ -602,7 +644,7 @@ class EncodeChunksTests(unittest.TestCase):
                     reader.chunk_size = chunk_size
                     out = []
                     for i in range(0, 2 * len(data), max(1, len(data) // 5)):
-                        out += reader.feed((data + data)[i:i + max(1, len(data) // 5)])
+                        out += reader.feed((data + data)[i : i + max(1, len(data) // 5)])
                     self.assertEqual(out, [msg, msg])
 
     def test_default_chunk_streams(self):
@@ -617,7 +659,7 @@ class EncodeChunksTests(unittest.TestCase):
         data = encode_chunks(Message(chunks.VIDEO, 1, 0x1000005, payload(200), 6), 128)
         self.assertEqual(data[1:4], b"\xff\xff\xff")
         self.assertEqual(data[12:16], u32(0x1000005))
-        self.assertEqual(data[16 + 128:16 + 128 + 5], b"\xc6" + u32(0x1000005))
+        self.assertEqual(data[16 + 128 : 16 + 128 + 5], b"\xc6" + u32(0x1000005))
 
 
 # -- AMF -------------------------------------------------------------------------------
@@ -629,8 +671,14 @@ def u29(value: int) -> bytes:
         return bytes([(value >> 7) | 0x80, value & 0x7F])
     if value < 0x200000:
         return bytes([(value >> 14) | 0x80, ((value >> 7) & 0x7F) | 0x80, value & 0x7F])
-    return bytes([(value >> 22) | 0x80, ((value >> 15) & 0x7F) | 0x80,
-                  ((value >> 8) & 0x7F) | 0x80, value & 0xFF])
+    return bytes(
+        [
+            (value >> 22) | 0x80,
+            ((value >> 15) & 0x7F) | 0x80,
+            ((value >> 8) & 0x7F) | 0x80,
+            value & 0xFF,
+        ]
+    )
 
 
 def s3(text: str) -> bytes:
@@ -667,8 +715,9 @@ class Amf0Tests(unittest.TestCase):
         self.assertIsInstance(amf.decode_amf0(amf.encode_amf0(3))[0], float)
 
     def test_bools_null_undefined(self):
-        self.assertEqual(amf.encode_amf0(True, False, None, amf.UNDEFINED),
-                         b"\x01\x01\x01\x00\x05\x06")
+        self.assertEqual(
+            amf.encode_amf0(True, False, None, amf.UNDEFINED), b"\x01\x01\x01\x00\x05\x06"
+        )
         values = self.round_trip(True, False, None, amf.UNDEFINED)
         self.assertIs(values[0], True)
         self.assertIs(values[3], amf.UNDEFINED)
@@ -687,9 +736,16 @@ class Amf0Tests(unittest.TestCase):
         self.assertEqual(amf.decode_amf0(b"\x0f\x00\x00\x00\x03<a>"), ["<a>"])  # XML
 
     def test_objects_and_arrays(self):
-        obj = {"app": "live", "type": "nonprivate", "flashVer": "FMLE/3.0",
-               "tcUrl": "rtmp://h/live", "fpad": False, "capabilities": 15.0,
-               "audioCodecs": 4071.0, "objectEncoding": 0.0}
+        obj = {
+            "app": "live",
+            "type": "nonprivate",
+            "flashVer": "FMLE/3.0",
+            "tcUrl": "rtmp://h/live",
+            "fpad": False,
+            "capabilities": 15.0,
+            "audioCodecs": 4071.0,
+            "objectEncoding": 0.0,
+        }
         (decoded,) = self.round_trip(obj)
         self.assertNotIsInstance(decoded, amf.EcmaArray)
         self.assertEqual(list(decoded), list(obj))  # order kept
@@ -720,28 +776,33 @@ class Amf0Tests(unittest.TestCase):
 
     def test_command_bytes(self):
         raw = amf.encode_amf0("_result", 1, None, {"code": "ok"})
-        self.assertEqual(raw, b"\x02\x00\x07_result" + b"\x00\x3f\xf0" + b"\x00" * 6
-                         + b"\x05\x03\x00\x04code\x02\x00\x02ok\x00\x00\x09")
+        self.assertEqual(
+            raw,
+            b"\x02\x00\x07_result"
+            + b"\x00\x3f\xf0"
+            + b"\x00" * 6
+            + b"\x05\x03\x00\x04code\x02\x00\x02ok\x00\x00\x09",
+        )
 
     def test_decode_errors(self):
         bad = [
-            b"\x00\x3f\xf0",                 # truncated number
-            b"\x01",                         # truncated bool
-            b"\x02\x00\x05abc",              # truncated string
-            b"\x02\x00",                     # truncated length
-            b"\x0c\x00\x01\x00\x00ab",       # truncated long string
-            b"\x03\x00\x01a\x05",            # object without end
-            b"\x03\x00\x00\x05",             # empty key, wrong end marker
-            b"\x0a\x00\x00\x00\x05\x05",     # strict array longer than its data
-            b"\x0a\xff\xff\xff\xff",         # absurd count
-            b"\x08\x00\x00",                 # truncated ECMA count
-            b"\x07\x00\x01",                 # reference: unsupported
-            b"\x10\x00",                     # typed object: unsupported
-            b"\x20",                         # unknown marker
-            b"\x02\x00\x02\xc3\x28",         # invalid UTF-8
+            b"\x00\x3f\xf0",  # truncated number
+            b"\x01",  # truncated bool
+            b"\x02\x00\x05abc",  # truncated string
+            b"\x02\x00",  # truncated length
+            b"\x0c\x00\x01\x00\x00ab",  # truncated long string
+            b"\x03\x00\x01a\x05",  # object without end
+            b"\x03\x00\x00\x05",  # empty key, wrong end marker
+            b"\x0a\x00\x00\x00\x05\x05",  # strict array longer than its data
+            b"\x0a\xff\xff\xff\xff",  # absurd count
+            b"\x08\x00\x00",  # truncated ECMA count
+            b"\x07\x00\x01",  # reference: unsupported
+            b"\x10\x00",  # typed object: unsupported
+            b"\x20",  # unknown marker
+            b"\x02\x00\x02\xc3\x28",  # invalid UTF-8
             b"\x03\x00\x02\xff\xfe\x05\x00\x00\x09",  # invalid UTF-8 key
             b"\x0b" + struct.pack(">d", 1e300) + b"\x00\x00",  # date out of range
-            b"\x11",                         # AVM+ switch with nothing after it
+            b"\x11",  # AVM+ switch with nothing after it
         ]
         for raw in bad:
             self.assertRaises(amf.AmfError, amf.decode_amf0, raw)
@@ -767,10 +828,20 @@ class Amf0Tests(unittest.TestCase):
 
 class Amf3Tests(unittest.TestCase):
     def test_integers(self):
-        cases = {0: b"\x00", 1: b"\x01", 127: b"\x7f", 128: b"\x81\x00", 0x3FFF: b"\xff\x7f",
-                 0x4000: b"\x81\x80\x00", 0x1FFFFF: b"\xff\xff\x7f",
-                 0x200000: b"\x80\xc0\x80\x00", 0x0FFFFFFF: b"\xbf\xff\xff\xff",
-                 -1: b"\xff\xff\xff\xff", -(1 << 28): b"\xc0\x80\x80\x00", -256: None}
+        cases = {
+            0: b"\x00",
+            1: b"\x01",
+            127: b"\x7f",
+            128: b"\x81\x00",
+            0x3FFF: b"\xff\x7f",
+            0x4000: b"\x81\x80\x00",
+            0x1FFFFF: b"\xff\xff\x7f",
+            0x200000: b"\x80\xc0\x80\x00",
+            0x0FFFFFFF: b"\xbf\xff\xff\xff",
+            -1: b"\xff\xff\xff\xff",
+            -(1 << 28): b"\xc0\x80\x80\x00",
+            -256: None,
+        }
         for value, raw in cases.items():
             if raw is not None:
                 self.assertEqual(u29(value), raw, value)
@@ -784,8 +855,18 @@ class Amf3Tests(unittest.TestCase):
         self.assertEqual(amf.decode_amf3(raw), [when])
 
     def test_strings_with_references(self):
-        raw = (b"\x06" + s3("hello") + b"\x06" + s3("") + b"\x06" + s3("wörld")
-               + b"\x06" + ref3(1) + b"\x06" + ref3(0))
+        raw = (
+            b"\x06"
+            + s3("hello")
+            + b"\x06"
+            + s3("")
+            + b"\x06"
+            + s3("wörld")
+            + b"\x06"
+            + ref3(1)
+            + b"\x06"
+            + ref3(0)
+        )
         self.assertEqual(amf.decode_amf3(raw), ["hello", "", "wörld", "wörld", "hello"])
         self.assertRaises(amf.AmfError, amf.decode_amf3, b"\x06" + ref3(0))
         self.assertRaises(amf.AmfError, amf.decode_amf3, b"\x06" + u29(7) + b"\xff\xfe\xfd")
@@ -793,34 +874,76 @@ class Amf3Tests(unittest.TestCase):
     def test_dense_and_associative_arrays(self):
         dense = b"\x09" + u29(3 << 1 | 1) + b"\x01" + b"\x04\x01" + b"\x06" + s3("b") + b"\x01"
         self.assertEqual(amf.decode_amf3(dense), [[1, "b", None]])
-        assoc = (b"\x09" + u29(2 << 1 | 1) + s3("k") + b"\x04\x05" + s3("m") + b"\x06" + ref3(0)
-                 + b"\x01" + b"\x04\x07" + b"\x04\x08")
+        assoc = (
+            b"\x09"
+            + u29(2 << 1 | 1)
+            + s3("k")
+            + b"\x04\x05"
+            + s3("m")
+            + b"\x06"
+            + ref3(0)
+            + b"\x01"
+            + b"\x04\x07"
+            + b"\x04\x08"
+        )
         self.assertEqual(amf.decode_amf3(assoc), [{"k": 5, "m": "k", 0: 7, 1: 8}])
         empty = b"\x09\x01\x01"
         self.assertEqual(amf.decode_amf3(empty), [[]])
 
     def test_array_reference_is_the_array(self):
         # An object with two members: a dense array and a reference to that same array.
-        raw = (b"\x0a\x0b\x01" + s3("a") + b"\x09" + u29(2 << 1 | 1) + b"\x01\x04\x01\x04\x02"
-               + s3("b") + b"\x09" + ref3(1) + b"\x01")
+        raw = (
+            b"\x0a\x0b\x01"
+            + s3("a")
+            + b"\x09"
+            + u29(2 << 1 | 1)
+            + b"\x01\x04\x01\x04\x02"
+            + s3("b")
+            + b"\x09"
+            + ref3(1)
+            + b"\x01"
+        )
         self.assertEqual(amf.decode_amf3(raw), [{"a": [1, 2], "b": [1, 2]}])
 
     def test_anonymous_dynamic_objects_and_trait_references(self):
-        first = (b"\x0a\x0b\x01" + s3("width") + b"\x04" + u29(1280) + s3("codec") + b"\x06"
-                 + s3("avc1") + b"\x01")
+        first = (
+            b"\x0a\x0b\x01"
+            + s3("width")
+            + b"\x04"
+            + u29(1280)
+            + s3("codec")
+            + b"\x06"
+            + s3("avc1")
+            + b"\x01"
+        )
         # The same (anonymous, dynamic, no sealed members) traits again, by reference 0.
         second = b"\x0a" + u29(0 << 2 | 1) + ref3(0) + b"\x04\x05" + b"\x01"
         # An object reference: the first object again (object table index 0).
         third = b"\x0a" + ref3(0)
-        self.assertEqual(amf.decode_amf3(first + second + third),
-                         [{"width": 1280, "codec": "avc1"}, {"width": 5},
-                          {"width": 1280, "codec": "avc1"}])
+        self.assertEqual(
+            amf.decode_amf3(first + second + third),
+            [{"width": 1280, "codec": "avc1"}, {"width": 5}, {"width": 1280, "codec": "avc1"}],
+        )
 
     def test_sealed_members(self):
         # Traits: 2 sealed members, dynamic; class name "Point".
-        raw = (b"\x0a" + u29(2 << 4 | 0b1011) + s3("Point") + s3("x") + s3("y")
-               + b"\x04\x01" + b"\x04\x02" + s3("z") + b"\x04\x03" + b"\x01"
-               + b"\x0a" + u29(0 << 2 | 1) + b"\x04\x04" + b"\x04\x05" + b"\x01")  # trait ref
+        raw = (
+            b"\x0a"
+            + u29(2 << 4 | 0b1011)
+            + s3("Point")
+            + s3("x")
+            + s3("y")
+            + b"\x04\x01"
+            + b"\x04\x02"
+            + s3("z")
+            + b"\x04\x03"
+            + b"\x01"
+            + b"\x0a"
+            + u29(0 << 2 | 1)
+            + b"\x04\x04"
+            + b"\x04\x05"
+            + b"\x01"
+        )  # trait ref
         self.assertEqual(amf.decode_amf3(raw), [{"x": 1, "y": 2, "z": 3}, {"x": 4, "y": 5}])
 
     def test_byte_arrays(self):
@@ -828,28 +951,39 @@ class Amf3Tests(unittest.TestCase):
         self.assertEqual(amf.decode_amf3(raw), [b"\x00\xff\x10", b"\x00\xff\x10"])
 
     def test_avm_plus_switch_inside_amf0(self):
-        raw = (amf.encode_amf0("onMetaData") + b"\x11\x0a\x0b\x01" + s3("width")
-               + b"\x04" + u29(1920) + s3("fps") + b"\x05" + struct.pack(">d", 29.97) + b"\x01"
-               + b"\x11\x04\xff\xff\xff\xff" + amf.encode_amf0(1.0))
-        self.assertEqual(amf.decode_amf0(raw),
-                         ["onMetaData", {"width": 1920, "fps": 29.97}, -1, 1.0])
+        raw = (
+            amf.encode_amf0("onMetaData")
+            + b"\x11\x0a\x0b\x01"
+            + s3("width")
+            + b"\x04"
+            + u29(1920)
+            + s3("fps")
+            + b"\x05"
+            + struct.pack(">d", 29.97)
+            + b"\x01"
+            + b"\x11\x04\xff\xff\xff\xff"
+            + amf.encode_amf0(1.0)
+        )
+        self.assertEqual(
+            amf.decode_amf0(raw), ["onMetaData", {"width": 1920, "fps": 29.97}, -1, 1.0]
+        )
         # Inside an AMF0 object too.
         raw = b"\x03\x00\x01v\x11\x06" + s3("x") + b"\x00\x00\x09"
         self.assertEqual(amf.decode_amf0(raw), [{"v": "x"}])
 
     def test_decode_errors(self):
         bad = [
-            b"\x04\x80",                       # truncated U29
-            b"\x05\x00\x00",                   # truncated double
+            b"\x04\x80",  # truncated U29
+            b"\x05\x00\x00",  # truncated double
             b"\x06" + u29(10 << 1 | 1) + b"abc",  # truncated string
-            b"\x09" + ref3(0),                 # bad object reference
-            b"\x0a" + u29(0 << 2 | 1),         # bad traits reference
-            b"\x0a\x07\x01",                   # externalizable
+            b"\x09" + ref3(0),  # bad object reference
+            b"\x0a" + u29(0 << 2 | 1),  # bad traits reference
+            b"\x0a\x07\x01",  # externalizable
             b"\x09" + u29(1000 << 1 | 1) + b"\x01",  # array longer than its message
             b"\x0c" + u29(10 << 1 | 1) + b"ab",  # truncated byte array
-            b"\x0d",                           # vector: unsupported
-            b"\x11",                           # dictionary: unsupported
-            b"\x09\x01" + s3("k"),             # key without value
+            b"\x0d",  # vector: unsupported
+            b"\x11",  # dictionary: unsupported
+            b"\x09\x01" + s3("k"),  # key without value
         ]
         for raw in bad:
             self.assertRaises(amf.AmfError, amf.decode_amf3, raw)
@@ -888,10 +1022,10 @@ class HandshakeTests(unittest.TestCase):
     def check_reply(self, reply: bytes, uptime: int = 0):
         self.assertEqual(len(reply), 1 + 2 * HANDSHAKE_SIZE)
         self.assertEqual(reply[0], 3)
-        s1 = reply[1:1 + HANDSHAKE_SIZE]
+        s1 = reply[1 : 1 + HANDSHAKE_SIZE]
         self.assertEqual(s1[:4], u32(uptime))
         self.assertEqual(s1[4:8], b"\x00\x00\x00\x00")  # simple handshake: no digest
-        self.assertEqual(reply[1 + HANDSHAKE_SIZE:], self.c1)  # S2 echoes C1
+        self.assertEqual(reply[1 + HANDSHAKE_SIZE :], self.c1)  # S2 echoes C1
 
     def test_in_one_piece(self):
         hs = ServerHandshake()
@@ -907,7 +1041,7 @@ class HandshakeTests(unittest.TestCase):
         data = b"\x03" + self.c1 + self.c2 + b"tail"
         replies, rests = [], []
         for i in range(len(data) - 4):
-            reply, rest = hs.feed(data[i:i + 1])
+            reply, rest = hs.feed(data[i : i + 1])
             replies.append(reply)
             rests.append(rest)
             self.assertEqual(hs.done, i == len(data) - 5)
@@ -961,14 +1095,18 @@ class FlvTests(unittest.TestCase):
         self.assertRaises(ValueError, flv.tag, 9, 0, bytes(0x1000000))
 
     def test_parse_tags_round_trip(self):
-        tags = [(flv.SCRIPT_TAG, 0, amf.encode_amf0("onMetaData", {"a": 1.0})),
-                (flv.VIDEO_TAG, 0, payload(1000)), (flv.AUDIO_TAG, 23, payload(10, 1)),
-                (flv.VIDEO_TAG, 0xFFFFFF, b""), (flv.AUDIO_TAG, 0x1000005, b"\x00"),
-                (flv.VIDEO_TAG, U32_MAX, payload(300, 2))]
+        tags = [
+            (flv.SCRIPT_TAG, 0, amf.encode_amf0("onMetaData", {"a": 1.0})),
+            (flv.VIDEO_TAG, 0, payload(1000)),
+            (flv.AUDIO_TAG, 23, payload(10, 1)),
+            (flv.VIDEO_TAG, 0xFFFFFF, b""),
+            (flv.AUDIO_TAG, 0x1000005, b"\x00"),
+            (flv.VIDEO_TAG, U32_MAX, payload(300, 2)),
+        ]
         data = flv.header() + b"".join(flv.tag(*t) for t in tags)
         self.assertEqual(flv.parse_tags(data), tags)
         # A tail shorter than a tag header is ignored; a non-FLV input is refused.
         last = 11 + 300 + 4
-        self.assertEqual(flv.parse_tags(data[:len(data) - last]), tags[:-1])
-        self.assertEqual(flv.parse_tags(data[:len(data) - last + 10]), tags[:-1])
+        self.assertEqual(flv.parse_tags(data[: len(data) - last]), tags[:-1])
+        self.assertEqual(flv.parse_tags(data[: len(data) - last + 10]), tags[:-1])
         self.assertRaises(ValueError, flv.parse_tags, b"NOTFLV")

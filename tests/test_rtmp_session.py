@@ -14,7 +14,8 @@ from twisted.trial import unittest
 
 from owncast.core.broadcast import Broadcasts
 from owncast.core.stream import StreamState
-from owncast.rtmp import amf, chunks, flv
+from owncast.media import flv
+from owncast.rtmp import amf, chunks
 from owncast.rtmp.chunks import ChunkReader, Message, encode_chunks
 from owncast.rtmp.handshake import HANDSHAKE_SIZE
 from owncast.rtmp.session import IDLE_TIMEOUT, OUT_CHUNK_SIZE, WINDOW_SIZE, RtmpFactory
@@ -73,10 +74,11 @@ class Client:
         self.send(b"\x03" + c1)
         reply = self.transport.value()
         assert len(reply) == SERVER_HANDSHAKE, len(reply)
-        self.send(reply[1:1 + HANDSHAKE_SIZE])  # C2 echoes S1
+        self.send(reply[1 : 1 + HANDSHAKE_SIZE])  # C2 echoes S1
 
-    def message(self, kind: int, body: bytes, stream_id: int = 0, timestamp: int = 0,
-                csid: int = 0) -> bytes:
+    def message(
+        self, kind: int, body: bytes, stream_id: int = 0, timestamp: int = 0, csid: int = 0
+    ) -> bytes:
         csid = csid or {chunks.AUDIO: 4, chunks.VIDEO: 6}.get(kind, 3 if kind > 6 else 2)
         data = encode_chunks(Message(kind, stream_id, timestamp, body, csid), self.chunk_size)
         self.send(data)
@@ -88,13 +90,17 @@ class Client:
 
     def command(self, name: str, *args, stream_id: int = 0) -> float:
         self.txn += 1
-        self.message(chunks.COMMAND_AMF0, amf.encode_amf0(name, float(self.txn), *args),
-                     stream_id)
+        self.message(chunks.COMMAND_AMF0, amf.encode_amf0(name, float(self.txn), *args), stream_id)
         return float(self.txn)
 
     def connect(self, app: str = "live", **extra) -> float:
-        params = {"app": app, "type": "nonprivate", "flashVer": "FMLE/3.0 (compatible; obs)",
-                  "tcUrl": f"rtmp://127.0.0.1:1935/{app}", **extra}
+        params = {
+            "app": app,
+            "type": "nonprivate",
+            "flashVer": "FMLE/3.0 (compatible; obs)",
+            "tcUrl": f"rtmp://127.0.0.1:1935/{app}",
+            **extra,
+        }
         return self.command("connect", params)
 
     def publish_flow(self, key: str = KEY) -> None:
@@ -107,8 +113,9 @@ class Client:
         self.command("publish", None, key, "live", stream_id=1)
 
     def metadata(self, meta: dict, timestamp: int = 0) -> None:
-        self.message(chunks.DATA_AMF0, amf.encode_amf0("@setDataFrame", "onMetaData", meta),
-                     1, timestamp)
+        self.message(
+            chunks.DATA_AMF0, amf.encode_amf0("@setDataFrame", "onMetaData", meta), 1, timestamp
+        )
 
     def audio(self, timestamp: int, body: bytes) -> bytes:
         return self.message(chunks.AUDIO, body, 1, timestamp)
@@ -129,8 +136,7 @@ class Client:
         return self.reader.feed(data)
 
     def commands(self) -> list[list]:
-        return [amf.decode_amf0(m.body) for m in self.replies()
-                if m.type == chunks.COMMAND_AMF0]
+        return [amf.decode_amf0(m.body) for m in self.replies() if m.type == chunks.COMMAND_AMF0]
 
     @property
     def dropped(self) -> bool:
@@ -185,8 +191,9 @@ class ConnectTests(SessionTestCase):
         self.assertEqual(len(client.s0s1s2), SERVER_HANDSHAKE)
         self.assertEqual(client.s0s1s2[0], 3)
         self.assertEqual(client.s0s1s2[5:9], b"\x00\x00\x00\x00")
-        self.assertEqual(client.s0s1s2[1 + HANDSHAKE_SIZE:][8:],
-                         random.Random(1).randbytes(HANDSHAKE_SIZE - 8))
+        self.assertEqual(
+            client.s0s1s2[1 + HANDSHAKE_SIZE :][8:], random.Random(1).randbytes(HANDSHAKE_SIZE - 8)
+        )
         self.assertFalse(client.dropped)
 
     def test_connect(self):
@@ -194,9 +201,15 @@ class ConnectTests(SessionTestCase):
         client.handshake()
         txn = client.connect()
         replies = client.replies()
-        self.assertEqual([m.type for m in replies],
-                         [chunks.WINDOW_ACK_SIZE, chunks.SET_PEER_BANDWIDTH,
-                          chunks.SET_CHUNK_SIZE, chunks.COMMAND_AMF0])
+        self.assertEqual(
+            [m.type for m in replies],
+            [
+                chunks.WINDOW_ACK_SIZE,
+                chunks.SET_PEER_BANDWIDTH,
+                chunks.SET_CHUNK_SIZE,
+                chunks.COMMAND_AMF0,
+            ],
+        )
         self.assertEqual(replies[0].body, u32(WINDOW_SIZE))
         self.assertEqual(replies[1].body, u32(WINDOW_SIZE) + b"\x02")
         self.assertEqual(replies[2].body, u32(OUT_CHUNK_SIZE))
@@ -236,8 +249,9 @@ class ConnectTests(SessionTestCase):
     def test_enhanced_rtmp_connect(self):
         client = self.client()
         client.handshake()
-        client.connect(fourCcList=["av01", "vp09", "hvc1"],
-                       videoFourCcInfoMap={"hvc1": 1.0}, capsEx=15.0)
+        client.connect(
+            fourCcList=["av01", "vp09", "hvc1"], videoFourCcInfoMap={"hvc1": 1.0}, capsEx=15.0
+        )
         (result,) = client.commands()
         self.assertEqual(result[0], "_result")
         self.assertEqual(result[2]["fourCcList"], ["av01", "vp09", "hvc1"])
@@ -266,8 +280,9 @@ class ConnectTests(SessionTestCase):
 
         client = self.connect_with(app=b"\x11" + shared(12))
         (error,) = client.commands()
-        self.assertEqual((error[0], error[3]["description"][:22]),
-                         ("_error", "unknown application ''"))
+        self.assertEqual(
+            (error[0], error[3]["description"][:22]), ("_error", "unknown application ''")
+        )
         self.assertTrue(client.dropped)
 
     def test_create_stream(self):
@@ -342,32 +357,61 @@ class PublishTests(SessionTestCase):
         for i in range(30):
             a_ts, v_ts = 0xFFFF00 + i * 23, 0xFFFF00 + i * 33
             audio, video = bytes([i]) * 300, bytes([i]) * (5000 + 7 * i)
-            data += interleave(enc.chunks(4, chunks.AUDIO, 1, a_ts, audio),
-                               enc.chunks(6, chunks.VIDEO, 1, v_ts, video))
+            data += interleave(
+                enc.chunks(4, chunks.AUDIO, 1, a_ts, audio),
+                enc.chunks(6, chunks.VIDEO, 1, v_ts, video),
+            )
             sent += [(flv.AUDIO_TAG, a_ts, audio), (flv.VIDEO_TAG, v_ts, video)]
         rng = random.Random(3)
         cuts = sorted(rng.sample(range(1, len(data)), 100))
         for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True):
             client.send(bytes(data[start:end]))
         self.assertEqual(set(enc.formats), {0, 1, 2, 3})
-        self.assertEqual(sorted(self.sink.tags(), key=lambda t: (t[1], t[0])),
-                         sorted(sent, key=lambda t: (t[1], t[0])))
+        self.assertEqual(
+            sorted(self.sink.tags(), key=lambda t: (t[1], t[0])),
+            sorted(sent, key=lambda t: (t[1], t[0])),
+        )
 
     def test_metadata_fills_stream_details(self):
         client = self.publishing()
-        meta = amf.EcmaArray(duration=0.0, width=1280.0, height=720.0, framerate=30.0,
-                             videocodecid=7.0, audiocodecid=10.0, videodatarate=2500.0,
-                             audiodatarate=160.0,
-                             encoder="obs-output module (libobs version 30.1.2)")
+        meta = amf.EcmaArray(
+            duration=0.0,
+            width=1280.0,
+            height=720.0,
+            framerate=30.0,
+            videocodecid=7.0,
+            audiocodecid=10.0,
+            videodatarate=2500.0,
+            audiodatarate=160.0,
+            encoder="obs-output module (libobs version 30.1.2)",
+        )
         client.metadata(meta)
         details = self.stream.broadcaster["streamDetails"]
         self.assertEqual(
-            {k: details[k] for k in ("width", "height", "frameRate", "videoCodec",
-                                     "audioCodec", "encoder", "videoBitrate",
-                                     "audioBitrate")},
-            {"width": 1280, "height": 720, "frameRate": 30, "videoCodec": "H.264",
-             "audioCodec": "AAC", "encoder": "obs-output module (libobs version 30.1.2)",
-             "videoBitrate": 2500, "audioBitrate": 160})
+            {
+                k: details[k]
+                for k in (
+                    "width",
+                    "height",
+                    "frameRate",
+                    "videoCodec",
+                    "audioCodec",
+                    "encoder",
+                    "videoBitrate",
+                    "audioBitrate",
+                )
+            },
+            {
+                "width": 1280,
+                "height": 720,
+                "frameRate": 30,
+                "videoCodec": "H.264",
+                "audioCodec": "AAC",
+                "encoder": "obs-output module (libobs version 30.1.2)",
+                "videoBitrate": 2500,
+                "audioBitrate": 160,
+            },
+        )
         tags = self.sink.tags()
         self.assertEqual(len(tags), 1)
         kind, ts, body = tags[0]
@@ -376,9 +420,14 @@ class PublishTests(SessionTestCase):
 
     def test_enhanced_rtmp_metadata(self):
         client = self.publishing()
-        client.metadata({"width": 3840.0, "height": 2160.0,
-                         "videocodecid": float(int.from_bytes(b"av01", "big")),
-                         "audiocodecid": float(int.from_bytes(b"Opus", "big"))})
+        client.metadata(
+            {
+                "width": 3840.0,
+                "height": 2160.0,
+                "videocodecid": float(int.from_bytes(b"av01", "big")),
+                "audiocodecid": float(int.from_bytes(b"Opus", "big")),
+            }
+        )
         details = self.stream.broadcaster["streamDetails"]
         self.assertEqual((details["videoCodec"], details["audioCodec"]), ("AV1", "Opus"))
         client.metadata({"videocodecid": "hvc1", "audiocodecid": "mp4a"})
@@ -504,22 +553,32 @@ class EndTests(SessionTestCase):
 class AggregateTests(SessionTestCase):
     def test_aggregate_is_split_and_rebased(self):
         client = self.publishing()
-        body = (flv.tag(flv.VIDEO_TAG, 1000, b"\x17\x01video")
-                + flv.tag(flv.AUDIO_TAG, 1010, b"\xaf\x01audio")
-                + flv.tag(flv.VIDEO_TAG, 1033, b"\x27\x01video2"))
+        body = (
+            flv.tag(flv.VIDEO_TAG, 1000, b"\x17\x01video")
+            + flv.tag(flv.AUDIO_TAG, 1010, b"\xaf\x01audio")
+            + flv.tag(flv.VIDEO_TAG, 1033, b"\x27\x01video2")
+        )
         client.message(chunks.AGGREGATE, body, 1, 5000)
-        self.assertEqual(self.sink.tags(), [(flv.VIDEO_TAG, 5000, b"\x17\x01video"),
-                                            (flv.AUDIO_TAG, 5010, b"\xaf\x01audio"),
-                                            (flv.VIDEO_TAG, 5033, b"\x27\x01video2")])
+        self.assertEqual(
+            self.sink.tags(),
+            [
+                (flv.VIDEO_TAG, 5000, b"\x17\x01video"),
+                (flv.AUDIO_TAG, 5010, b"\xaf\x01audio"),
+                (flv.VIDEO_TAG, 5033, b"\x27\x01video2"),
+            ],
+        )
 
     def test_aggregate_with_metadata_and_extended_timestamps(self):
         client = self.publishing()
         script = amf.encode_amf0("onMetaData", {"width": 320.0})
-        body = (flv.tag(flv.SCRIPT_TAG, 0x1000000, script)
-                + flv.tag(flv.AUDIO_TAG, 0x1000017, b"\xaf\x01a"))
+        body = flv.tag(flv.SCRIPT_TAG, 0x1000000, script) + flv.tag(
+            flv.AUDIO_TAG, 0x1000017, b"\xaf\x01a"
+        )
         client.message(chunks.AGGREGATE, body, 1, 0x2000000)
-        self.assertEqual(self.sink.tags(), [(flv.SCRIPT_TAG, 0x2000000, script),
-                                            (flv.AUDIO_TAG, 0x2000017, b"\xaf\x01a")])
+        self.assertEqual(
+            self.sink.tags(),
+            [(flv.SCRIPT_TAG, 0x2000000, script), (flv.AUDIO_TAG, 0x2000017, b"\xaf\x01a")],
+        )
         self.assertEqual(self.stream.broadcaster["streamDetails"]["width"], 320)
 
     def test_truncated_aggregate_drops(self):
@@ -541,9 +600,9 @@ class AcknowledgementTests(SessionTestCase):
         # A message's bytes, cut to land on exactly 5000 bytes received in all.
         media = encode_chunks(Message(chunks.AUDIO, 1, 0, bytes(3000), 4), client.chunk_size)
         cut = 5000 - client.sent
-        client.send(media[:cut - 1])
+        client.send(media[: cut - 1])
         self.assertEqual(client.replies(), [])
-        client.send(media[cut - 1:cut])
+        client.send(media[cut - 1 : cut])
         self.assertEqual(client.sent, 5000)
         (ack,) = client.replies()
         self.assertEqual((ack.type, ack.body), (chunks.ACKNOWLEDGEMENT, u32(5000)))
@@ -577,8 +636,9 @@ class MalformedInputTests(SessionTestCase):
         start = len(self.sink.data)
         client = self.publishing(host="10.0.0.9")
         client.video(40, b"\x17ok")
-        self.assertEqual(flv.parse_tags(bytes(self.sink.data[start:])),
-                         [(flv.VIDEO_TAG, 40, b"\x17ok")])
+        self.assertEqual(
+            flv.parse_tags(bytes(self.sink.data[start:])), [(flv.VIDEO_TAG, 40, b"\x17ok")]
+        )
         self.assertEqual(self.stream.broadcaster["remoteAddr"], "10.0.0.9")
 
     def connected(self) -> Client:
@@ -622,12 +682,12 @@ class MalformedInputTests(SessionTestCase):
 
     def test_bad_amf_command_body(self):
         bodies = [
-            b"\x02\x00\x10abc",                       # truncated string
-            b"\x20",                                 # unknown marker
-            b"\x02\x00\x02\xc3\x28",                 # invalid UTF-8
-            b"\x00" + bytes(8),                      # a command without a name
-            b"",                                     # no values at all
-            b"\x03\x00\x01k" * 5000,                  # objects nested too deeply
+            b"\x02\x00\x10abc",  # truncated string
+            b"\x20",  # unknown marker
+            b"\x02\x00\x02\xc3\x28",  # invalid UTF-8
+            b"\x00" + bytes(8),  # a command without a name
+            b"",  # no values at all
+            b"\x03\x00\x01k" * 5000,  # objects nested too deeply
             amf.encode_amf0("connect", 1.0) + b"\x03\x00\x01a",  # unterminated object
         ]
         for body in bodies:
@@ -657,8 +717,11 @@ class MalformedInputTests(SessionTestCase):
         client = self.connected()
         # Ping responses (user control event 7), each on a chunk stream of its own.
         for csid in range(100, 100 + chunks.MAX_CHUNK_STREAMS + 1):
-            client.send(b"".join(hand_built(0, csid, b"\x00\x07" + u32(0),
-                                            mtype=chunks.USER_CONTROL, sid=0)))
+            client.send(
+                b"".join(
+                    hand_built(0, csid, b"\x00\x07" + u32(0), mtype=chunks.USER_CONTROL, sid=0)
+                )
+            )
             if client.dropped:
                 break
         self.assertTrue(client.dropped)
@@ -756,7 +819,7 @@ class IdleTests(SessionTestCase):
         client = self.publishing()
         for i in range(10):
             client.video(i * 1000, bytes(125_000))  # 1 Mbit each second
-            client.audio(i * 1000, bytes(16_000))   # 128 kbit
+            client.audio(i * 1000, bytes(16_000))  # 128 kbit
             self.tick(1)
         details = self.stream.broadcaster["streamDetails"]
         self.assertEqual(details["videoBitrate"], 1000)
@@ -786,8 +849,11 @@ class WakeupTuningTests(SessionTestCase):
         for _ in range(4):  # 200 KB/s for one second
             client.session._received += 50_000
             self.tick(0.25, step=0.25)
-        marks = [value for _, option, value in handle.options
-                 if option == getattr(socket, "SO_RCVLOWAT", 18)]
+        marks = [
+            value
+            for _, option, value in handle.options
+            if option == getattr(socket, "SO_RCVLOWAT", 18)
+        ]
         self.assertEqual(marks, [30_000])
         self.assertEqual(client.transport.bufferSize, 65536)
         # A much faster stream is capped at 256 KiB; small changes are ignored.

@@ -8,7 +8,7 @@ import uuid
 import treq
 from twisted.internet import reactor
 
-from owncast.storage.s3 import S3SegmentStorage
+from owncast.segments.s3 import S3SegmentStorage
 from tests.daemon import wait_until
 from tests.s3server import start_s3
 from tests.test_live_e2e import _SHOWINFO_SIZE, SIZES, _Live, spawn
@@ -46,9 +46,20 @@ class S3LiveTests(_Live):
 
         # A real player reads the playlist here and the segments from S3.
         player = spawn(
-            self, "-hide_banner", "-nostdin", "-loglevel", "level+info",
-            "-i", f"{daemon.base}/hls/0/stream.m3u8", "-t", "2", "-vf", "showinfo",
-            "-f", "null", "-",
+            self,
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "level+info",
+            "-i",
+            f"{daemon.base}/hls/0/stream.m3u8",
+            "-t",
+            "2",
+            "-vf",
+            "showinfo",
+            "-f",
+            "null",
+            "-",
         )
         await player.wait(40, "the player")
         text = player.stderr

@@ -18,10 +18,10 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from owncast.interfaces import ISegmentStorage
-from owncast.storage.directory import DirectorySegmentStorage
-from owncast.storage.publisher import DELETE_AFTER, RETRY_AFTER, SegmentPublisher, list_segments
-from owncast.storage.s3 import S3Error, S3SegmentStorage
-from owncast.storage.sigv4 import EMPTY_SHA256, canonical_path, sign
+from owncast.segments.folder import DirectorySegmentStorage
+from owncast.segments.publisher import DELETE_AFTER, RETRY_AFTER, SegmentPublisher, list_segments
+from owncast.segments.s3 import S3Error, S3SegmentStorage
+from owncast.segments.sigv4 import EMPTY_SHA256, canonical_path, sign
 from tests.helpers import blocking_inline
 from tests.s3server import S3Server, start_s3
 
@@ -30,9 +30,15 @@ class SigV4Tests(unittest.TestCase):
     def test_the_published_s3_get_example(self):
         # AWS's "GET Object" example for Signature Version 4 (Range header, empty body).
         headers = sign(
-            "GET", "examplebucket.s3.amazonaws.com", "/test.txt", {"Range": "bytes=0-9"},
-            EMPTY_SHA256, "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            "us-east-1", calendar.timegm((2013, 5, 24, 0, 0, 0)),
+            "GET",
+            "examplebucket.s3.amazonaws.com",
+            "/test.txt",
+            {"Range": "bytes=0-9"},
+            EMPTY_SHA256,
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "us-east-1",
+            calendar.timegm((2013, 5, 24, 0, 0, 0)),
         )
         self.assertEqual(
             headers["authorization"],
@@ -49,8 +55,17 @@ class SigV4Tests(unittest.TestCase):
 async def signed_get(server: S3Server, url: str) -> tuple[int, bytes, str | None]:
     """GET a stored object with the server's key (anonymous reads are the bucket's policy)."""
     parts = urlsplit(url)
-    headers = sign("GET", parts.netloc, parts.path, {}, EMPTY_SHA256, server.access_key,
-                   server.secret, "us-east-1", reactor.seconds())
+    headers = sign(
+        "GET",
+        parts.netloc,
+        parts.path,
+        {},
+        EMPTY_SHA256,
+        server.access_key,
+        server.secret,
+        "us-east-1",
+        reactor.seconds(),
+    )
     response = await treq.get(url, headers={k: [v] for k, v in headers.items()}, timeout=10)
     kind = response.headers.getRawHeaders("content-type", [None])[0]
     return response.code, await response.content(), kind
@@ -84,8 +99,9 @@ class StorageContract:
 class DirectoryStorageTests(StorageContract, unittest.TestCase):
     def setUp(self):
         self.root = Path(self.mktemp())
-        self.storage = DirectorySegmentStorage(self.root, "https://cdn.example/live",
-                                               blocking_inline)
+        self.storage = DirectorySegmentStorage(
+            self.root, "https://cdn.example/live", blocking_inline
+        )
 
     async def read_back(self, url: str) -> bytes | None:
         path = self.root / url.removeprefix("https://cdn.example/live/")
@@ -172,7 +188,11 @@ class PublisherTests(unittest.TestCase):
         self.storages: list[_Recording] = []
         self.changed: list = []
         self.publisher = SegmentPublisher(
-            self.hls, lambda: self.settings, self._storage, blocking_inline, self.clock,
+            self.hls,
+            lambda: self.settings,
+            self._storage,
+            blocking_inline,
+            self.clock,
             self.changed.append,
         )
 
@@ -195,14 +215,16 @@ class PublisherTests(unittest.TestCase):
     def test_stored_segments_are_played_from_storage_the_rest_from_here(self):
         self.scan()
         [storage] = self.storages
-        self.assertEqual(storage.objects, {"hls/0/stream-1.ts": b"one0",
-                                           "hls/1/stream-1.ts": b"one1"})
+        self.assertEqual(
+            storage.objects, {"hls/0/stream-1.ts": b"one0", "hls/1/stream-1.ts": b"one1"}
+        )
         self.assertEqual(self.changed, [None, b"0/stream.m3u8", b"1/stream.m3u8"])
         rewritten = self.publisher.rewrite(b"1/stream.m3u8", VARIANT)
-        self.assertEqual(rewritten, VARIANT.replace(
-            b"\nstream-1.ts", b"\nhttps://s3.example/bucket/hls/1/stream-1.ts"))
-        self.assertEqual(self.publisher.rewrite(b"stream.m3u8", b"0/stream.m3u8"),
-                         b"0/stream.m3u8")
+        self.assertEqual(
+            rewritten,
+            VARIANT.replace(b"\nstream-1.ts", b"\nhttps://s3.example/bucket/hls/1/stream-1.ts"),
+        )
+        self.assertEqual(self.publisher.rewrite(b"stream.m3u8", b"0/stream.m3u8"), b"0/stream.m3u8")
 
     def test_a_segment_gone_from_here_is_deleted_from_storage_later(self):
         self.scan()

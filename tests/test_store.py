@@ -30,15 +30,26 @@ class StoreContract:
         self.assertTrue(verifyObject(IStore, self.store))
 
     async def test_settings_roundtrip_json_values(self):
-        values = {"name": "x", "tags": ["a"], "s3": {"enabled": False}, "nsfw": True,
-                  "port": 8080, "none": None}
+        values = {
+            "name": "x",
+            "tags": ["a"],
+            "s3": {"enabled": False},
+            "nsfw": True,
+            "port": 8080,
+            "none": None,
+        }
         await self.store.set_settings(values)
         await self.store.set_settings({"name": "y"})
         self.assertEqual(await self.store.get_settings(), {**values, "name": "y"})
 
     async def test_tokens(self):
-        record = {"token": "t1", "name": "bot", "scopes": ["HAS_ADMIN_ACCESS"],
-                  "timestamp": 10.0, "lastUsed": None}
+        record = {
+            "token": "t1",
+            "name": "bot",
+            "scopes": ["HAS_ADMIN_ACCESS"],
+            "timestamp": 10.0,
+            "lastUsed": None,
+        }
         await self.store.add_token(record)
         await self.store.add_token(dict(record, token="t2", timestamp=11.0))
         await self.store.touch_token("t1", 20.0)
@@ -68,8 +79,16 @@ class StoreContract:
     async def test_messages(self):
         for i in range(5):
             await self.store.add_message(
-                {"id": f"m{i}", "type": "CHAT", "author": "a", "body": str(i), "visible": True,
-                 "timestamp": 100.0 + i, "rawBody": str(i)})
+                {
+                    "id": f"m{i}",
+                    "type": "CHAT",
+                    "author": "a",
+                    "body": str(i),
+                    "visible": True,
+                    "timestamp": 100.0 + i,
+                    "rawBody": str(i),
+                }
+            )
         changed = await self.store.set_visibility(["m1", "m1", "nope"], False)
         self.assertEqual([(m["id"], m["visible"]) for m in changed], [("m1", False)])
         everything = await self.store.list_messages(None, False, None)

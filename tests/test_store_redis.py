@@ -29,8 +29,14 @@ def _reactor():
 
 
 def _message(i: int, timestamp: float | None = None, visible: bool = True) -> dict:
-    return {"id": f"m{i}", "type": "CHAT", "author": "a", "body": str(i), "visible": visible,
-            "timestamp": 100.0 + i if timestamp is None else timestamp}
+    return {
+        "id": f"m{i}",
+        "type": "CHAT",
+        "author": "a",
+        "body": str(i),
+        "visible": visible,
+        "timestamp": 100.0 + i if timestamp is None else timestamp,
+    }
 
 
 class RedisCase(unittest.TestCase):
@@ -42,9 +48,13 @@ class RedisCase(unittest.TestCase):
 
     async def new_store(self, prefix: str | None = None) -> RedisStore:
         """A started store on the test prefix (or ``prefix``), stopped in cleanup."""
-        store = RedisStore(_reactor(), host=HOST, port=int(PORT),
-                           key_prefix=self.prefix if prefix is None else prefix,
-                           connect_timeout=5.0)
+        store = RedisStore(
+            _reactor(),
+            host=HOST,
+            port=int(PORT),
+            key_prefix=self.prefix if prefix is None else prefix,
+            connect_timeout=5.0,
+        )
         await store.start()
         self.addCleanup(store.stop)
         return store
@@ -102,16 +112,20 @@ class RedisOnlyTests(RedisCase):
 
         self.assertEqual(await two.get_settings(), {"name": "shared"})
         await two.touch_token("t", 9.0)
-        self.assertEqual(await one.list_tokens(), [
-            {"token": "t", "name": "bot", "scopes": [], "timestamp": 1.0, "lastUsed": 9.0}])
+        self.assertEqual(
+            await one.list_tokens(),
+            [{"token": "t", "name": "bot", "scopes": [], "timestamp": 1.0, "lastUsed": 9.0}],
+        )
         await two.touch_webhook(hook["id"], 8.0)
         self.assertEqual((await one.list_webhooks())[0]["lastUsed"], 8.0)
         other = await two.add_webhook("https://b.example", ["CHAT"], 2.0)
         self.assertNotEqual(other["id"], hook["id"])
         await two.add_message(_message(1))
         await two.set_visibility(["m0"], False)
-        self.assertEqual([(m["id"], m["visible"]) for m in await one.list_messages()],
-                         [("m0", False), ("m1", True)])
+        self.assertEqual(
+            [(m["id"], m["visible"]) for m in await one.list_messages()],
+            [("m0", False), ("m1", True)],
+        )
         self.assertEqual(await two.list_samples("viewers", 0), [(5.0, 3.0)])
         await two.prune_samples(10.0)
         self.assertEqual(await one.list_samples("viewers", 0), [])
@@ -139,23 +153,38 @@ class RedisOnlyTests(RedisCase):
             await store.add_message(_message(i, timestamp=timestamp))
         self.assertEqual([m["id"] for m in await store.list_messages()], ["m0", "m1", "m2", "m3"])
         self.assertEqual([m["id"] for m in await store.list_messages(20.0)], ["m0", "m2", "m3"])
-        self.assertEqual([m["id"] for m in await store.list_messages(20.0, False, 2)],
-                         ["m2", "m3"])
+        self.assertEqual([m["id"] for m in await store.list_messages(20.0, False, 2)], ["m2", "m3"])
         self.assertEqual(await store.list_messages(50.0), [])
 
     async def test_values_round_trip_exactly(self):
         """Floats keep every digit; empty lists stay lists; unicode survives."""
         store = await self.new_store()
         when = 1_700_000_000.123456
-        await store.add_token({"token": "t", "name": "ü", "scopes": [], "timestamp": when,
-                               "lastUsed": when + 0.000001})
+        await store.add_token(
+            {
+                "token": "t",
+                "name": "ü",
+                "scopes": [],
+                "timestamp": when,
+                "lastUsed": when + 0.000001,
+            }
+        )
         [token] = await store.list_tokens()
-        self.assertEqual(token, {"token": "t", "name": "ü", "scopes": [], "timestamp": when,
-                                 "lastUsed": when + 0.000001})
+        self.assertEqual(
+            token,
+            {
+                "token": "t",
+                "name": "ü",
+                "scopes": [],
+                "timestamp": when,
+                "lastUsed": when + 0.000001,
+            },
+        )
         await store.add_message(dict(_message(0, timestamp=when), body="héllo 🎉", extra=[]))
         [message] = await store.list_messages(when - 0.000001)
-        self.assertEqual((message["timestamp"], message["body"], message["extra"]),
-                         (when, "héllo 🎉", []))
+        self.assertEqual(
+            (message["timestamp"], message["body"], message["extra"]), (when, "héllo 🎉", [])
+        )
         await store.add_sample("cpu", when, 0.1 + 0.2)
         await store.add_sample("cpu", when, 0.1 + 0.2)
         self.assertEqual(await store.list_samples("cpu", 0), [(when, 0.1 + 0.2)] * 2)

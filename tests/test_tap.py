@@ -34,11 +34,26 @@ class OptionsTests(unittest.TestCase):
         self.assertIsNone(options["streamkey"])
 
     def test_command_line(self):
-        options = self.parse("--datadir", "/tmp/x", "--webserverport", "9090", "--rtmpport",
-                             "1940", "--streamkey", "k", "--ffmpeg", "/usr/bin/ffmpeg")
+        options = self.parse(
+            "--datadir",
+            "/tmp/x",
+            "--webserverport",
+            "9090",
+            "--rtmpport",
+            "1940",
+            "--streamkey",
+            "k",
+            "--ffmpeg",
+            "/usr/bin/ffmpeg",
+        )
         self.assertEqual(
-            (options["datadir"], options["webserverport"], options["rtmpport"],
-             options["streamkey"], options["ffmpeg"]),
+            (
+                options["datadir"],
+                options["webserverport"],
+                options["rtmpport"],
+                options["streamkey"],
+                options["ffmpeg"],
+            ),
             ("/tmp/x", 9090, 1940, "k", "/usr/bin/ffmpeg"),
         )
 
@@ -71,8 +86,10 @@ class OptionsTests(unittest.TestCase):
         from owncast.store.redis import RedisStore
         from owncast.tap import redis_address
 
-        self.assertEqual(redis_address("redis://:pw@cache:6380/2"),
-                         {"host": "cache", "port": 6380, "dbid": 2, "password": "pw"})
+        self.assertEqual(
+            redis_address("redis://:pw@cache:6380/2"),
+            {"host": "cache", "port": 6380, "dbid": 2, "password": "pw"},
+        )
         self.assertEqual(redis_address("127.0.0.1")["port"], 6379)
         self.assertRaises(usage.UsageError, self.parse, "--redis", "http://x")
         self.assertRaises(usage.UsageError, self.parse, "--redis", "redis://h/notanumber")
@@ -82,8 +99,9 @@ class OptionsTests(unittest.TestCase):
 
     def test_make_service_does_no_io(self):
         datadir = Path(self.mktemp())
-        options = self.parse("--datadir", str(datadir), "--webserverport", "9999",
-                             "--streamkey", "abc123")
+        options = self.parse(
+            "--datadir", str(datadir), "--webserverport", "9999", "--streamkey", "abc123"
+        )
         service = makeService(options, reactor=MemoryReactorClock())
         self.assertIsInstance(service, OwncastService)
         self.assertEqual(service.overrides, {"webServerPort": 9999, "streamKey": "abc123"})

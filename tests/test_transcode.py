@@ -5,8 +5,8 @@ from __future__ import annotations
 from twisted.trial import unittest
 
 from owncast.core.settings import DEFAULT_VARIANT, LATENCY_LEVELS, X264_PRESETS
+from owncast.media.flv import AUDIO, SCRIPT, VIDEO, FlvReader
 from owncast.transcode.argv import HLS_FLAGS, build_argv
-from owncast.transcode.flv import AUDIO, SCRIPT, VIDEO, FlvReader
 
 FF = "/opt/ffmpeg/bin/ffmpeg"
 OUT = "/srv/owncast/data/hls"

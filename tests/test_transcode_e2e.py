@@ -17,8 +17,8 @@ from twisted.internet import reactor, task
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
-from owncast.core.ffmpeg import bundled_ffmpeg
 from owncast.transcode.argv import build_argv
+from owncast.transcode.probe import bundled_ffmpeg
 from owncast.transcode.process import TranscodeConfig, Transcoder
 
 FFMPEG = bundled_ffmpeg()

@@ -19,7 +19,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 from twisted.web.test.requesthelper import DummyRequest
 
-from owncast.transcode.hls import HlsResource, single_range
+from owncast.http.hls import HlsResource, single_range
 from owncast.transcode.output import DISCONTINUITIES
 
 MASTER = b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n0/stream.m3u8\n"

@@ -12,7 +12,7 @@ from twisted.trial import unittest
 from twisted.web.test.requesthelper import DummyRequest
 
 from owncast.core.settings import DEFAULT_VARIANT
-from owncast.transcode.hls import HlsResource
+from owncast.http.hls import HlsResource
 from owncast.transcode.preview import (
     PREVIEW,
     PREVIEW_TMP,

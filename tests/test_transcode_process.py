@@ -16,7 +16,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from owncast.core.settings import DEFAULT_VARIANT
-from owncast.transcode import ITranscoder
+from owncast.interfaces import ITranscoder
 from owncast.transcode.output import prepare_output
 from owncast.transcode.process import TranscodeConfig, Transcoder, config_from_context
 from tests.helpers import make_context
@@ -352,8 +352,9 @@ class TranscoderTests(unittest.TestCase):
         self.reactor.advance(29)
         process = self.go_live_again()
         self.assertEqual(process.args[process.args.index("-start_number") + 1], "41")
-        self.assertEqual(sorted(os.listdir(variant)),
-                         ["discontinuities", "stream-41.ts", "stream.m3u8"])
+        self.assertEqual(
+            sorted(os.listdir(variant)), ["discontinuities", "stream-41.ts", "stream.m3u8"]
+        )
         self.assertIn("append_list", process.args[process.args.index("-hls_flags") + 1])
         self.transcoder.stop()
         process.exit(0)
@@ -476,8 +477,9 @@ class PrepareOutputTests(unittest.TestCase):
             sorted(os.listdir(self.output / "0")),
             ["discontinuities", "stream-5.ts", "stream-6.ts", "stream.m3u8"],
         )
-        self.assertEqual(sorted(os.listdir(self.output / "1")),
-                         ["discontinuities", "stream-6.ts", "stream.m3u8"])
+        self.assertEqual(
+            sorted(os.listdir(self.output / "1")), ["discontinuities", "stream-6.ts", "stream.m3u8"]
+        )
         # The next ffmpeg's first segment follows a discontinuity.
         self.assertEqual((self.output / "0" / "discontinuities").read_text(), "7\n")
         self.assertTrue((self.output / "thumbnail.jpg").exists())
@@ -502,9 +504,11 @@ class ConfigFromContextTests(unittest.TestCase):
 class DiscontinuitySequenceTests(unittest.TestCase):
     """ffmpeg never writes EXT-X-DISCONTINUITY-SEQUENCE; we add it from recorded joins."""
 
-    PLAYLIST = (b"#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:1\n"
-                b"#EXT-X-MEDIA-SEQUENCE:20\n#EXTINF:1.0,\nstream-20.ts\n"
-                b"#EXT-X-DISCONTINUITY\n#EXTINF:1.0,\nstream-21.ts\n")
+    PLAYLIST = (
+        b"#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:1\n"
+        b"#EXT-X-MEDIA-SEQUENCE:20\n#EXTINF:1.0,\nstream-20.ts\n"
+        b"#EXT-X-DISCONTINUITY\n#EXTINF:1.0,\nstream-21.ts\n"
+    )
 
     def test_joins_that_scrolled_out_are_counted(self):
         from owncast.transcode.output import discontinuity_sequence
@@ -512,8 +516,9 @@ class DiscontinuitySequenceTests(unittest.TestCase):
         result = discontinuity_sequence(self.PLAYLIST, b"5\n12\n21\n")
         self.assertIn(b"#EXT-X-MEDIA-SEQUENCE:20\n#EXT-X-DISCONTINUITY-SEQUENCE:2\n", result)
         # A join still listed (21) or at the first listed segment is not counted yet.
-        self.assertIn(b"DISCONTINUITY-SEQUENCE:1\n",
-                      discontinuity_sequence(self.PLAYLIST, b"12\n20\n21\n"))
+        self.assertIn(
+            b"DISCONTINUITY-SEQUENCE:1\n", discontinuity_sequence(self.PLAYLIST, b"12\n20\n21\n")
+        )
         self.assertEqual(discontinuity_sequence(self.PLAYLIST, b"21\n"), self.PLAYLIST)
         self.assertEqual(discontinuity_sequence(self.PLAYLIST, b""), self.PLAYLIST)
 
@@ -524,5 +529,7 @@ class DiscontinuitySequenceTests(unittest.TestCase):
 
         huge = b"#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:" + b"1" * 5000 + b"\n"
         self.assertEqual(discontinuity_sequence(huge, b"5\n"), huge)
-        self.assertIn(b"DISCONTINUITY-SEQUENCE:1\n",
-                      discontinuity_sequence(self.PLAYLIST, b"9" * 5000 + b"\n5\n"))
+        self.assertIn(
+            b"DISCONTINUITY-SEQUENCE:1\n",
+            discontinuity_sequence(self.PLAYLIST, b"9" * 5000 + b"\n5\n"),
+        )

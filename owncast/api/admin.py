@@ -265,4 +265,3 @@ class AdminApi:
             raise ApiError("no such webhook", 404)
         await self._webhooks_changed()
         return ok(f"deleted webhook {int(value)}")
-

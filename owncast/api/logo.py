@@ -65,7 +65,7 @@ def local_path(value: str, webroot: Path, datadir: Path) -> str:
     if ".." in normalized.split("/") or normalized in ("/", "/."):
         raise ValidationError("logo path must stay under the web root")
     if normalized.startswith(URL_PREFIX):
-        candidate = datadir / "logo" / normalized[len(URL_PREFIX):]
+        candidate = datadir / "logo" / normalized[len(URL_PREFIX) :]
     else:
         candidate = webroot / normalized.lstrip("/")
     if not candidate.is_file():

@@ -94,12 +94,10 @@ class PublicApi:
     @json_api
     async def emoji(self, request):
         ctx = self.ctx
-        return await ctx.blocking(
-            list_emoji, ctx.datadir / "emoji", ctx.webroot / "img" / "emoji"
-        )
+        return await ctx.blocking(list_emoji, ctx.datadir / "emoji", ctx.webroot / "img" / "emoji")
 
     @app.route("/openapi.yaml", methods=["GET"])
     def openapi(self, request):
         request.setHeader(b"content-type", b"application/yaml; charset=utf-8")
-        path = Path(__file__).resolve().parent.parent / "openapi.yaml"
+        path = Path(__file__).resolve().parent / "openapi.yaml"
         return self.ctx.blocking(path.read_bytes)

@@ -2,7 +2,7 @@
 are written straight to every transport.
 
 When a plain TCP transport holds nothing unsent, the frame is sent on its socket at once
-(``owncast.netio.send_now``: the chat benchmark went from 8.6-8.9 us of CPU a delivery at
+(``owncast.runtime.netio.send_now``: the chat benchmark went from 8.6-8.9 us of CPU a delivery at
 5 000 listeners to 4.5-4.9 us).
 
 A client whose socket stops draining is dropped once 256 frames or 256 KiB pile up in
@@ -17,7 +17,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from owncast.netio import direct_socket, pending_bytes, send_now
+from owncast.runtime.netio import direct_socket, pending_bytes, send_now
 
 _log = Logger()
 

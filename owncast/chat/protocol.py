@@ -78,8 +78,9 @@ class ChatProtocol(WebSocketServerProtocol):
         server = self.factory.server
         self.ip = self.transport.getPeer().host
         self.user_agent = request.headers.get("user-agent", "")[:500]
-        refusal = server.admit(self.ip, request.headers.get("origin"),
-                               request.headers.get("host", ""))
+        refusal = server.admit(
+            self.ip, request.headers.get("origin"), request.headers.get("host", "")
+        )
         if refusal:
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, refusal)
         self.ignored = IGNORE_CLIENT in (request.protocols or [])
@@ -124,8 +125,9 @@ class ChatProtocol(WebSocketServerProtocol):
         else:
             _log.failure("chat message from {ip} failed", failure, ip=self.ip)
 
-    def sendCloseFrame(self, code: int | None = None, reasonUtf8: bytes | None = None,
-                       isReply: bool = False) -> None:
+    def sendCloseFrame(
+        self, code: int | None = None, reasonUtf8: bytes | None = None, isReply: bool = False
+    ) -> None:
         if self.client_id is not None:
             self.factory.server.closing(self)
         super().sendCloseFrame(code, reasonUtf8, isReply)

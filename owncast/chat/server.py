@@ -150,12 +150,10 @@ class ChatServer(Service):
         if kind == "CHAT":
             self._check_flood(proto)
             return Deferred.fromCoroutine(
-                self.hub.receive_chat(proto.client_id, message.get("author"),
-                                      message.get("body"))
+                self.hub.receive_chat(proto.client_id, message.get("author"), message.get("body"))
             )
         if kind == "NAME_CHANGE":
-            self.hub.name_change(proto.client_id, message.get("oldName"),
-                                 message.get("newName"))
+            self.hub.name_change(proto.client_id, message.get("oldName"), message.get("newName"))
         elif kind == "USER_JOINED":
             self.hub.user_joined(proto.client_id, message.get("username"))
         elif kind == "PONG" and not proto.ignored:
@@ -178,8 +176,14 @@ class ChatServer(Service):
 
     def notice(self, text: str) -> dict:
         """A SYSTEM message for one client only (never stored)."""
-        return {"type": SYSTEM, "id": new_id(), "author": self.hub.server_name(),
-                "body": text, "visible": True, "timestamp": self.clock.seconds()}
+        return {
+            "type": SYSTEM,
+            "id": new_id(),
+            "author": self.hub.server_name(),
+            "body": text,
+            "visible": True,
+            "timestamp": self.clock.seconds(),
+        }
 
     # -- messages out ------------------------------------------------------------------
     def broadcast(self, message: dict) -> None:

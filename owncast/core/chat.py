@@ -11,7 +11,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from owncast.chatbus import LocalChatBus
+from owncast.chat.bus import LocalChatBus
 from owncast.core.errors import ValidationError
 from owncast.core.events import (
     CHAT,
@@ -61,8 +61,14 @@ class ChatHub:
     """Listeners get every message to broadcast (a dict, once); ``events`` hears the
     webhook-worthy ones. ``clients`` maps client ids to the seed's ``Client`` records."""
 
-    def __init__(self, store: Any, now: Callable[[], float], server_name: Callable[[], str],
-                 events: Any = None, bus: Any = None):
+    def __init__(
+        self,
+        store: Any,
+        now: Callable[[], float],
+        server_name: Callable[[], str],
+        events: Any = None,
+        bus: Any = None,
+    ):
         self._store = store
         self._now = now
         self.server_name = server_name
@@ -124,8 +130,14 @@ class ChatHub:
         record = self.clients.get(client_id)
         if record is not None:
             record["username"] = new
-        message = {"type": NAME_CHANGE, "id": new_id(), "oldName": old, "newName": new,
-                   "image": "", "timestamp": self._now()}
+        message = {
+            "type": NAME_CHANGE,
+            "id": new_id(),
+            "oldName": old,
+            "newName": new,
+            "image": "",
+            "timestamp": self._now(),
+        }
         self._broadcast(message)
         return message
 
@@ -134,8 +146,12 @@ class ChatHub:
         record = self.clients.get(client_id)
         if record is not None:
             record["username"] = username
-        message = {"type": USER_JOINED, "id": new_id(), "username": username,
-                   "timestamp": self._now()}
+        message = {
+            "type": USER_JOINED,
+            "id": new_id(),
+            "username": username,
+            "timestamp": self._now(),
+        }
         self._broadcast(message)
         return message
 

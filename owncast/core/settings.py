@@ -2,7 +2,7 @@
 
 Validators are pure: they take the JSON value from a ``ConfigValue`` and return the
 normalized value to store, or raise ``ValidationError`` saying what is wrong. Checks
-that must ask ffmpeg (codec, binary path) live in ``owncast.core.ffmpeg``.
+that must ask ffmpeg (codec, binary path) live in ``owncast.transcode.probe``.
 """
 
 from __future__ import annotations

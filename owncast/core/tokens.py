@@ -43,9 +43,7 @@ def validate_new_token(body: Any) -> tuple[str, list[str]]:
         raise ValidationError("scopes must be a non-empty array of strings")
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
-        raise ValidationError(
-            f"unknown scopes: {', '.join(unknown)}; known: {', '.join(SCOPES)}"
-        )
+        raise ValidationError(f"unknown scopes: {', '.join(unknown)}; known: {', '.join(SCOPES)}")
     return name.strip(), list(dict.fromkeys(scopes))
 
 

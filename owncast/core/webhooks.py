@@ -29,8 +29,7 @@ CONCURRENCY = 4
 
 def event_data(event_type: str, data: dict) -> dict:
     """The ``eventData`` of an event, in the shape receivers expect."""
-    if event_type in (events.STREAM_STARTED, events.STREAM_STOPPED,
-                      events.STREAM_TITLE_UPDATED):
+    if event_type in (events.STREAM_STARTED, events.STREAM_STOPPED, events.STREAM_TITLE_UPDATED):
         keys = ("name", "summary", "streamTitle", "id", "timestamp")
         out = {k: data[k] for k in keys if k in data}
     else:

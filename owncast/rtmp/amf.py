@@ -59,7 +59,7 @@ class _Reader:
         end = self.pos + n
         if n < 0 or end > len(self.data):
             raise AmfError("truncated AMF data")
-        chunk = self.data[self.pos:end]
+        chunk = self.data[self.pos : end]
         self.pos = end
         return chunk
 

@@ -57,8 +57,17 @@ class Message:
 
 
 class _ChunkStream:
-    __slots__ = ("timestamp", "delta", "length", "type", "stream_id", "extended",
-                 "parts", "received", "started")
+    __slots__ = (
+        "timestamp",
+        "delta",
+        "length",
+        "type",
+        "stream_id",
+        "extended",
+        "parts",
+        "received",
+        "started",
+    )
 
     def __init__(self) -> None:
         self.timestamp = 0
@@ -162,8 +171,7 @@ class ChunkReader:
                 stamp = _U32.unpack_from(view, pos)[0]
             pos += 4
         if received == 0 and (
-            length > self._max_message
-            or (length > MAX_OTHER_SIZE and mtype not in _MEDIA_TYPES)
+            length > self._max_message or (length > MAX_OTHER_SIZE and mtype not in _MEDIA_TYPES)
         ):
             raise ChunkError(f"message of {length} bytes (type {mtype}) is too large")
         size = min(self.chunk_size, length - received)
@@ -186,7 +194,7 @@ class ChunkReader:
         elif received == 0:
             stream.timestamp = (stream.timestamp + stream.delta) & 0xFFFFFFFF
         if size:
-            stream.parts += view[pos:pos + size]
+            stream.parts += view[pos : pos + size]
             stream.received += size
             pos += size
         if stream.received >= stream.length:
@@ -235,5 +243,5 @@ def encode_chunks(message: Message, chunk_size: int) -> bytes:
     for offset in range(chunk_size, len(body), chunk_size):
         out.append(0xC0 | csid)
         out += ext
-        out += body[offset:offset + chunk_size]
+        out += body[offset : offset + chunk_size]
     return bytes(out)

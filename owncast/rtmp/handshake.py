@@ -33,8 +33,8 @@ class ServerHandshake:
             version = self._buffer[0]
             if version not in (3, 6):  # 6 is RTMPE, which we answer as plain RTMP
                 raise HandshakeError(f"unsupported RTMP version {version}")
-            c1 = bytes(self._buffer[1:1 + HANDSHAKE_SIZE])
-            del self._buffer[:1 + HANDSHAKE_SIZE]
+            c1 = bytes(self._buffer[1 : 1 + HANDSHAKE_SIZE])
+            del self._buffer[: 1 + HANDSHAKE_SIZE]
             s1 = struct.pack(">II", self._uptime, 0) + os.urandom(HANDSHAKE_SIZE - 8)
             reply = bytes([RTMP_VERSION]) + s1 + c1
             self._state = "c2"

@@ -17,7 +17,8 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
 from owncast.core.broadcast import AlreadyLiveError, Broadcast, Broadcasts
-from owncast.rtmp import amf, chunks, flv
+from owncast.media import flv
+from owncast.rtmp import amf, chunks
 from owncast.rtmp.chunks import ChunkReader, Message, encode_chunks
 from owncast.rtmp.handshake import ServerHandshake
 
@@ -37,8 +38,16 @@ APP_NAME = "live"
 
 _VIDEO_CODECS = {2: "Sorenson H.263", 4: "VP6", 7: "H.264", 12: "HEVC", 13: "AV1"}
 _AUDIO_CODECS = {2: "MP3", 10: "AAC", 11: "Speex", 13: "Opus"}
-_FOURCC_NAMES = {"avc1": "H.264", "hvc1": "HEVC", "av01": "AV1", "vp09": "VP9",
-                 "mp4a": "AAC", "Opus": "Opus", ".mp3": "MP3", "ac-3": "AC-3"}
+_FOURCC_NAMES = {
+    "avc1": "H.264",
+    "hvc1": "HEVC",
+    "av01": "AV1",
+    "vp09": "VP9",
+    "mp4a": "AAC",
+    "Opus": "Opus",
+    ".mp3": "MP3",
+    "ac-3": "AC-3",
+}
 
 
 def codec_name(value: Any, table: dict[int, str]) -> str:
@@ -64,8 +73,13 @@ def details_from_metadata(meta: dict, details: dict) -> set[str]:
         value = meta.get(key)
         return int(value) if isinstance(value, (int, float)) and value == value else 0
 
-    for key, field in (("width", "width"), ("height", "height"), ("framerate", "frameRate"),
-                       ("videodatarate", "videoBitrate"), ("audiodatarate", "audioBitrate")):
+    for key, field in (
+        ("width", "width"),
+        ("height", "height"),
+        ("framerate", "frameRate"),
+        ("videodatarate", "videoBitrate"),
+        ("audiodatarate", "audioBitrate"),
+    ):
         if number(key):
             details[field] = number(key)
             filled.add(field)
@@ -81,8 +95,16 @@ def details_from_metadata(meta: dict, details: dict) -> set[str]:
 
 
 def empty_details() -> dict:
-    return {"width": 0, "height": 0, "frameRate": 0, "videoBitrate": 0, "videoCodec": "",
-            "audioBitrate": 0, "audioCodec": "", "encoder": ""}
+    return {
+        "width": 0,
+        "height": 0,
+        "frameRate": 0,
+        "videoBitrate": 0,
+        "videoCodec": "",
+        "audioBitrate": 0,
+        "audioCodec": "",
+        "encoder": "",
+    }
 
 
 class RtmpError(Exception):
@@ -208,8 +230,9 @@ class RtmpSession(Protocol):
         elif kind == chunks.DATA_AMF0:
             self._data(message.body, message.timestamp)
         elif kind == chunks.DATA_AMF3:
-            self._data(message.body[1:] if message.body[:1] == b"\x00" else message.body,
-                       message.timestamp)
+            self._data(
+                message.body[1:] if message.body[:1] == b"\x00" else message.body, message.timestamp
+            )
         elif kind == chunks.COMMAND_AMF0:
             self._command(amf.decode_amf0(message.body), message.stream_id)
         elif kind == chunks.COMMAND_AMF3:
@@ -235,14 +258,14 @@ class RtmpSession(Protocol):
         offset = None
         while pos + 11 <= len(body):
             kind = body[pos]
-            size = int.from_bytes(body[pos + 1:pos + 4], "big")
-            stamp = int.from_bytes(body[pos + 4:pos + 7], "big") | (body[pos + 7] << 24)
+            size = int.from_bytes(body[pos + 1 : pos + 4], "big")
+            stamp = int.from_bytes(body[pos + 4 : pos + 7], "big") | (body[pos + 7] << 24)
             end = pos + 11 + size
             if end > len(body):
                 raise RtmpError("truncated aggregate message")
             if offset is None:
                 offset = message.timestamp - stamp
-            payload = body[pos + 11:end]
+            payload = body[pos + 11 : end]
             stamp = (stamp + offset) & 0xFFFFFFFF
             if kind in (chunks.AUDIO, chunks.VIDEO):
                 self._media(kind, stamp, payload, message.stream_id)
@@ -291,9 +314,16 @@ class RtmpSession(Protocol):
         app = params.get("app")
         app = app.split("?", 1)[0].strip("/") if isinstance(app, str) else ""
         if app != APP_NAME:
-            self._send_command("_error", txn, None, {
-                "level": "error", "code": "NetConnection.Connect.Rejected",
-                "description": f"unknown application {app!r}; publish to /{APP_NAME}/<key>"})
+            self._send_command(
+                "_error",
+                txn,
+                None,
+                {
+                    "level": "error",
+                    "code": "NetConnection.Connect.Rejected",
+                    "description": f"unknown application {app!r}; publish to /{APP_NAME}/<key>",
+                },
+            )
             self._drop(f"unknown application {app!r}")
             return
         self._app = app
@@ -302,9 +332,12 @@ class RtmpSession(Protocol):
         self._send(chunks.SET_CHUNK_SIZE, _U32.pack(OUT_CHUNK_SIZE))
         self._out_chunk_size = OUT_CHUNK_SIZE
         encoding = params.get("objectEncoding")
-        info = {"level": "status", "code": "NetConnection.Connect.Success",
-                "description": "Connection succeeded.",
-                "objectEncoding": encoding if isinstance(encoding, (int, float)) else 0}
+        info = {
+            "level": "status",
+            "code": "NetConnection.Connect.Success",
+            "description": "Connection succeeded.",
+            "objectEncoding": encoding if isinstance(encoding, (int, float)) else 0,
+        }
         props: dict = {"fmsVer": "FMS/3,5,7,7009", "capabilities": 31, "mode": 1}
         if isinstance(params.get("fourCcList"), list):
             # Enhanced RTMP: say which codecs we take (ffmpeg decodes them all).
@@ -315,8 +348,9 @@ class RtmpSession(Protocol):
         self._send_command("_result", txn, None, amf.UNDEFINED)
 
     def _cmd_FCPublish(self, txn: float, args: list, stream_id: int) -> None:
-        self._send_command("onFCPublish", 0, None,
-                           {"code": "NetStream.Publish.Start", "description": "FCPublish"})
+        self._send_command(
+            "onFCPublish", 0, None, {"code": "NetStream.Publish.Start", "description": "FCPublish"}
+        )
 
     def _cmd_createStream(self, txn: float, args: list, stream_id: int) -> None:
         if self._app is None:
@@ -342,15 +376,26 @@ class RtmpSession(Protocol):
                 self._peer(), self._details, self.transport.loseConnection
             )
         except AlreadyLiveError:
-            self._status(stream_id, "error", "NetStream.Publish.BadName",
-                         "Another broadcast is already live.")
+            self._status(
+                stream_id,
+                "error",
+                "NetStream.Publish.BadName",
+                "Another broadcast is already live.",
+            )
             self._drop("another broadcast is live")
             return
         self._publish_stream = stream_id
         # Tune wake-ups once a second of media has shown the rate, then every check.
         received, started = self._received, self._clock.seconds()
-        self._clock.callLater(1.0, lambda: self.broadcast is not None and self._tune_wakeups(
-            (self._received - received) / max(0.001, self._clock.seconds() - started)))
+        self._clock.callLater(
+            1.0,
+            lambda: (
+                self.broadcast is not None
+                and self._tune_wakeups(
+                    (self._received - received) / max(0.001, self._clock.seconds() - started)
+                )
+            ),
+        )
         # User control: Stream Begin on this stream.
         self._send(chunks.USER_CONTROL, b"\x00\x00" + _U32.pack(stream_id))
         self._status(stream_id, "status", "NetStream.Publish.Start", "Publishing live.")
@@ -382,9 +427,13 @@ class RtmpSession(Protocol):
         self._send(chunks.COMMAND_AMF0, amf.encode_amf0(name, txn, *values), stream_id)
 
     def _status(self, stream_id: int, level: str, code: str, description: str) -> None:
-        self._send_command("onStatus", 0, None,
-                           {"level": level, "code": code, "description": description},
-                           stream_id=stream_id)
+        self._send_command(
+            "onStatus",
+            0,
+            None,
+            {"level": level, "code": code, "description": description},
+            stream_id=stream_id,
+        )
 
 
 class RtmpFactory(Factory):

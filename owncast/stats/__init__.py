@@ -1,1 +1,1 @@
-"""stats"""
+"""Periodic samplers (hardware, viewers) and the log ring buffer."""

@@ -46,8 +46,14 @@ class _Sampler(TimerService):
 class HardwareSampler(_Sampler):
     name = "hardware-stats"
 
-    def __init__(self, store: Any, clock: Any, blocking: Callable, disk_path: str,
-                 interval: float = SAMPLE_INTERVAL):
+    def __init__(
+        self,
+        store: Any,
+        clock: Any,
+        blocking: Callable,
+        disk_path: str,
+        interval: float = SAMPLE_INTERVAL,
+    ):
         super().__init__(interval, clock)
         self._store = store
         self._blocking = blocking

@@ -1,1 +1,1 @@
-"""store"""
+"""Durable state (SQLite, Redis), the Redis chat bus, and keeping nodes in step."""

@@ -370,8 +370,11 @@ class RedisStore:
 
     # -- chat messages -----------------------------------------------------------------
     def _message_keys(self) -> list[str]:
-        return [self._key("messages"), self._key("messages", "order"),
-                self._key("messages", "time")]
+        return [
+            self._key("messages"),
+            self._key("messages", "order"),
+            self._key("messages", "time"),
+        ]
 
     @_as_deferred
     async def add_message(self, record: dict) -> None:

@@ -165,12 +165,14 @@ class SqliteStore:
     def set_settings(self, values: dict) -> Deferred:
         rows = [(key, json.dumps(value)) for key, value in values.items()]
         return self._tx(
-            lambda c: c.executemany(
-                "INSERT INTO settings (key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                rows,
+            lambda c: (
+                c.executemany(
+                    "INSERT INTO settings (key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    rows,
+                )
+                and None
             )
-            and None
         )
 
     # -- access tokens -----------------------------------------------------------------
@@ -183,12 +185,14 @@ class SqliteStore:
             record.get("lastUsed"),
         )
         return self._tx(
-            lambda c: c.execute(
-                "INSERT INTO tokens (token, name, scopes, timestamp, last_used) "
-                "VALUES (?, ?, ?, ?, ?)",
-                params,
+            lambda c: (
+                c.execute(
+                    "INSERT INTO tokens (token, name, scopes, timestamp, last_used) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    params,
+                )
+                and None
             )
-            and None
         )
 
     def delete_token(self, token: str) -> Deferred:
@@ -201,10 +205,9 @@ class SqliteStore:
 
     def touch_token(self, token: str, when: float) -> Deferred:
         return self._tx(
-            lambda c: c.execute(
-                "UPDATE tokens SET last_used = ? WHERE token = ?", (when, token)
+            lambda c: (
+                c.execute("UPDATE tokens SET last_used = ? WHERE token = ?", (when, token)) and None
             )
-            and None
         )
 
     # -- webhooks ----------------------------------------------------------------------
@@ -229,10 +232,10 @@ class SqliteStore:
 
     def touch_webhook(self, webhook_id: str, when: float) -> Deferred:
         return self._tx(
-            lambda c: c.execute(
-                "UPDATE webhooks SET last_used = ? WHERE id = ?", (when, webhook_id)
+            lambda c: (
+                c.execute("UPDATE webhooks SET last_used = ? WHERE id = ?", (when, webhook_id))
+                and None
             )
-            and None
         )
 
     # -- chat messages -----------------------------------------------------------------
@@ -248,12 +251,14 @@ class SqliteStore:
             json.dumps(extra) if extra else None,
         )
         return self._tx(
-            lambda c: c.execute(
-                "INSERT INTO messages (id, type, author, body, visible, timestamp, extra) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                params,
+            lambda c: (
+                c.execute(
+                    "INSERT INTO messages (id, type, author, body, visible, timestamp, extra) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    params,
+                )
+                and None
             )
-            and None
         )
 
     def list_messages(
@@ -291,10 +296,12 @@ class SqliteStore:
     # -- stats samples -----------------------------------------------------------------
     def add_sample(self, kind: str, when: float, value: float) -> Deferred:
         return self._tx(
-            lambda c: c.execute(
-                "INSERT INTO samples (kind, time, value) VALUES (?, ?, ?)", (kind, when, value)
+            lambda c: (
+                c.execute(
+                    "INSERT INTO samples (kind, time, value) VALUES (?, ?, ?)", (kind, when, value)
+                )
+                and None
             )
-            and None
         )
 
     def list_samples(self, kind: str, since: float) -> Deferred:

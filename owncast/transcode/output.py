@@ -84,7 +84,7 @@ def discontinuity_sequence(playlist: bytes, joins: bytes) -> bytes:
     line_end = tail.find(b"\n")
     if line_end < 0:
         return playlist
-    return head + sep + tail[: line_end + 1] + tag + b"\n" + tail[line_end + 1:]
+    return head + sep + tail[: line_end + 1] + tag + b"\n" + tail[line_end + 1 :]
 
 
 def _read_playlist(playlist: str) -> tuple[int | None, set[str]]:

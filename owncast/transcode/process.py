@@ -44,10 +44,10 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from owncast.transcode import ITranscoder
+from owncast.interfaces import ITranscoder
+from owncast.media.flv import AUDIO, VIDEO, FlvReader, Tag
 from owncast.transcode.argv import build_argv
 from owncast.transcode.child import FfmpegProtocol
-from owncast.transcode.flv import AUDIO, VIDEO, FlvReader, Tag
 from owncast.transcode.output import prepare_output
 from owncast.transcode.preview import PreviewMaker
 

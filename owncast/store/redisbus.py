@@ -1,6 +1,6 @@
-"""Chat buses: how what the chat hub broadcasts reaches the chat sockets of every node.
+"""The Redis chat bus: how what the chat hub broadcasts reaches the chat sockets of every node.
 
-One node (the default) needs nothing but a function call: ``LocalChatBus``. Several
+One node (the default) needs nothing but a function call (``owncast.chat.bus``). Several
 nodes that share a Redis store (``--redis``) share chat through Redis pub/sub:
 ``RedisChatBus`` publishes each message to one channel that every node subscribes to,
 its own included, so every node delivers every message in the one order Redis gave them.
@@ -14,49 +14,18 @@ published, so nothing is lost for good.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import txredisapi
 from twisted.internet import defer
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from owncast.chat.bus import Listener, deliver
 from owncast.interfaces import IChatBus
 
 _log = Logger()
-
-Listener = Callable[[dict], None]
-
-
-def _deliver(listeners: list[Listener], message: dict) -> None:
-    for listener in list(listeners):
-        try:
-            listener(message)
-        except Exception:
-            _log.failure("A chat listener failed")
-
-
-@implementer(IChatBus)
-class LocalChatBus:
-    """One node: ``publish`` calls every listener at once."""
-
-    def __init__(self) -> None:
-        self._listeners: list[Listener] = []
-
-    def start(self) -> Deferred:
-        return succeed(None)
-
-    def stop(self) -> Deferred:
-        return succeed(None)
-
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    def publish(self, message: dict) -> Deferred:
-        _deliver(self._listeners, message)
-        return succeed(None)
 
 
 class _Subscriber(txredisapi.SubscriberProtocol):
@@ -116,8 +85,12 @@ class RedisChatBus:
 
     async def _start(self) -> None:
         self._publisher = txredisapi.lazyConnection(
-            host=self._host, port=self._port, dbid=self._dbid, password=self._password,
-            connectTimeout=self._timeout, convertNumbers=False,
+            host=self._host,
+            port=self._port,
+            dbid=self._dbid,
+            password=self._password,
+            connectTimeout=self._timeout,
+            convertNumbers=False,
         )
         factory = self._subscriber = _SubscriberFactory(self, self._password)
         factory.startConnecting(txredisapi._makeEndpoint(self._host, self._port, self._timeout))
@@ -157,4 +130,4 @@ class RedisChatBus:
             _log.warn("Ignored a chat bus message that is not JSON")
             return
         if isinstance(message, dict):
-            _deliver(self._listeners, message)
+            deliver(self._listeners, message)

@@ -1,4 +1,9 @@
-"""Just enough FLV to restart ffmpeg mid-broadcast: tag boundaries, keyframes, codec config.
+"""FLV, the one media format between the ingest and ffmpeg.
+
+Writing: the file header and tags that carry RTMP media into ffmpeg's stdin unchanged.
+
+Reading: just enough FLV to restart ffmpeg mid-broadcast: tag boundaries, keyframes,
+codec config.
 
 The ingest writes an FLV byte stream in chunks of any size. ``FlvReader.feed`` splits it
 into whole tags (each with its trailing PreviousTagSize) and remembers what a freshly
@@ -21,6 +26,8 @@ import struct
 from dataclasses import dataclass
 
 AUDIO, VIDEO, SCRIPT = 8, 9, 18
+AUDIO_TAG, VIDEO_TAG, SCRIPT_TAG = AUDIO, VIDEO, SCRIPT
+_U32 = struct.Struct(">I")
 _TAG_HEADER = 11
 _PREVIOUS_SIZE = 4
 _MAX_HEADER = 1024
@@ -135,3 +142,48 @@ class FlvReader:
         elif kind == SCRIPT and payload.startswith(_ON_METADATA):
             self.metadata = tag
         return tag
+
+
+def header(audio: bool = True, video: bool = True) -> bytes:
+    """The 9-byte FLV header plus the first PreviousTagSize (0)."""
+    flags = (4 if audio else 0) | (1 if video else 0)
+    return b"FLV\x01" + bytes([flags]) + b"\x00\x00\x00\x09" + b"\x00\x00\x00\x00"
+
+
+def tag(kind: int, timestamp: int, payload: bytes) -> bytes:
+    """One FLV tag with its trailing PreviousTagSize; the timestamp keeps all 32 bits."""
+    size = len(payload)
+    if size > 0xFFFFFF:
+        raise ValueError("FLV tag payload larger than 16 MiB")
+    ts = timestamp & 0xFFFFFFFF
+    head = bytes(
+        (
+            kind,
+            (size >> 16) & 0xFF,
+            (size >> 8) & 0xFF,
+            size & 0xFF,
+            (ts >> 16) & 0xFF,
+            (ts >> 8) & 0xFF,
+            ts & 0xFF,
+            (ts >> 24) & 0xFF,  # TimestampExtended: the upper 8 bits
+            0,
+            0,
+            0,  # StreamID, always 0
+        )
+    )
+    return b"".join((head, payload, _U32.pack(size + 11)))
+
+
+def parse_tags(data: bytes) -> list[tuple[int, int, bytes]]:
+    """``(kind, timestamp, payload)`` of every tag in an FLV byte string (for tests, tools)."""
+    if data[:3] != b"FLV":
+        raise ValueError("not FLV")
+    pos = _U32.unpack_from(data, 5)[0] + 4
+    tags = []
+    while pos + 11 <= len(data):
+        kind = data[pos]
+        size = int.from_bytes(data[pos + 1 : pos + 4], "big")
+        ts = int.from_bytes(data[pos + 4 : pos + 7], "big") | (data[pos + 7] << 24)
+        tags.append((kind, ts, data[pos + 11 : pos + 11 + size]))
+        pos += 11 + size + 4
+    return tags

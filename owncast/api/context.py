@@ -18,7 +18,7 @@ from owncast.core.stream import StreamState
 from owncast.core.throttle import AuthThrottle
 from owncast.core.tokens import TokenRegistry
 from owncast.core.viewers import Viewers
-from owncast.logbuffer import LogBuffer
+from owncast.stats.logbuffer import LogBuffer
 
 
 @dataclass

@@ -91,8 +91,11 @@ class DirectoryPinger(TimerService):
     async def ping(self) -> None:
         url = self._settings["serverUrl"]
         if not public_url(url):
-            self._failed("url", f"the server URL {url!r} is not a public http(s) URL; set "
-                         "one (Server URL in the admin page) to be listed")
+            self._failed(
+                "url",
+                f"the server URL {url!r} is not a public http(s) URL; set "
+                "one (Server URL in the admin page) to be listed",
+            )
             return
         key = self._settings["ypRegistrationKey"]
         body = json.dumps({"key": key, "url": url}).encode()

@@ -299,7 +299,7 @@ class HlsResource(Resource):
     render_HEAD = render_GET
 
     def from_memory(self, name: bytes) -> tuple[bytes, bytes, bool] | None:
-        """For the HTTP fast path (``owncast.fastpath``): ``(headers, body, is_playlist)``
+        """For the HTTP fast path (``owncast.http.fastpath``): ``(headers, body, is_playlist)``
         for a plain ``GET /hls/<name>`` that memory answers exactly as ``render_GET``
         would, or None (then ``render_GET`` answers, and fills memory). ``headers`` are
         this file's own header lines (type, caching, validators), each ending CRLF."""

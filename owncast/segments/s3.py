@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from owncast.interfaces import ISegmentStorage
-from owncast.storage.sigv4 import canonical_path, sign
+from owncast.segments.sigv4 import canonical_path, sign
 
 DEFAULT_REGION = "us-east-1"
 TIMEOUT = 30.0
@@ -54,12 +54,19 @@ class S3SegmentStorage:
     def _path(self, key: str = "") -> str:
         return f"{self._base_path}/{self._bucket}" + (f"/{key}" if key else "")
 
-    async def _request(self, method: str, key: str, body: bytes = b"",
-                       headers: dict[str, str] | None = None) -> bytes:
+    async def _request(
+        self, method: str, key: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> bytes:
         path = self._path(key)
         signed = sign(
-            method, self._host, path, headers or {}, hashlib.sha256(body).hexdigest(),
-            self.config["accessKey"], self.config["secret"], self._region,
+            method,
+            self._host,
+            path,
+            headers or {},
+            hashlib.sha256(body).hexdigest(),
+            self.config["accessKey"],
+            self.config["secret"],
+            self._region,
             self._clock.seconds(),
         )
         response = await self._http.request(

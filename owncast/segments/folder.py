@@ -10,7 +10,7 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from owncast.interfaces import ISegmentStorage
-from owncast.storage.sigv4 import canonical_path
+from owncast.segments.sigv4 import canonical_path
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -29,8 +29,7 @@ class DirectorySegmentStorage:
     """``root`` is the directory; ``base_url`` where it is served; ``blocking`` runs the
     file work off the reactor thread."""
 
-    def __init__(self, root: str | os.PathLike, base_url: str,
-                 blocking: Callable[..., Deferred]):
+    def __init__(self, root: str | os.PathLike, base_url: str, blocking: Callable[..., Deferred]):
         self.root = Path(root)
         self._base = base_url.rstrip("/")
         self._blocking = blocking
@@ -49,5 +48,3 @@ class DirectorySegmentStorage:
 
     def url(self, key: str) -> str:
         return f"{self._base}/{canonical_path(key)}"
-
-

@@ -23,8 +23,8 @@ from twisted.web import http
 from twisted.web.server import version as server_version
 
 from owncast.api.http import viewer_key_of
-from owncast.netio import direct_socket, pending_bytes, send_now
-from owncast.transcode.hls import LARGE_BODY, send_ahead
+from owncast.http.hls import LARGE_BODY, send_ahead
+from owncast.runtime.netio import direct_socket, pending_bytes, send_now
 
 PREFIX = b"/hls/"
 _FAST_START = b"GET " + PREFIX

@@ -24,7 +24,7 @@ from twisted.application.internet import TimerService
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from owncast.transcode.hls import SEGMENT_CACHE, SEGMENT_TYPE
+from owncast.http.hls import SEGMENT_CACHE, SEGMENT_TYPE
 
 _log = Logger()
 
@@ -197,5 +197,7 @@ class SegmentPublisher(TimerService):
             self._logged_at = now
             _log.warn(
                 "Segment storage: could not {what} ({failures} failures so far): {error}",
-                what=what, failures=self.failures, error=error,
+                what=what,
+                failures=self.failures,
+                error=error,
             )

@@ -14,10 +14,10 @@ from owncast.api.http import check_admin, viewer_key
 from owncast.api.integrations import IntegrationsApi
 from owncast.api.public import PublicApi
 from owncast.core.errors import ApiError
-from owncast.fastpath import HlsFastPath, OwncastChannel
-from owncast.transcode.hls import HlsResource
+from owncast.http.fastpath import HlsFastPath, OwncastChannel
+from owncast.http.hls import HlsResource
 
-WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+WEB_ROOT = Path(__file__).resolve().parent.parent.parent / "web"
 
 #: No inline script or style anywhere: pages load their code from /js and /css.
 CONTENT_SECURITY_POLICY = (
@@ -137,7 +137,7 @@ class OwncastSite(Site):
     It keeps no per-request access log: formatting one costs as much as serving a
     playlist, and thousands of players poll playlists every second. (Owncast keeps none.)
     Its channels answer plain requests for HLS files in memory themselves
-    (``owncast.fastpath``), so it speaks HTTP/1.1 only, never HTTP/2.
+    (``owncast.http.fastpath``), so it speaks HTTP/1.1 only, never HTTP/2.
     """
 
     protocol = OwncastChannel
@@ -167,9 +167,9 @@ def build_root(ctx: Any, webroot: Path = WEB_ROOT, websocket: Resource | None = 
     root.putChild(b"logo", MergedFolder(ctx.datadir / "logo"))
     root.putChild(b"customstyles.css", CustomStyles(ctx))
     hls = HlsResource(
-        ctx.datadir / "hls", ctx.blocking, on_playlist=lambda request: ctx.viewers.seen(
-            viewer_key(request)
-        )
+        ctx.datadir / "hls",
+        ctx.blocking,
+        on_playlist=lambda request: ctx.viewers.seen(viewer_key(request)),
     )
     root.putChild(b"hls", hls)
     root.hls = hls
@@ -183,7 +183,5 @@ def build_site(ctx: Any, webroot: Path = WEB_ROOT, websocket: Resource | None = 
     site = OwncastSite(root)
     site.displayTracebacks = False
     site.hls = root.hls
-    site.hls_fast = HlsFastPath(
-        root.hls, ctx.viewers.seen, ctx.reactor, _SECURITY_HEADERS.items()
-    )
+    site.hls_fast = HlsFastPath(root.hls, ctx.viewers.seen, ctx.reactor, _SECURITY_HEADERS.items())
     return site

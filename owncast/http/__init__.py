@@ -1,0 +1,1 @@
+"""The web side: the twisted.web site, the HLS resource and its fast path."""

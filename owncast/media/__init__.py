@@ -1,0 +1,1 @@
+"""Media as it crosses from the ingest to the transcoder: FLV tags."""
