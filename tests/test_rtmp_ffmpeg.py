@@ -14,7 +14,7 @@ from twisted.trial import unittest
 
 from owncast.core.broadcast import Broadcasts
 from owncast.core.stream import StreamState
-from owncast.rtmp import flv
+from owncast.media import flv
 from owncast.rtmp.session import RtmpFactory
 from tests.test_rtmp_session import RecordingSink
 
