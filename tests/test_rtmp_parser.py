@@ -701,6 +701,12 @@ def shared(levels: int) -> bytes:
     return bytes(out + b"\x01")
 
 
+def amf3(*values: bytes) -> list:
+    """Decode AMF3 ``values`` as one AMF0 message that switches to each with 0x11 (avmplus),
+    the one way AMF3 reaches the server; references reach across the whole message."""
+    return amf.decode_amf0(b"".join(b"\x11" + value for value in values))
+
+
 class Amf0Tests(unittest.TestCase):
     def round_trip(self, *values):
         decoded = amf.decode_amf0(amf.encode_amf0(*values))
@@ -827,6 +833,8 @@ class Amf0Tests(unittest.TestCase):
 
 
 class Amf3Tests(unittest.TestCase):
+    """AMF3 as the server meets it: inside AMF0, after the 0x11 (avmplus) marker."""
+
     def test_integers(self):
         cases = {
             0: b"\x00",
@@ -845,35 +853,27 @@ class Amf3Tests(unittest.TestCase):
         for value, raw in cases.items():
             if raw is not None:
                 self.assertEqual(u29(value), raw, value)
-            self.assertEqual(amf.decode_amf3(b"\x04" + u29(value)), [value])
+            self.assertEqual(amf3(b"\x04" + u29(value)), [value])
 
     def test_scalars(self):
-        self.assertEqual(amf.decode_amf3(b"\x00\x01\x02\x03"), [amf.UNDEFINED, None, False, True])
-        self.assertEqual(amf.decode_amf3(b"\x05" + struct.pack(">d", -2.5)), [-2.5])
+        self.assertEqual(
+            amf3(b"\x00", b"\x01", b"\x02", b"\x03"), [amf.UNDEFINED, None, False, True]
+        )
+        self.assertEqual(amf3(b"\x05" + struct.pack(">d", -2.5)), [-2.5])
         when = datetime(2024, 1, 2, tzinfo=timezone.utc)
         raw = b"\x08\x01" + struct.pack(">d", when.timestamp() * 1000)
-        self.assertEqual(amf.decode_amf3(raw), [when])
+        self.assertEqual(amf3(raw), [when])
 
     def test_strings_with_references(self):
-        raw = (
-            b"\x06"
-            + s3("hello")
-            + b"\x06"
-            + s3("")
-            + b"\x06"
-            + s3("wörld")
-            + b"\x06"
-            + ref3(1)
-            + b"\x06"
-            + ref3(0)
-        )
-        self.assertEqual(amf.decode_amf3(raw), ["hello", "", "wörld", "wörld", "hello"])
-        self.assertRaises(amf.AmfError, amf.decode_amf3, b"\x06" + ref3(0))
-        self.assertRaises(amf.AmfError, amf.decode_amf3, b"\x06" + u29(7) + b"\xff\xfe\xfd")
+        values = [b"\x06" + s3("hello"), b"\x06" + s3(""), b"\x06" + s3("wörld")]
+        values += [b"\x06" + ref3(1), b"\x06" + ref3(0)]
+        self.assertEqual(amf3(*values), ["hello", "", "wörld", "wörld", "hello"])
+        self.assertRaises(amf.AmfError, amf3, b"\x06" + ref3(0))
+        self.assertRaises(amf.AmfError, amf3, b"\x06" + u29(7) + b"\xff\xfe\xfd")
 
     def test_dense_and_associative_arrays(self):
         dense = b"\x09" + u29(3 << 1 | 1) + b"\x01" + b"\x04\x01" + b"\x06" + s3("b") + b"\x01"
-        self.assertEqual(amf.decode_amf3(dense), [[1, "b", None]])
+        self.assertEqual(amf3(dense), [[1, "b", None]])
         assoc = (
             b"\x09"
             + u29(2 << 1 | 1)
@@ -886,9 +886,9 @@ class Amf3Tests(unittest.TestCase):
             + b"\x04\x07"
             + b"\x04\x08"
         )
-        self.assertEqual(amf.decode_amf3(assoc), [{"k": 5, "m": "k", 0: 7, 1: 8}])
+        self.assertEqual(amf3(assoc), [{"k": 5, "m": "k", 0: 7, 1: 8}])
         empty = b"\x09\x01\x01"
-        self.assertEqual(amf.decode_amf3(empty), [[]])
+        self.assertEqual(amf3(empty), [[]])
 
     def test_array_reference_is_the_array(self):
         # An object with two members: a dense array and a reference to that same array.
@@ -903,7 +903,7 @@ class Amf3Tests(unittest.TestCase):
             + ref3(1)
             + b"\x01"
         )
-        self.assertEqual(amf.decode_amf3(raw), [{"a": [1, 2], "b": [1, 2]}])
+        self.assertEqual(amf3(raw), [{"a": [1, 2], "b": [1, 2]}])
 
     def test_anonymous_dynamic_objects_and_trait_references(self):
         first = (
@@ -921,13 +921,13 @@ class Amf3Tests(unittest.TestCase):
         # An object reference: the first object again (object table index 0).
         third = b"\x0a" + ref3(0)
         self.assertEqual(
-            amf.decode_amf3(first + second + third),
+            amf3(first, second, third),
             [{"width": 1280, "codec": "avc1"}, {"width": 5}, {"width": 1280, "codec": "avc1"}],
         )
 
     def test_sealed_members(self):
         # Traits: 2 sealed members, dynamic; class name "Point".
-        raw = (
+        point = (
             b"\x0a"
             + u29(2 << 4 | 0b1011)
             + s3("Point")
@@ -938,17 +938,13 @@ class Amf3Tests(unittest.TestCase):
             + s3("z")
             + b"\x04\x03"
             + b"\x01"
-            + b"\x0a"
-            + u29(0 << 2 | 1)
-            + b"\x04\x04"
-            + b"\x04\x05"
-            + b"\x01"
-        )  # trait ref
-        self.assertEqual(amf.decode_amf3(raw), [{"x": 1, "y": 2, "z": 3}, {"x": 4, "y": 5}])
+        )
+        by_trait_ref = b"\x0a" + u29(0 << 2 | 1) + b"\x04\x04" + b"\x04\x05" + b"\x01"
+        self.assertEqual(amf3(point, by_trait_ref), [{"x": 1, "y": 2, "z": 3}, {"x": 4, "y": 5}])
 
     def test_byte_arrays(self):
-        raw = b"\x0c" + u29(3 << 1 | 1) + b"\x00\xff\x10" + b"\x0c" + ref3(0)
-        self.assertEqual(amf.decode_amf3(raw), [b"\x00\xff\x10", b"\x00\xff\x10"])
+        raw = b"\x0c" + u29(3 << 1 | 1) + b"\x00\xff\x10"
+        self.assertEqual(amf3(raw, b"\x0c" + ref3(0)), [b"\x00\xff\x10", b"\x00\xff\x10"])
 
     def test_avm_plus_switch_inside_amf0(self):
         raw = (
@@ -986,28 +982,28 @@ class Amf3Tests(unittest.TestCase):
             b"\x09\x01" + s3("k"),  # key without value
         ]
         for raw in bad:
-            self.assertRaises(amf.AmfError, amf.decode_amf3, raw)
+            self.assertRaises(amf.AmfError, amf3, raw)
 
     def test_nesting_limit(self):
         one = b"\x09\x03\x01"  # dense array of one element
-        (value,) = amf.decode_amf3(one * 20 + b"\x01")
+        (value,) = amf3(one * 20 + b"\x01")
         for _ in range(20):
             (value,) = value
         self.assertIsNone(value)
-        self.assertRaises(amf.AmfError, amf.decode_amf3, one * (amf.MAX_DEPTH + 5) + b"\x01")
+        self.assertRaises(amf.AmfError, amf3, one * (amf.MAX_DEPTH + 5) + b"\x01")
         obj = b"\x0a\x0b\x01" + s3("k")
         deep = obj + (b"\x0a\x01" + ref3(0)) * (amf.MAX_DEPTH + 5)
-        self.assertRaises(amf.AmfError, amf.decode_amf3, deep)
+        self.assertRaises(amf.AmfError, amf3, deep)
         self.assertRaises(amf.AmfError, amf.decode_amf0, b"\x11" + one * 100_000)
 
     def test_encoding_shared_or_cyclic_values_is_bounded(self):
         """Decoded AMF3 may share one object by reference over and over, or hold itself:
         encoding such a value as AMF0 is refused, not expanded without end."""
-        (small,) = amf.decode_amf3(shared(4))
+        (small,) = amf3(shared(4))
         self.assertEqual(amf.decode_amf0(amf.encode_amf0(small)), [small])
-        (value,) = amf.decode_amf3(shared(18))  # 2**18 copies of the first member
+        (value,) = amf3(shared(18))  # 2**18 copies of the first member
         self.assertRaises(amf.AmfError, amf.encode_amf0, value)
-        (cyclic,) = amf.decode_amf3(b"\x0a\x0b\x01" + s3("me") + b"\x0a" + ref3(0) + b"\x01")
+        (cyclic,) = amf3(b"\x0a\x0b\x01" + s3("me") + b"\x0a" + ref3(0) + b"\x01")
         self.assertIs(cyclic["me"], cyclic)
         self.assertRaises(amf.AmfError, amf.encode_amf0, cyclic)
 

@@ -1,4 +1,9 @@
-"""AMF0 encoding and decoding, and AMF3 decoding (what OBS may put in data messages).
+"""AMF0 encoding and decoding, and the AMF3 values AMF0 may switch to.
+
+AMF3 reaches the server only inside AMF0, after the 0x11 (avmplus) marker: an AMF3
+command or data message is a 0x00 byte and then AMF0 (the session skips the byte), and any AMF0
+value may be an AMF3 one. So there is no AMF3 entry point, only the AMF3 value decoder
+that the 0x11 marker calls, sharing the message's reference tables.
 
 Pure functions over bytes; ``AmfError`` for anything malformed, so the connection that
 sent it can be dropped without harming the server.
@@ -137,7 +142,7 @@ def decode_amf0(data: bytes | memoryview) -> list[Any]:
     return values
 
 
-# -- AMF3 decoding ---------------------------------------------------------------------
+# -- AMF3 values (after AMF0's 0x11 marker) -----------------------------------------
 def _u29(r: _Reader) -> int:
     value = 0
     for i in range(4):
@@ -268,15 +273,6 @@ def _amf3_object(r: _Reader, depth: int) -> dict:
                 break
             obj[key] = _amf3_value(r, depth + 1)
     return obj
-
-
-def decode_amf3(data: bytes | memoryview) -> list[Any]:
-    """Every AMF3 value in ``data``, in order."""
-    r = _Reader(data)
-    values = []
-    while r.pos < len(r.data):
-        values.append(_amf3_value(r))
-    return values
 
 
 # -- AMF0 encoding ---------------------------------------------------------------------
