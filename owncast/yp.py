@@ -22,9 +22,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from twisted.application.internet import TimerService
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+
+from owncast.runtime.timers import GuardedTimerService
 
 _log = Logger()
 
@@ -46,7 +47,7 @@ def public_url(url: str) -> bool:
         return "." in host and host != "localhost" and not host.endswith(".localhost")
 
 
-class DirectoryPinger(TimerService):
+class DirectoryPinger(GuardedTimerService):
     """``settings`` is the live ``Settings``; ``save(values)`` stores settings (async);
     ``online()`` tells whether a broadcast is live; ``post(url, body, timeout)`` sends
     JSON and returns a Deferred of ``(status, body bytes)``."""
@@ -66,8 +67,7 @@ class DirectoryPinger(TimerService):
         self._save = save
         self._online = online
         self._post = post
-        super().__init__(CHECK_INTERVAL, self.check)
-        self.clock = clock
+        super().__init__(CHECK_INTERVAL, self.check, clock, _log, "A directory check")
         self.ping_url = directory.rstrip("/") + "/api/ping"
         self._last_state: tuple | None = None
         self._last_ping = -1e18

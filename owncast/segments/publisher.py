@@ -20,11 +20,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from twisted.application.internet import TimerService
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from owncast.http.hls import SEGMENT_CACHE, SEGMENT_TYPE
+from owncast.runtime.timers import GuardedTimerService
 
 _log = Logger()
 
@@ -67,7 +67,7 @@ def _read(path: str) -> bytes | None:
         return None
 
 
-class SegmentPublisher(TimerService):
+class SegmentPublisher(GuardedTimerService):
     """``config()`` is the current ``s3`` setting; ``make_storage(config)`` an
     ``ISegmentStorage`` for it; ``changed(name)`` is told a variant playlist (``b"0/
     stream.m3u8"``) must be rewritten again; ``blocking`` runs file work in a thread."""
@@ -87,8 +87,7 @@ class SegmentPublisher(TimerService):
         self._config = config
         self._make_storage = make_storage
         self._blocking = blocking
-        super().__init__(SCAN_INTERVAL, self._tick)
-        self.clock = clock
+        super().__init__(SCAN_INTERVAL, self.scan, clock, _log, "A segment storage scan")
         self._changed = changed
         self.storage: Any = None
         self._active: dict | None = None
@@ -99,11 +98,6 @@ class SegmentPublisher(TimerService):
         self._generation = 0
         self._logged_at = -1e18
         self.failures = 0
-
-    def _tick(self) -> Deferred:
-        d = Deferred.fromCoroutine(self.scan())
-        d.addErrback(lambda f: _log.failure("A segment storage scan failed", f))
-        return d
 
     # -- players -------------------------------------------------------------------------
     def rewrite(self, name: bytes, body: bytes) -> bytes:

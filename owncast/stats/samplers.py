@@ -1,7 +1,7 @@
 """Periodic samples of CPU, memory, disk and viewers, kept 24 h in the store.
 
-Each sampler is a ``TimerService`` whose callable logs its own errors: a periodic
-call that raised would stop its loop for good.
+Each sampler is a ``GuardedTimerService``: a sample that fails is logged and the next
+one is taken on time.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import psutil
-from twisted.application.internet import TimerService
-from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+
+from owncast.runtime.timers import GuardedTimerService
 
 SAMPLE_INTERVAL = 60.0
 KEEP_SECONDS = 24 * 3600
@@ -29,15 +29,9 @@ def read_hardware(disk_path: str) -> dict[str, float]:
     }
 
 
-class _Sampler(TimerService):
+class _Sampler(GuardedTimerService):
     def __init__(self, interval: float, clock: Any):
-        super().__init__(interval, self._tick)
-        self.clock = clock
-
-    def _tick(self) -> Deferred:
-        d = Deferred.fromCoroutine(self.sample())
-        d.addErrback(lambda f: _log.failure("{name} sampling failed", f, name=self.name))
-        return d
+        super().__init__(interval, self.sample, clock, _log, f"{self.name} sampling")
 
     async def sample(self) -> None:
         raise NotImplementedError
