@@ -13,6 +13,7 @@ from zope.interface.verify import verifyObject
 from owncast.chat.bus import LocalChatBus
 from owncast.interfaces import IChatBus
 from owncast.store.redisbus import RedisChatBus
+from owncast.store.redisconfig import RedisConfig
 from tests.test_store_redis import HOST, PORT
 
 
@@ -85,7 +86,8 @@ class RedisChatBusTests(ChatBusContract, unittest.TestCase):
         self.prefix = f"owncast-test:{uuid.uuid4().hex}:"
 
     async def node(self, prefix: str | None = None):
-        bus = RedisChatBus(reactor, HOST, int(PORT), key_prefix=prefix or self.prefix)
+        config = RedisConfig(HOST, int(PORT), key_prefix=prefix or self.prefix)
+        bus = RedisChatBus(reactor, config)
         await bus.start()
         self.addCleanup(bus.stop)
         return bus
@@ -120,6 +122,6 @@ class RedisChatBusTests(ChatBusContract, unittest.TestCase):
         self.assertEqual(got[0], {"id": "again"})
 
     async def test_start_fails_loudly_without_redis(self):
-        bus = RedisChatBus(reactor, "127.0.0.1", 1, connect_timeout=0.5)
+        bus = RedisChatBus(reactor, RedisConfig("127.0.0.1", 1, connect_timeout=0.5))
         with self.assertRaises(ConnectionError):
             await bus.start()

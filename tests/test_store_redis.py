@@ -17,6 +17,7 @@ from zope.interface.verify import verifyObject
 
 from owncast.interfaces import IStore
 from owncast.store.redis import DuplicateRecordError, RedisStore, RedisUnavailableError
+from owncast.store.redisconfig import RedisConfig
 from tests.test_store import StoreContract
 
 HOST, _, PORT = os.environ.get("OWNCAST_TEST_REDIS", "127.0.0.1:6379").rpartition(":")
@@ -48,13 +49,9 @@ class RedisCase(unittest.TestCase):
 
     async def new_store(self, prefix: str | None = None) -> RedisStore:
         """A started store on the test prefix (or ``prefix``), stopped in cleanup."""
-        store = RedisStore(
-            _reactor(),
-            host=HOST,
-            port=int(PORT),
-            key_prefix=self.prefix if prefix is None else prefix,
-            connect_timeout=5.0,
-        )
+        prefix = self.prefix if prefix is None else prefix
+        config = RedisConfig(HOST, int(PORT), key_prefix=prefix, connect_timeout=5.0)
+        store = RedisStore(_reactor(), config)
         await store.start()
         self.addCleanup(store.stop)
         return store
@@ -234,20 +231,35 @@ class RedisOnlyTests(RedisCase):
 
     async def test_provides_interface_before_start(self):
         """The class itself provides IStore, not only a started instance."""
-        self.assertTrue(verifyObject(IStore, RedisStore(_reactor(), key_prefix=self.prefix)))
+        self.assertTrue(
+            verifyObject(IStore, RedisStore(_reactor(), RedisConfig(key_prefix=self.prefix)))
+        )
 
     async def test_unreachable_redis_fails_start(self):
         """start() fails with RedisUnavailableError instead of waiting forever."""
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        store = RedisStore(_reactor(), host="127.0.0.1", port=port, connect_timeout=0.5)
+        store = RedisStore(_reactor(), RedisConfig("127.0.0.1", port, connect_timeout=0.5))
         with self.assertRaises(RedisUnavailableError):
             await store.start()
         await store.stop()
 
     async def test_calls_before_start_fail(self):
         """A store that was never started says so instead of hanging."""
-        store = RedisStore(_reactor(), key_prefix=self.prefix)
+        store = RedisStore(_reactor(), RedisConfig(key_prefix=self.prefix))
         with self.assertRaises(RuntimeError):
             await store.get_settings()
+
+
+class RedisConfigTests(unittest.TestCase):
+    def test_from_url(self):
+        """What ``--redis`` takes: the store and the chat bus get the same address."""
+        self.assertEqual(
+            RedisConfig.from_url("redis://:pw@cache:6380/2"),
+            RedisConfig(host="cache", port=6380, dbid=2, password="pw"),
+        )
+        self.assertEqual(RedisConfig.from_url("127.0.0.1"), RedisConfig(dbid=0))
+        self.assertEqual(RedisConfig.from_url("cache:6380").address, "cache:6380")
+        for bad in ("http://x", "redis://h/notanumber", "redis://h:port/0", "redis:///0"):
+            self.assertRaises(ValueError, RedisConfig.from_url, bad)

@@ -49,10 +49,11 @@ from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from owncast.interfaces import IStore
+from owncast.store.redisconfig import RedisConfig
 
 
-class RedisUnavailableError(Exception):
-    """Redis could not be reached when the store started."""
+class RedisUnavailableError(ConnectionError):
+    """Redis could not be reached when the store or the chat bus started."""
 
 
 class DuplicateRecordError(ValueError):
@@ -202,33 +203,58 @@ def _duplicates(error: txredisapi.ResponseError) -> bool:
     return str(error).startswith("DUPLICATE")
 
 
+async def connect(
+    config: RedisConfig,
+    reactor: IReactorTime,
+    *,
+    poolsize: int = 1,
+    reply_timeout: float | None = None,
+) -> Any:
+    """A txredisapi connection pool to ``config``'s server that has answered ``PING``.
+
+    txredisapi would wait for Redis for ever; this gives up after ``connect_timeout``
+    (``reactor`` times it), closes the pool and raises ``RedisUnavailableError``.
+    """
+    redis = txredisapi.lazyConnectionPool(
+        host=config.host,
+        port=config.port,
+        dbid=config.dbid,
+        poolsize=poolsize,
+        password=config.password,
+        connectTimeout=config.connect_timeout,
+        replyTimeout=reply_timeout,
+        convertNumbers=False,
+    )
+    try:
+        await redis.ping().addTimeout(config.connect_timeout, reactor)
+    except Exception as e:
+        await redis.disconnect()
+        why = "no connection" if isinstance(e, defer.TimeoutError) else repr(e)
+        raise RedisUnavailableError(
+            f"could not reach Redis at {config.address} within {config.connect_timeout}s: {why}"
+        ) from e
+    return redis
+
+
 @implementer(IStore)
 class RedisStore:
     """``IStore`` on Redis through a txredisapi connection pool opened by ``start``.
 
-    ``reactor`` times the connection attempt; ``key_prefix`` namespaces every key.
+    ``reactor`` times the connection attempt; ``config.key_prefix`` namespaces every key.
     """
 
     def __init__(
         self,
         reactor: IReactorTime,
-        host: str = "127.0.0.1",
-        port: int = 6379,
-        dbid: int | None = None,
-        key_prefix: str = "owncast:",
-        password: str | None = None,
+        config: RedisConfig | None = None,
+        *,
         poolsize: int = 4,
-        connect_timeout: float = 10.0,
         reply_timeout: float | None = 30.0,
     ):
         self._reactor = reactor
-        self._host = host
-        self._port = port
-        self._dbid = dbid
-        self._prefix = key_prefix
-        self._password = password
+        self._config = config or RedisConfig()
+        self._prefix = self._config.key_prefix
         self._poolsize = poolsize
-        self._connect_timeout = connect_timeout
         self._reply_timeout = reply_timeout
         self._redis: Any = None
 
@@ -244,26 +270,12 @@ class RedisStore:
     # -- lifecycle ---------------------------------------------------------------------
     @_as_deferred
     async def start(self) -> None:
-        redis = txredisapi.lazyConnectionPool(
-            host=self._host,
-            port=self._port,
-            dbid=self._dbid,
+        self._redis = await connect(
+            self._config,
+            self._reactor,
             poolsize=self._poolsize,
-            password=self._password,
-            connectTimeout=self._connect_timeout,
-            replyTimeout=self._reply_timeout,
-            convertNumbers=False,
+            reply_timeout=self._reply_timeout,
         )
-        try:
-            await redis.ping().addTimeout(self._connect_timeout, self._reactor)
-        except Exception as e:
-            await redis.disconnect()
-            why = "no connection" if isinstance(e, defer.TimeoutError) else repr(e)
-            raise RedisUnavailableError(
-                f"could not reach Redis at {self._host}:{self._port} "
-                f"within {self._connect_timeout}s: {why}"
-            ) from e
-        self._redis = redis
 
     @_as_deferred
     async def stop(self) -> None:

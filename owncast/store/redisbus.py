@@ -24,6 +24,8 @@ from zope.interface import implementer
 
 from owncast.chat.bus import Listener, deliver
 from owncast.interfaces import IChatBus
+from owncast.store.redis import RedisUnavailableError, connect
+from owncast.store.redisconfig import RedisConfig
 
 _log = Logger()
 
@@ -62,20 +64,10 @@ class RedisChatBus:
     not per database, so the name carries the database as well as the prefix: the
     deployments that the store keeps apart hear only their own chat."""
 
-    def __init__(
-        self,
-        reactor: Any,
-        host: str = "127.0.0.1",
-        port: int = 6379,
-        dbid: int | None = None,
-        password: str | None = None,
-        key_prefix: str = "owncast:",
-        connect_timeout: float = 10.0,
-    ):
+    def __init__(self, reactor: Any, config: RedisConfig | None = None):
         self._reactor = reactor
-        self._host, self._port, self._dbid, self._password = host, port, dbid, password
-        self._timeout = connect_timeout
-        self.channel = f"{key_prefix}chat:db{dbid or 0}"
+        self._config = config = config or RedisConfig()
+        self.channel = f"{config.key_prefix}chat:db{config.dbid or 0}"
         self._listeners: list[Listener] = []
         self._publisher: Any = None
         self._subscriber: _SubscriberFactory | None = None
@@ -84,24 +76,18 @@ class RedisChatBus:
         return Deferred.fromCoroutine(self._start())
 
     async def _start(self) -> None:
-        self._publisher = txredisapi.lazyConnection(
-            host=self._host,
-            port=self._port,
-            dbid=self._dbid,
-            password=self._password,
-            connectTimeout=self._timeout,
-            convertNumbers=False,
-        )
-        factory = self._subscriber = _SubscriberFactory(self, self._password)
-        factory.startConnecting(txredisapi._makeEndpoint(self._host, self._port, self._timeout))
+        config = self._config
+        self._publisher = await connect(config, self._reactor)
+        factory = self._subscriber = _SubscriberFactory(self, config.password)
+        timeout = config.connect_timeout
+        factory.startConnecting(txredisapi._makeEndpoint(config.host, config.port, timeout))
         try:
-            await self._publisher.ping().addTimeout(self._timeout, self._reactor)
-            await factory.subscribed.addTimeout(self._timeout, self._reactor)
+            await factory.subscribed.addTimeout(timeout, self._reactor)
         except Exception as e:
             await self.stop()
             why = "no connection" if isinstance(e, defer.TimeoutError) else repr(e)
-            raise ConnectionError(
-                f"chat bus: could not reach Redis at {self._host}:{self._port}: {why}"
+            raise RedisUnavailableError(
+                f"chat bus: could not subscribe on Redis at {config.address}: {why}"
             ) from e
 
     def stop(self) -> Deferred:
