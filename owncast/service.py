@@ -1,21 +1,41 @@
-"""The daemon's top service: opens storage, loads settings, then starts its children in order.
+"""The service tree of ``twistd owncast``, built whole from constructors before it starts.
 
-Order matters and is explicit in ``_start``: storage first (everything reads it), then
-settings and tokens, then the web listener, then the periodic samplers.
+``build`` makes every object and attaches every child; nothing opens a file, a socket, a
+database or a process until the tree starts, and nothing is attached or patched later.
+The children start one after the other, each once the one before is up
+(``OrderedMultiService``), and stop in reverse:
+
+==================  ===================================================================
+``self-test``       the private Twisted/Autobahn internals we rely on are still there
+``datadir``         the data directory and the log file, before anything logs to them
+``store``           settings, tokens, webhooks, chat and stats: everything reads it
+``chat-bus``        carries chat to every node's sockets (in-process, or Redis)
+``settings``        stored settings, tokens and webhooks read into memory; a stream key
+                    generated on first start. Everything below may read settings.
+``transcoder``      ffmpeg; starts before the ingest, so on shutdown the ingest stops first
+``chat``            the chat sockets' keepalive sweeps
+``web``             HTTP: pages, API, chat websocket, HLS (``--listen`` or the port setting)
+``rtmp``            RTMP ingest (``--rtmplisten`` or the port setting)
+``segment-publisher``  copies finished segments to S3-compatible storage when enabled
+``directory``       pings the Owncast directory while listing is on
+``hardware-stats``, ``viewer-stats``  samples for the admin charts
+``shared-state``    with a shared store only: reloads what other nodes changed
+``ready``           logs that the daemon is up and settles the heap
+==================  ===================================================================
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
-from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import FileLogObserver, Logger, formatEventAsClassicLogText, globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.python.logfile import DailyLogFile
 
 from owncast.api.context import AppContext
@@ -26,15 +46,21 @@ from owncast.core import events
 from owncast.core.broadcast import Broadcasts
 from owncast.core.chat import ChatHub
 from owncast.core.events import EventBus
+from owncast.core.samples import StatsHistory
 from owncast.core.settings import Settings, generate_stream_key
 from owncast.core.stream import StreamState
 from owncast.core.throttle import AuthThrottle
 from owncast.core.tokens import TokenRegistry
 from owncast.core.viewers import Viewers
-from owncast.core.webhooks import WebhookDispatcher, treq_poster
-from owncast.http.site import WEB_ROOT, build_site
+from owncast.core.webhooks import WebhookDispatcher, WebhookRegistry
+from owncast.http.client import JsonClient
+from owncast.http.hls import PlaylistCache
+from owncast.http.site import WEB_ROOT, build_site, hls_resource
+from owncast.interfaces import IChatBus, IStore
 from owncast.rtmp.session import RtmpFactory
+from owncast.runtime import compat
 from owncast.runtime.heap import settle_heap
+from owncast.runtime.services import ListenerService, OrderedMultiService, StartStopService
 from owncast.segments.publisher import SegmentPublisher
 from owncast.segments.s3 import S3SegmentStorage
 from owncast.stats.logbuffer import LogBuffer
@@ -43,174 +69,130 @@ from owncast.store.sqlite import SqliteStore
 from owncast.store.sync import SharedStateRefresher
 from owncast.transcode.probe import FfmpegProbe, bundled_ffmpeg
 from owncast.transcode.process import Transcoder, config_from_context
-from owncast.yp import DEFAULT_DIRECTORY, DirectoryPinger, treq_json_poster
+from owncast.yp import DEFAULT_DIRECTORY, DirectoryPinger
 
 _log = Logger()
 
+#: Sub-directories of the data dir, made when the daemon starts.
+DATADIR_LAYOUT = ("", "logs", "emoji", "logo", "hls")
 
-class OwncastService(MultiService):
-    def __init__(
-        self,
-        reactor: Any,
-        datadir: Path,
-        overrides: dict | None = None,
-        ffmpeg_option: str | None = None,
-        webroot: Path = WEB_ROOT,
-        log_publisher: Any = globalLogPublisher,
-        store: Any = None,
-        chat_bus: Any = None,
-        directory_url: str | None = None,
-    ):
+
+@dataclass
+class Config:
+    """What ``twistd owncast`` was told (``owncast.tap.Options``, after the config file)."""
+
+    datadir: Path
+    #: settings that win over stored ones for this run (``--webserverport``, ``--streamkey``)
+    overrides: dict
+    #: endpoint descriptions; None: ``tcp:<port setting>``
+    listen: str | None = None
+    rtmp_listen: str | None = None
+    ffmpeg: str | None = None
+    directory_url: str = DEFAULT_DIRECTORY
+    webroot: Path = WEB_ROOT
+
+
+class OwncastService(OrderedMultiService):
+    """The root of the tree; ``ready`` fires once every child has started."""
+
+    def __init__(self, reactor: Any, ctx: AppContext, chat: ChatServer, store: IStore):
         super().__init__()
         self.reactor = reactor
-        self.datadir = datadir
-        self.overrides = dict(overrides or {})
-        self.ffmpeg_option = ffmpeg_option
-        self.webroot = webroot
-        self.log_publisher = log_publisher
-        self.logs = LogBuffer()
-        self.store = store or SqliteStore(str(datadir / "owncast.db"), reactor=reactor)
-        self.chat_bus = chat_bus or LocalChatBus()
-        self.directory_url = directory_url or DEFAULT_DIRECTORY
-        self.ctx: AppContext | None = None
-        self.chat: ChatServer | None = None
+        self.ctx = ctx
+        self.chat = chat
+        self.store = store
         self.ready: Deferred | None = None
-        self._file_observer: FileLogObserver | None = None
 
-    def _blocking(self, fn, *args):
-        return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), fn, *args)
-
-    def startService(self) -> None:
-        super().startService()
-        self.log_publisher.addObserver(self.logs)
-        self.ready = Deferred.fromCoroutine(self._start())
+    def startService(self) -> Deferred:  # type: ignore[override]
+        self.ready = super().startService()
         self.ready.addErrback(self._failed)
+        return self.ready
 
-    def _failed(self, failure: Any) -> None:
+    def _failed(self, failure: Failure) -> None:
         _log.failure("owncast could not start", failure)
         if self.reactor.running:
             self.reactor.stop()
 
-    async def _start(self) -> None:
-        reactor = self.reactor
-        await self._blocking(self._prepare_datadir)
-        logfile = await self._blocking(DailyLogFile, "owncast.log", str(self.datadir / "logs"))
-        self._file_observer = FileLogObserver(logfile, formatEventAsClassicLogText)
-        self.log_publisher.addObserver(self._file_observer)
+    def stopService(self) -> Deferred:  # type: ignore[override]
+        return Deferred.fromCoroutine(self._stop())
 
-        await self.store.start()
-        await self.chat_bus.start()
-        settings = Settings(await self.store.get_settings(), self.overrides)
-        if not settings["streamKey"]:
+    async def _stop(self) -> None:
+        if self.ready is not None and not self.ready.called:
+            await self.ready
+        await super().stopService()
+
+
+class DataDir:
+    """The data directory, the daily log file in it, and the in-memory log ring."""
+
+    def __init__(
+        self, datadir: Path, blocking: Callable[..., Deferred], logs: LogBuffer, publisher: Any
+    ):
+        self._datadir = datadir
+        self._blocking = blocking
+        self._logs = logs
+        self._publisher = publisher
+        self._file_observer: FileLogObserver | None = None
+
+    async def open(self) -> None:
+        self._publisher.addObserver(self._logs)
+        await self._blocking(self._prepare)
+        logfile = await self._blocking(DailyLogFile, "owncast.log", str(self._datadir / "logs"))
+        self._file_observer = FileLogObserver(logfile, formatEventAsClassicLogText)
+        self._publisher.addObserver(self._file_observer)
+
+    def _prepare(self) -> None:
+        for sub in DATADIR_LAYOUT:
+            (self._datadir / sub).mkdir(parents=True, exist_ok=True)
+
+    def close(self) -> None:
+        self._publisher.removeObserver(self._logs)
+        if self._file_observer is not None:
+            self._publisher.removeObserver(self._file_observer)
+            self._file_observer = None
+
+
+class StoredState:
+    """Reads what the store keeps into the domain objects, and saves the peaks at exit.
+
+    The one child that later children wait for: once it has started, settings, tokens,
+    webhooks and the last broadcast's times are in memory.
+    """
+
+    def __init__(self, ctx: AppContext):
+        self._ctx = ctx
+
+    async def load(self) -> None:
+        ctx = self._ctx
+        ctx.settings.reload(await ctx.store.get_settings())
+        if not ctx.settings["streamKey"]:
             key = generate_stream_key()
-            await self.store.set_settings({"streamKey": key})
-            settings.update({"streamKey": key})
+            await ctx.save({"streamKey": key})
             _log.info(
                 "Generated a stream key (also the admin password for user 'admin'): {key}",
                 key=key,
             )
-        tokens = TokenRegistry(self.store)
-        tokens.load(await self.store.list_tokens())
+        ctx.stream.restore(ctx.settings)
+        ctx.viewers.overall_max = ctx.settings["overallMaxViewerCount"]
+        ctx.tokens.load(await ctx.store.list_tokens())
+        await ctx.webhooks.reload()
 
-        stream = StreamState(reactor.seconds, settings)
-        viewers = Viewers(reactor.seconds, overall_max=settings["overallMaxViewerCount"])
-        bus = EventBus()
-        hub = ChatHub(
-            self.store, reactor.seconds, lambda: settings["name"], events=bus, bus=self.chat_bus
-        )
-        webhooks = WebhookDispatcher(self.store, reactor, treq_poster(reactor))
-        await webhooks.reload()
-        bus.subscribe(webhooks)
-        ctx = self.ctx = AppContext(
-            reactor=reactor,
-            store=self.store,
-            settings=settings,
-            tokens=tokens,
-            stream=stream,
-            viewers=viewers,
-            chat=hub,
-            events=bus,
-            logs=self.logs,
-            probe=FfmpegProbe(reactor),
-            throttle=AuthThrottle(reactor.seconds),
-            datadir=self.datadir,
-            webroot=self.webroot,
-            ffmpeg_option=self.ffmpeg_option,
-            ffmpeg_default=bundled_ffmpeg,
-            blocking=self._blocking,
-            webhooks=webhooks,
-        )
-        stream.listeners.append(self._stream_changed)
+    async def save(self) -> None:
+        await self._ctx.save({"overallMaxViewerCount": self._ctx.viewers.overall_max})
 
-        # The transcoder starts before the ingest, so on shutdown the ingest stops first.
-        transcoder = Transcoder(
-            reactor, config_from_context(ctx), self.datadir / "hls", blocking=self._blocking
-        )
-        transcoder.setServiceParent(self)
-        ctx.transcoder = transcoder
 
-        chat = self.chat = ChatServer(hub, viewers, reactor, lambda: settings["serverUrl"])
-        chat.setServiceParent(self)
-        port = settings["webServerPort"]
-        websocket = WebSocketResource(ChatFactory(chat))
-        site = build_site(ctx, self.webroot, websocket)
-        web = StreamServerEndpointService(
-            serverFromString(reactor, f"tcp:{port}:backlog=1024"), site
-        )
-        web.setName("web")
-        web._raiseSynchronously = True
-        web.setServiceParent(self)
-        _log.info("Web server running on port: {port}", port=port)
+class StreamLifecycle:
+    """What follows a broadcast starting or stopping: viewer counts, saved times, events."""
 
-        rtmp_port = settings["rtmpServerPort"]
-        self.broadcasts = Broadcasts(stream, lambda: settings["streamKey"], transcoder)
-        rtmp = StreamServerEndpointService(
-            serverFromString(reactor, f"tcp:{rtmp_port}"), RtmpFactory(self.broadcasts, reactor)
-        )
-        rtmp.setName("rtmp")
-        rtmp._raiseSynchronously = True
-        rtmp.setServiceParent(self)
-        _log.info("RTMP server is listening for incoming stream on port: {port}", port=rtmp_port)
+    def __init__(self, ctx: AppContext, chat: ChatServer):
+        self._ctx = ctx
+        self._chat = chat
 
-        publisher = SegmentPublisher(
-            self.datadir / "hls",
-            lambda: settings["s3"],
-            lambda config: S3SegmentStorage(config, reactor),
-            self._blocking,
-            reactor,
-            site.hls.forget,
-        )
-        site.hls.rewrite = publisher.rewrite
-        publisher.setServiceParent(self)
-
-        DirectoryPinger(
-            settings,
-            ctx.save,
-            lambda: stream.online,
-            treq_json_poster(reactor),
-            reactor,
-            self.directory_url,
-        ).setServiceParent(self)
-
-        for sampler in (
-            HardwareSampler(self.store, reactor, self._blocking, str(self.datadir)),
-            ViewerSampler(self.store, reactor, viewers),
-        ):
-            sampler.setServiceParent(self)
-        if not isinstance(self.store, SqliteStore):
-            SharedStateRefresher(ctx).setServiceParent(self)
-        _log.info("owncast ready; data in {datadir}", datadir=str(self.datadir.resolve()))
-        settle_heap()
-
-    def _prepare_datadir(self) -> None:
-        for sub in ("", "logs", "emoji", "logo", "hls"):
-            (self.datadir / sub).mkdir(parents=True, exist_ok=True)
-
-    def _stream_changed(self, event: str, stream: StreamState) -> None:
-        ctx = self.ctx
+    def __call__(self, event: str, stream: StreamState) -> None:
+        ctx = self._ctx
         if event == events.STREAM_STARTED:
             ctx.viewers.stream_started()
-            self.chat.count_viewers()  # people already in chat are watching now
+            self._chat.count_viewers()  # people already in chat are watching now
         else:
             ctx.viewers.stream_stopped()
         d = Deferred.fromCoroutine(
@@ -223,19 +205,114 @@ class OwncastService(MultiService):
             )
         )
         d.addErrback(lambda f: _log.failure("could not save stream times", f))
-        ctx.events.emit(event, events.stream_event(ctx.settings, self.reactor.seconds()))
+        ctx.events.emit(event, events.stream_event(ctx.settings, ctx.now()))
 
-    async def _stop(self) -> None:
-        if self.ready is not None and not self.ready.called:
-            await self.ready
-        await super().stopService()
-        if self.ctx is not None:
-            await self.ctx.save({"overallMaxViewerCount": self.ctx.viewers.overall_max})
-        await self.chat_bus.stop()
-        await self.store.stop()
-        self.log_publisher.removeObserver(self.logs)
-        if self._file_observer is not None:
-            self.log_publisher.removeObserver(self._file_observer)
 
-    def stopService(self) -> Deferred:
-        return Deferred.fromCoroutine(self._stop())
+def _announce_ready(datadir: Path) -> None:
+    _log.info("owncast ready; data in {datadir}", datadir=str(datadir.resolve()))
+    settle_heap()
+
+
+def build(
+    reactor: Any,
+    config: Config,
+    store: IStore | None = None,
+    chat_bus: IChatBus | None = None,
+    log_publisher: Any = globalLogPublisher,
+    shared: bool = False,
+) -> OwncastService:
+    """The whole tree. ``store`` and ``chat_bus`` default to SQLite in the data dir and
+    the in-process bus; ``shared`` says other nodes use the same store (``--redis``)."""
+    datadir = config.datadir
+    store = store if store is not None else SqliteStore(str(datadir / "owncast.db"), reactor)
+    chat_bus = chat_bus if chat_bus is not None else LocalChatBus()
+
+    def blocking(fn: Callable[..., Any], *args: Any) -> Deferred:
+        return deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
+
+    settings = Settings({}, config.overrides)
+    bus = EventBus()
+    viewers = Viewers(reactor.seconds)
+    webhooks = WebhookRegistry(store)
+    ctx = AppContext(
+        reactor=reactor,
+        store=store,
+        settings=settings,
+        tokens=TokenRegistry(store),
+        webhooks=webhooks,
+        stream=StreamState(reactor.seconds),
+        viewers=viewers,
+        chat=ChatHub(store, reactor.seconds, lambda: settings["name"], events=bus, bus=chat_bus),
+        events=bus,
+        logs=LogBuffer(),
+        history=StatsHistory(store, reactor.seconds),
+        probe=FfmpegProbe(reactor),
+        throttle=AuthThrottle(reactor.seconds),
+        datadir=datadir,
+        webroot=config.webroot,
+        blocking=blocking,
+        ffmpeg_option=config.ffmpeg,
+        ffmpeg_default=bundled_ffmpeg,
+    )
+    client = JsonClient(reactor)
+    bus.subscribe(WebhookDispatcher(webhooks, reactor, client.status_poster()))
+
+    hls_dir = datadir / "hls"
+    transcoder = Transcoder(reactor, config_from_context(ctx), hls_dir, blocking=blocking)
+    chat = ChatServer(ctx.chat, viewers, reactor, lambda: settings["serverUrl"])
+    ctx.stream.listeners.append(StreamLifecycle(ctx, chat))
+
+    playlists = PlaylistCache(hls_dir)
+    publisher = SegmentPublisher(
+        hls_dir,
+        lambda: settings["s3"],
+        lambda s3: S3SegmentStorage(s3, reactor),
+        blocking,
+        reactor,
+        playlists.forget,
+    )
+    site = build_site(
+        ctx,
+        config.webroot,
+        WebSocketResource(ChatFactory(chat)),
+        hls_resource(ctx, publisher.rewrite, playlists),
+    )
+    broadcasts = Broadcasts(ctx.stream, lambda: settings["streamKey"], transcoder)
+
+    def web_endpoint() -> str:
+        return config.listen or f"tcp:{settings['webServerPort']}:backlog=1024"
+
+    def rtmp_endpoint() -> str:
+        return config.rtmp_listen or f"tcp:{settings['rtmpServerPort']}"
+
+    files = DataDir(datadir, blocking, ctx.logs, log_publisher)
+    state = StoredState(ctx)
+    root = OwncastService(reactor, ctx, chat, store)
+    children = [
+        StartStopService("self-test", compat.self_test),
+        StartStopService("datadir", files.open, files.close),
+        StartStopService("store", store.start, store.stop),
+        StartStopService("chat-bus", chat_bus.start, chat_bus.stop),
+        StartStopService("settings", state.load, state.save),
+        transcoder,
+        chat,
+        ListenerService("web", reactor, web_endpoint, site, "Web server"),
+        ListenerService("rtmp", reactor, rtmp_endpoint, RtmpFactory(broadcasts, reactor), "RTMP"),
+        publisher,
+        DirectoryPinger(
+            settings,
+            ctx.save,
+            lambda: ctx.stream.online,
+            client.timed_poster(),
+            reactor,
+            config.directory_url,
+        ),
+        HardwareSampler(store, reactor, blocking, str(datadir)),
+        ViewerSampler(store, reactor, viewers),
+    ]
+    if shared:
+        children.append(SharedStateRefresher(ctx))
+    children.append(StartStopService("ready", lambda: _announce_ready(datadir)))
+    for child in children:
+        child.setServiceParent(root)
+    return root

@@ -1,4 +1,5 @@
-"""``twistd owncast`` options and ``makeService``: wiring only, no I/O until the service starts."""
+"""``twistd owncast`` options and ``makeService``: the tree is built (``owncast.service``),
+nothing is opened until it starts."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 
 from twisted.python import usage
 
-from owncast.service import OwncastService
+from owncast.service import Config, OwncastService, build
+from owncast.store.redisconfig import RedisConfig
+from owncast.yp import DEFAULT_DIRECTORY
 
 #: option -> (default, converter); defaults apply after the config file is read.
 _OPTIONS: dict[str, tuple[Any, Any]] = {
@@ -19,6 +22,8 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {
     "ffmpeg": (None, str),
     "redis": (None, str),
     "directoryurl": (None, str),
+    "listen": (None, str),
+    "rtmplisten": (None, str),
 }
 
 
@@ -49,6 +54,20 @@ class Options(usage.Options):
             None,
             "The Owncast directory to ping while listing is on. [https://directory.owncast.online]",
         ],
+        [
+            "listen",
+            None,
+            None,
+            "Endpoint for HTTP, e.g. tcp:8080:interface=127.0.0.1 or "
+            "systemd:domain=INET:index=0 (wins over --webserverport).",
+        ],
+        [
+            "rtmplisten",
+            None,
+            None,
+            "Endpoint for RTMP, e.g. tcp:1935 or systemd:domain=INET:index=1 "
+            "(wins over --rtmpport).",
+        ],
         ["config", None, None, "An INI file with an [owncast] section of these options."],
     ]
 
@@ -74,47 +93,45 @@ class Options(usage.Options):
             if self[key] is None:
                 self[key] = default
         if self["redis"]:
-            redis_address(self["redis"])  # fail now, not at startup
+            redis_config(self["redis"])  # fail now, not at startup
 
 
 def makeService(options: Options, reactor: Any = None) -> OwncastService:
     if reactor is None:
         from twisted.internet import reactor
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if options["webserverport"] is not None:
         overrides["webServerPort"] = options["webserverport"]
     if options["rtmpport"] is not None:
         overrides["rtmpServerPort"] = options["rtmpport"]
     if options["streamkey"]:
         overrides["streamKey"] = options["streamkey"]
-    store = chat_bus = None
-    if options["redis"]:
-        from owncast.store.redis import RedisStore
-        from owncast.store.redisbus import RedisChatBus
-
-        store = RedisStore(reactor, **redis_address(options["redis"]))
-        chat_bus = RedisChatBus(reactor, **redis_address(options["redis"]))
-    return OwncastService(
-        reactor=reactor,
+    config = Config(
         datadir=Path(options["datadir"]),
         overrides=overrides,
-        ffmpeg_option=options["ffmpeg"],
-        store=store,
-        chat_bus=chat_bus,
-        directory_url=options["directoryurl"],
+        listen=options["listen"],
+        rtmp_listen=options["rtmplisten"],
+        ffmpeg=options["ffmpeg"],
+        directory_url=options["directoryurl"] or DEFAULT_DIRECTORY,
+    )
+    if not options["redis"]:
+        return build(reactor, config)
+    from owncast.store.redis import RedisStore
+    from owncast.store.redisbus import RedisChatBus
+
+    redis = redis_config(options["redis"])
+    return build(
+        reactor,
+        config,
+        store=RedisStore(reactor, redis),
+        chat_bus=RedisChatBus(reactor, redis),
+        shared=True,
     )
 
 
-def redis_address(url: str) -> dict:
-    """``redis://[:password@]host[:port][/db]`` as RedisStore arguments."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url if "://" in url else "redis://" + url)
-    if parts.scheme != "redis" or not parts.hostname:
-        raise usage.UsageError(f"--redis must look like redis://host:port/db, not {url!r}")
+def redis_config(url: str) -> RedisConfig:
+    """``--redis``: a ``RedisConfig``, or a usage error that says what is wrong."""
     try:
-        port = parts.port or 6379
-        db = int(parts.path.strip("/") or 0)
+        return RedisConfig.from_url(url)
     except ValueError as e:
-        raise usage.UsageError(f"--redis {url!r}: {e}") from e
-    return {"host": parts.hostname, "port": port, "dbid": db, "password": parts.password}
+        raise usage.UsageError(f"--redis {e}") from e

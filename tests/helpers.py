@@ -7,16 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from treq.testing import StubTreq
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from owncast.api.context import AppContext
+from owncast.chat.bus import LocalChatBus
 from owncast.core.chat import ChatHub
 from owncast.core.events import EventBus
+from owncast.core.samples import StatsHistory
 from owncast.core.settings import Settings
 from owncast.core.stream import StreamState
 from owncast.core.throttle import AuthThrottle
 from owncast.core.tokens import TokenRegistry
 from owncast.core.viewers import Viewers
+from owncast.core.webhooks import WebhookRegistry
 from owncast.http.site import WEB_ROOT, build_root
 from owncast.stats.logbuffer import LogBuffer
 from owncast.store.sqlite import SqliteStore, inline_runner
@@ -66,16 +70,20 @@ def make_context(
     settings = Settings(result_of(store.get_settings()), overrides)
     tokens = TokenRegistry(store)
     tokens.load(result_of(store.list_tokens()))
+    webhooks = WebhookRegistry(store)
+    result_of(Deferred.fromCoroutine(webhooks.reload()))
     return AppContext(
         reactor=clock,
         store=store,
         settings=settings,
         tokens=tokens,
+        webhooks=webhooks,
         stream=StreamState(clock.seconds, settings),
         viewers=Viewers(clock.seconds),
-        chat=ChatHub(store, clock.seconds, lambda: settings["name"]),
+        chat=ChatHub(store, clock.seconds, lambda: settings["name"], bus=LocalChatBus()),
         events=EventBus(),
         logs=LogBuffer(),
+        history=StatsHistory(store, clock.seconds),
         probe=FfmpegProbe(reactor) if reactor is not None else None,
         throttle=AuthThrottle(clock.seconds),
         datadir=datadir,

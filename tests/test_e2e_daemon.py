@@ -10,6 +10,7 @@ import base64
 import os
 import re
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -361,6 +362,35 @@ class CommandLineAndConfigFileTests(_E2E):
         self.assertEqual(server["webServerPort"], cli_port)
         with self.assertRaises(ConnectError):
             await http("GET", f"http://127.0.0.1:{file_port}/api/status", timeout=5)
+
+    async def test_listen_endpoints(self):
+        """--listen and --rtmplisten take endpoint descriptions and win over the ports."""
+        web, rtmp = free_port(), free_port()
+        daemon = await start_daemon(
+            self,
+            tmpdir(self),
+            web_port=0,
+            rtmp_port=0,
+            http_port=web,
+            args=["--listen", f"tcp:{web}:interface=127.0.0.1", "--rtmplisten", f"tcp:{rtmp}"],
+        )
+        status = await get_json(daemon, "/api/status")
+        self.assertIn("online", status)
+        self.assertIn(f"(port {rtmp})", daemon.output)
+        await daemon.stop()
+
+    async def test_a_port_in_use_stops_the_daemon_with_a_message(self):
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        self.addCleanup(busy.close)
+        port = busy.getsockname()[1]
+        daemon = Daemon(tmpdir(self), args=["--listen", f"tcp:{port}:interface=127.0.0.1"])
+        self.addCleanup(daemon.stop)
+        with self.assertRaises(DaemonExitedError):
+            await daemon.start()
+        self.assertIn("owncast could not start", daemon.output)
+        self.assertIn("Address already in use", daemon.output)
 
     async def test_bad_config_file_stops_the_daemon_with_a_message(self):
         ini = tmpdir(self)

@@ -84,13 +84,14 @@ class OptionsTests(unittest.TestCase):
 
     def test_redis_option(self):
         from owncast.store.redis import RedisStore
-        from owncast.tap import redis_address
+        from owncast.store.redisconfig import RedisConfig
+        from owncast.tap import redis_config
 
         self.assertEqual(
-            redis_address("redis://:pw@cache:6380/2"),
-            {"host": "cache", "port": 6380, "dbid": 2, "password": "pw"},
+            redis_config("redis://:pw@cache:6380/2"),
+            RedisConfig(host="cache", port=6380, dbid=2, password="pw"),
         )
-        self.assertEqual(redis_address("127.0.0.1")["port"], 6379)
+        self.assertEqual(redis_config("127.0.0.1").port, 6379)
         self.assertRaises(usage.UsageError, self.parse, "--redis", "http://x")
         self.assertRaises(usage.UsageError, self.parse, "--redis", "redis://h/notanumber")
         options = self.parse("--redis", "redis://127.0.0.1:6379/0")
@@ -102,7 +103,52 @@ class OptionsTests(unittest.TestCase):
         options = self.parse(
             "--datadir", str(datadir), "--webserverport", "9999", "--streamkey", "abc123"
         )
-        service = makeService(options, reactor=MemoryReactorClock())
+        reactor = MemoryReactorClock()
+        service = makeService(options, reactor=reactor)
         self.assertIsInstance(service, OwncastService)
-        self.assertEqual(service.overrides, {"webServerPort": 9999, "streamKey": "abc123"})
+        self.assertEqual(service.ctx.settings["webServerPort"], 9999)
+        self.assertEqual(service.ctx.settings["streamKey"], "abc123")
         self.assertFalse(datadir.exists())
+        self.assertEqual((reactor.tcpServers, reactor.tcpClients), ([], []))
+
+
+#: The children of the tree, in the order they start (they stop in reverse).
+TREE = [
+    "self-test",
+    "datadir",
+    "store",
+    "chat-bus",
+    "settings",
+    "transcoder",
+    "chat",
+    "web",
+    "rtmp",
+    "segment-publisher",
+    "directory",
+    "hardware-stats",
+    "viewer-stats",
+    "ready",
+]
+
+
+class TreeTests(unittest.TestCase):
+    """makeService builds the whole tree from constructors, without starting it."""
+
+    def tree(self, *argv):
+        options = Options()
+        options.parseOptions(["--datadir", self.mktemp(), *argv])
+        service = makeService(options, reactor=MemoryReactorClock())
+        self.assertFalse(service.running)
+        return [child.name for child in service]
+
+    def test_children_in_start_order(self):
+        self.assertEqual(self.tree(), TREE)
+
+    def test_shared_store_adds_the_refresher(self):
+        names = self.tree("--redis", "redis://127.0.0.1:6379/0")
+        self.assertEqual(names, TREE[:-1] + ["shared-state", "ready"])
+
+    def test_listen_options(self):
+        options = Options()
+        options.parseOptions(["--listen", "tcp:0", "--rtmplisten", "unix:/tmp/x.sock"])
+        self.assertEqual((options["listen"], options["rtmplisten"]), ("tcp:0", "unix:/tmp/x.sock"))

@@ -19,6 +19,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from owncast.api.http import iso
+from owncast.chat.bus import LocalChatBus
 from owncast.core import events
 from owncast.core.chat import ChatHub
 from owncast.core.events import EventBus
@@ -78,16 +79,20 @@ class Harness:
         self.clock = Clock()
         self.ctx = make_context(Path(testcase.mktemp()), clock=self.clock)
         self.post = FakePost()
-        self.dispatcher = WebhookDispatcher(self.ctx.store, self.clock, self.post)
+        self.dispatcher = WebhookDispatcher(self.ctx.webhooks, self.clock, self.post)
         self.bus = EventBus()
         self.bus.subscribe(self.dispatcher)
         self.hub = ChatHub(
-            self.ctx.store, self.clock.seconds, lambda: "Hooked server", events=self.bus
+            self.ctx.store,
+            self.clock.seconds,
+            lambda: "Hooked server",
+            events=self.bus,
+            bus=LocalChatBus(),
         )
 
     def hook(self, url: str, *names: str) -> dict:
         record = result_of(self.ctx.store.add_webhook(url, list(names), self.clock.seconds()))
-        result_of(Deferred.fromCoroutine(self.dispatcher.reload()))
+        result_of(Deferred.fromCoroutine(self.ctx.webhooks.reload()))
         return record
 
     def hooks(self) -> dict[str, dict]:

@@ -15,9 +15,6 @@ from owncast.core.errors import ApiError, NotFoundError, ValidationError
 from owncast.core.settings import SETTERS, http_url
 from owncast.core.tokens import validate_new_token
 
-#: Stats endpoints answer with this much history (seconds).
-STATS_WINDOW = 24 * 3600
-
 
 def visibility_request(request: Any) -> tuple[list[str], bool]:
     """The ``{visible, idArray}`` body of a moderation request, checked."""
@@ -191,18 +188,15 @@ class AdminApi:
     @json_api
     @admin
     async def viewers_over_time(self, request):
-        since = self.ctx.now() - STATS_WINDOW
-        return shapes.samples(await self.ctx.store.list_samples("viewers", since))
+        return shapes.samples(await self.ctx.history.series("viewers"))
 
     @app.route("/hardwarestats", methods=["GET"])
     @json_api
     @admin
     async def hardware_stats(self, request):
-        since = self.ctx.now() - STATS_WINDOW
-        store = self.ctx.store
+        history = self.ctx.history
         return {
-            kind: shapes.samples(await store.list_samples(kind, since))
-            for kind in ("cpu", "memory", "disk")
+            kind: shapes.samples(await history.series(kind)) for kind in ("cpu", "memory", "disk")
         }
 
     # -- access tokens -----------------------------------------------------------------
@@ -236,19 +230,14 @@ class AdminApi:
     @json_api
     @admin
     async def webhooks(self, request):
-        return [shapes.webhook(w) for w in await self.ctx.store.list_webhooks()]
-
-    async def _webhooks_changed(self) -> None:
-        if self.ctx.webhooks is not None:
-            await self.ctx.webhooks.reload()
+        return [shapes.webhook(w) for w in await self.ctx.webhooks.list()]
 
     @app.route("/webhooks/create", methods=["POST"])
     @json_api
     @admin
     async def create_webhook(self, request):
         url, names = webhook_request(body_object(request, "url", "events"))
-        record = await self.ctx.store.add_webhook(url, names, self.ctx.now())
-        await self._webhooks_changed()
+        record = await self.ctx.webhooks.create(url, names, self.ctx.now())
         return shapes.webhook(record)
 
     @app.route("/webhooks/delete", methods=["POST"])
@@ -261,7 +250,6 @@ class AdminApi:
             raise ValidationError("id must be a webhook id")
         if not (str(value).isascii() and str(value).isdigit()):
             raise ValidationError("id must be a webhook id")
-        if not await self.ctx.store.delete_webhook(str(int(value))):
+        if not await self.ctx.webhooks.delete(str(int(value))):
             raise ApiError("no such webhook", 404)
-        await self._webhooks_changed()
         return ok(f"deleted webhook {int(value)}")

@@ -1,7 +1,8 @@
-"""What the HTTP apps share: references to the domain objects, and saving settings.
+"""What the HTTP apps share: the domain objects, and saving settings.
 
-It holds no behaviour of its own beyond ``save``, which keeps the store and the
-in-memory settings in step.
+It is built once, by the service tree (``owncast.service.build``), from objects that do
+no I/O until the tree starts. It holds no behaviour of its own beyond ``save``, which
+keeps the store and the in-memory settings in step, and ``change_title``.
 """
 
 from __future__ import annotations
@@ -9,41 +10,51 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 
 from owncast.core.chat import ChatHub
-from owncast.core.events import EventBus
+from owncast.core.events import STREAM_TITLE_UPDATED, EventBus, stream_event
+from owncast.core.samples import StatsHistory
 from owncast.core.settings import Settings
 from owncast.core.stream import StreamState
 from owncast.core.throttle import AuthThrottle
 from owncast.core.tokens import TokenRegistry
 from owncast.core.viewers import Viewers
+from owncast.core.webhooks import WebhookRegistry
+from owncast.interfaces import IFfmpegProbe, IStore
 from owncast.stats.logbuffer import LogBuffer
+
+
+def _no_ffmpeg() -> str | None:
+    return None
 
 
 @dataclass
 class AppContext:
-    reactor: Any
-    store: Any
+    #: the clock (the reactor in the daemon, a ``task.Clock`` in tests)
+    reactor: IReactorTime
+    store: IStore
     settings: Settings
     tokens: TokenRegistry
+    webhooks: WebhookRegistry
     stream: StreamState
     viewers: Viewers
     chat: ChatHub
     events: EventBus
     logs: LogBuffer
-    probe: Any
+    history: StatsHistory
+    probe: IFfmpegProbe | None
     throttle: AuthThrottle
     datadir: Path
     webroot: Path
-    ffmpeg_option: str | None = None
-    ffmpeg_default: Callable[[], str | None] = field(default=lambda: None)
     #: Runs blocking file work off the reactor thread: ``blocking(fn, *args) -> Deferred``.
-    blocking: Callable[..., Any] = field(default=None)
-    #: The webhook dispatcher, told when webhooks are created or deleted.
-    webhooks: Any = None
-    #: The ffmpeg transcoder fed by the ingest (None in tests that do not need it).
-    transcoder: Any = None
+    blocking: Callable[..., Deferred]
+    #: ``--ffmpeg``: wins over the ``ffmpegPath`` setting for this run.
+    ffmpeg_option: str | None = None
+    #: The ffmpeg to run when neither the option nor the setting names one.
+    ffmpeg_default: Callable[[], str | None] = field(default=_no_ffmpeg)
 
     def now(self) -> float:
         return self.reactor.seconds()
@@ -55,8 +66,6 @@ class AppContext:
 
     async def change_title(self, title: str) -> None:
         """Store a new stream title; tell chat and webhooks (not for an emptied title)."""
-        from owncast.core.events import STREAM_TITLE_UPDATED, stream_event
-
         await self.save({"streamTitle": title})
         if title:
             await self.chat.send_action(f"Stream title changed to **{title}**")

@@ -6,24 +6,17 @@ import functools
 import hmac
 import inspect
 import json
-from datetime import datetime, timezone
 from typing import Any
 
 from twisted.logger import Logger
 
 from owncast.core.errors import ApiError
+from owncast.core.times import iso as iso  # re-exported: the apps format times with it
 
 _log = Logger()
 
 #: Largest request body accepted (an uploaded logo as a data: URI is the biggest).
 MAX_BODY = 4 * 1024 * 1024
-
-
-def iso(t: float | None) -> str | None:
-    """POSIX seconds as RFC 3339, as Owncast's clients parse it."""
-    if t is None:
-        return None
-    return datetime.fromtimestamp(t, timezone.utc).isoformat()
 
 
 def read_json(request: Any) -> Any:

@@ -1,20 +1,23 @@
 """Who may publish, and what a live broadcast feeds: the bridge between ingest and the rest.
 
-The RTMP session asks ``authorize`` and ``begin``; a ``Broadcast`` handle then carries FLV
-bytes to the transcoder and ends the stream state when the publisher goes away. Only one
-broadcast is live at a time: a second publisher is refused and the first goes on.
+The RTMP session asks ``authorize`` and ``begin``; a ``Broadcast`` handle then carries
+media tags to the sink (the transcoder, an ``IMediaSink``) and ends the stream state when
+the publisher goes away. Only one broadcast is live at a time: a second publisher is
+refused and the first goes on.
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from owncast.core.stream import StreamState
+from owncast.interfaces import IMediaSink
+from owncast.media import MediaTag
 
 _log = Logger()
 
@@ -23,16 +26,17 @@ class AlreadyLiveError(Exception):
     """Another publisher is live."""
 
 
+@implementer(IMediaSink)
 class NullSink:
-    """A media sink that drops everything: used until a transcoder is attached."""
+    """A media sink that drops everything: the sink when no transcoder is given."""
 
-    def start(self) -> None:
+    def begin(self) -> Deferred:
+        return succeed(None)
+
+    def media(self, tag: MediaTag) -> None:
         pass
 
-    def write(self, data: bytes) -> None:
-        pass
-
-    def stop(self) -> Deferred:
+    def end(self) -> Deferred:
         return succeed(None)
 
 
@@ -41,12 +45,14 @@ class Broadcast:
 
     def __init__(self, hub: Broadcasts, details: dict):
         self._hub = hub
+        self._sink = hub.sink
         self.details = details
         self.ended = False
 
-    def write(self, data: bytes) -> None:
+    def media(self, tag: MediaTag) -> None:
+        """Hand one tag to the sink (per frame: kept to one check and one call)."""
         if not self.ended:
-            self._hub.sink.write(data)
+            self._sink.media(tag)
 
     def end(self) -> None:
         if self.ended:
@@ -56,10 +62,15 @@ class Broadcast:
 
 
 class Broadcasts:
-    def __init__(self, stream: StreamState, stream_key: Callable[[], str], sink: Any = None):
+    def __init__(
+        self,
+        stream: StreamState,
+        stream_key: Callable[[], str],
+        sink: IMediaSink | None = None,
+    ):
         self.stream = stream
         self._stream_key = stream_key
-        self.sink = sink if sink is not None else NullSink()
+        self.sink: IMediaSink = sink if sink is not None else NullSink()
         self.current: Broadcast | None = None
 
     def authorize(self, key: str) -> bool:
@@ -80,10 +91,10 @@ class Broadcasts:
             broadcast.ended = True
             if self.current is broadcast:
                 self.current = None
-                self._stop_sink()
+                self._end_sink()
             drop()
 
-        self.sink.start()
+        self.sink.begin()
         self.stream.start(remote_addr, details, dropped)
         return broadcast
 
@@ -91,9 +102,8 @@ class Broadcasts:
         if self.current is broadcast:
             self.current = None
             self.stream.stop()
-            self._stop_sink()
+            self._end_sink()
 
-    def _stop_sink(self) -> None:
-        d = self.sink.stop()
-        if d is not None:
-            d.addErrback(lambda f: _log.failure("stopping the transcoder failed", f))
+    def _end_sink(self) -> None:
+        d = maybeDeferred(self.sink.end)
+        d.addErrback(lambda f: _log.failure("ending the broadcast's media failed", f))

@@ -11,16 +11,17 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from owncast.chat.bus import LocalChatBus
 from owncast.core.errors import ValidationError
 from owncast.core.events import (
     CHAT,
     NAME_CHANGE,
     USER_JOINED,
     VISIBILITY_UPDATE,
+    EventBus,
     new_id,
 )
 from owncast.core.markup import render_chat, sanitize
+from owncast.interfaces import IChatBus, IStore
 
 _log = Logger()
 
@@ -63,17 +64,18 @@ class ChatHub:
 
     def __init__(
         self,
-        store: Any,
+        store: IStore,
         now: Callable[[], float],
         server_name: Callable[[], str],
-        events: Any = None,
-        bus: Any = None,
+        events: EventBus | None = None,
+        *,
+        bus: IChatBus,
     ):
         self._store = store
         self._now = now
         self.server_name = server_name
         self._events = events
-        self._bus = bus if bus is not None else LocalChatBus()
+        self._bus = bus
         self._bus.subscribe(self._deliver)
         self.listeners: list[Callable[[dict], None]] = []
         self.clients: dict[str, dict] = {}

@@ -25,11 +25,15 @@ class StreamState:
         self.last_connect_time: float | None = None
         self.last_disconnect_time: float | None = None
         if settings is not None:
-            self.last_connect_time = settings.get("lastConnectTime")
-            self.last_disconnect_time = settings.get("lastDisconnectTime")
+            self.restore(settings)
         self.broadcaster: dict | None = None
         self._drop: Callable[[], None] | None = None
         self.listeners: list[Callable[[str, StreamState], None]] = []
+
+    def restore(self, settings: Any) -> None:
+        """Take the last broadcast's times from the stored settings (once they are read)."""
+        self.last_connect_time = settings.get("lastConnectTime")
+        self.last_disconnect_time = settings.get("lastDisconnectTime")
 
     @property
     def online(self) -> bool:

@@ -1,8 +1,10 @@
-"""Webhook delivery: every subscribed URL gets ``{"type": EVENT, "eventData": {...}}``.
+"""Webhooks: the registry of subscribed URLs, and delivery of ``{"type", "eventData"}``.
 
-Deliveries wait in a bounded queue and run a few at a time, each with a 10 s timeout
-and retries with back-off, so a slow or dead receiver never delays chat or ingest
-(Owncast 0.0.7 had no timeout at all). ``lastUsed`` is recorded on success.
+The admin API changes webhooks through ``WebhookRegistry``, which keeps them in the store
+and in memory. ``WebhookDispatcher`` hears events and delivers them: deliveries wait in a
+bounded queue and run a few at a time, each with a 10 s timeout and retries with back-off,
+so a slow or dead receiver never delays chat or ingest (Owncast 0.0.7 had no timeout at
+all). ``lastUsed`` is recorded on success. The HTTP client is handed in (``post``).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
-from owncast.api.http import iso
 from owncast.core import events
+from owncast.core.times import iso
+from owncast.interfaces import IStore
 
 _log = Logger()
 
@@ -39,40 +42,64 @@ def event_data(event_type: str, data: dict) -> dict:
     return out
 
 
-def treq_poster(reactor: Any) -> Callable[[str, bytes], Deferred]:
-    """POST JSON with treq over our reactor; fires with the status code."""
-    from treq.client import HTTPClient
-    from twisted.web.client import Agent
+class WebhookRegistry:
+    """The webhooks: stored durably, kept in memory for the dispatcher.
 
-    client = HTTPClient(Agent(reactor, connectTimeout=TIMEOUT))
+    Records are the store's ``{id, url, events, timestamp, lastUsed}``. Listing reads the
+    store again, so a change made through another node sharing it shows at once.
+    """
 
-    async def post(url: str, body: bytes) -> int:
-        response = await client.post(
-            url, data=body, headers={b"Content-Type": [b"application/json"]}
-        )
-        await response.content()
-        return response.code
+    def __init__(self, store: IStore):
+        self._store = store
+        self._hooks: list[dict] = []
 
-    return lambda url, body: Deferred.fromCoroutine(post(url, body))
+    async def reload(self) -> None:
+        self._hooks = await self._store.list_webhooks()
+
+    async def list(self) -> list[dict]:
+        await self.reload()
+        return list(self._hooks)
+
+    def subscribed(self, event_type: str) -> list[dict]:
+        """The webhooks that hear ``event_type`` (from memory: called for every event)."""
+        return [h for h in self._hooks if event_type in h["events"]]
+
+    async def create(self, url: str, names: list[str], now: float) -> dict:
+        record = await self._store.add_webhook(url, names, now)
+        await self.reload()
+        return record
+
+    async def delete(self, webhook_id: str) -> bool:
+        existed = await self._store.delete_webhook(webhook_id)
+        await self.reload()
+        return bool(existed)
+
+    async def used(self, hook: dict, now: float) -> None:
+        """A delivery to ``hook`` succeeded at ``now``."""
+        await self._store.touch_webhook(hook["id"], now)
+        hook["lastUsed"] = now
 
 
 class WebhookDispatcher:
-    def __init__(self, store: Any, clock: Any, post: Callable[[str, bytes], Deferred]):
-        self._store = store
+    """An ``EventBus`` subscriber that delivers events to the registry's webhooks.
+
+    ``post(url, body)`` sends one JSON body and fires with the HTTP status code.
+    """
+
+    def __init__(
+        self, registry: WebhookRegistry, clock: Any, post: Callable[[str, bytes], Deferred]
+    ):
+        self._registry = registry
         self._clock = clock
         self._post = post
-        self._hooks: list[dict] = []
         self._queue: deque[tuple[dict, bytes, int]] = deque()
         self._running = 0
         self.delivered = 0
         self.failed = 0
 
-    async def reload(self) -> None:
-        self._hooks = await self._store.list_webhooks()
-
     def __call__(self, event_type: str, data: dict) -> None:
         """An ``EventBus`` subscriber: queue one delivery per subscribed webhook."""
-        targets = [h for h in self._hooks if event_type in h["events"]]
+        targets = self._registry.subscribed(event_type)
         if not targets:
             return
         body = json.dumps({"type": event_type, "eventData": event_data(event_type, data)})
@@ -106,8 +133,7 @@ class WebhookDispatcher:
             ok, reason = False, e.__class__.__name__
         if ok:
             self.delivered += 1
-            await self._store.touch_webhook(hook["id"], self._clock.seconds())
-            hook["lastUsed"] = self._clock.seconds()
+            await self._registry.used(hook, self._clock.seconds())
             return
         if attempt < len(RETRY_DELAYS):
             delay = RETRY_DELAYS[attempt]

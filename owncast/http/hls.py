@@ -232,12 +232,33 @@ def single_range(header: bytes, size: int) -> tuple[int, int] | None:
     return first, last
 
 
+class PlaylistCache(dict):
+    """Playlists of one HLS directory as last read, by path (at most 101: the names are
+    fixed). ``forget`` is handed to whatever changes how playlists are rewritten (the
+    segment publisher), so it can exist before the resource that serves them."""
+
+    def __init__(self, directory: str | os.PathLike):
+        super().__init__()
+        self.directory = os.fspath(directory)
+
+    def forget(self, name: bytes | None) -> None:
+        """Read the playlist ``name`` (``b"0/stream.m3u8"``; None: every playlist) again
+        at its next request, because what ``rewrite`` makes of it changed."""
+        if name is None:
+            self.clear()
+        else:
+            self.pop(os.path.join(self.directory, *name.decode().split("/")), None)
+
+
 class HlsResource(Resource):
     """Serves ``directory`` under ``/hls/``.
 
     ``blocking(fn, *args) -> Deferred`` runs file reads off the reactor thread (the
     daemon's ``ctx.blocking``). ``on_playlist(request)``, when given, is called for every
     playlist served, so viewers watching over HLS can be counted; its errors are logged.
+    ``rewrite(name, body) -> body``, when given, rewrites variant playlists as they are
+    served (segments stored elsewhere: ``SegmentPublisher.rewrite``); the publisher then
+    tells ``playlists`` (shared with it) when to read a playlist again.
     """
 
     isLeaf = True
@@ -248,6 +269,8 @@ class HlsResource(Resource):
         blocking: Callable[..., Deferred],
         on_playlist: Callable[[Any], None] | None = None,
         *,
+        rewrite: Callable[[bytes, bytes], bytes] | None = None,
+        playlists: PlaylistCache | None = None,
         segment_cache_bytes: int = SEGMENT_CACHE_BYTES,
         max_cached_segment: int = MAX_CACHED_SEGMENT,
     ):
@@ -256,15 +279,17 @@ class HlsResource(Resource):
         self._blocking = blocking
         self._on_playlist = on_playlist
         self.max_cached_segment = min(max_cached_segment, segment_cache_bytes)
-        #: path -> the playlist as last read (at most 101 paths: the names are fixed)
-        self.playlists: dict[str, Playlist] = {}
+        #: path -> the playlist as last read
+        self.playlists: PlaylistCache = (
+            playlists if playlists is not None else PlaylistCache(self.directory)
+        )
         self.segments = ByteLru(segment_cache_bytes)
         #: path -> Deferreds waiting for the read in flight
         self._loading: dict[str, list[Deferred]] = {}
         #: name -> (kind, path) for ``from_memory``
         self._names: dict[bytes, tuple[str | None, str]] = {}
         #: ``rewrite(name, body) -> body`` for variant playlists (``SegmentPublisher``)
-        self.rewrite: Callable[[bytes, bytes], bytes] | None = None
+        self.rewrite = rewrite
 
     def render_GET(self, request: Any) -> Any:
         request.setHeader(b"access-control-allow-origin", b"*")
@@ -410,12 +435,8 @@ class HlsResource(Resource):
             return body
 
     def forget(self, name: bytes | None) -> None:
-        """Read the playlist ``name`` (``b"0/stream.m3u8"``; None: every playlist) again
-        at its next request, because what ``rewrite`` makes of it changed."""
-        if name is None:
-            self.playlists.clear()
-        else:
-            self.playlists.pop(os.path.join(self.directory, *name.decode().split("/")), None)
+        """Read the playlist ``name`` again at its next request (``PlaylistCache.forget``)."""
+        self.playlists.forget(name)
 
     def _playlist_response(self, request: Any, body: bytes | None) -> bytes:
         if body is None:

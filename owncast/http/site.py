@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,14 +11,14 @@ from twisted.web.server import Site
 from twisted.web.static import File
 
 from owncast.api.admin import AdminApi
+from owncast.api.context import AppContext
 from owncast.api.http import check_admin, viewer_key
 from owncast.api.integrations import IntegrationsApi
 from owncast.api.public import PublicApi
 from owncast.core.errors import ApiError
 from owncast.http.fastpath import HlsFastPath, OwncastChannel
-from owncast.http.hls import HlsResource
-
-WEB_ROOT = Path(__file__).resolve().parent.parent.parent / "web"
+from owncast.http.hls import HlsResource, PlaylistCache
+from owncast.http.webroot import WEB_ROOT
 
 #: No inline script or style anywhere: pages load their code from /js and /css.
 CONTENT_SECURITY_POLICY = (
@@ -136,13 +137,16 @@ class OwncastSite(Site):
 
     It keeps no per-request access log: formatting one costs as much as serving a
     playlist, and thousands of players poll playlists every second. (Owncast keeps none.)
-    Its channels answer plain requests for HLS files in memory themselves
-    (``owncast.http.fastpath``), so it speaks HTTP/1.1 only, never HTTP/2.
+    Its channels answer plain requests for HLS files in memory themselves through
+    ``hls_fast`` (``owncast.http.fastpath``), so it speaks HTTP/1.1 only, never HTTP/2.
     """
 
     protocol = OwncastChannel
-    #: Answers plain requests for HLS files in memory below twisted.web (``build_site``).
-    hls_fast: HlsFastPath | None = None
+
+    def __init__(self, root: Resource, hls_fast: HlsFastPath | None = None, reactor: Any = None):
+        super().__init__(root, reactor=reactor)
+        self.hls_fast = hls_fast
+        self.displayTracebacks = False
 
     def log(self, request: Any) -> None:
         pass
@@ -156,7 +160,27 @@ class OwncastSite(Site):
         return resource
 
 
-def build_root(ctx: Any, webroot: Path = WEB_ROOT, websocket: Resource | None = None) -> Resource:
+def hls_resource(
+    ctx: AppContext,
+    rewrite: Callable[[bytes, bytes], bytes] | None = None,
+    playlists: PlaylistCache | None = None,
+) -> HlsResource:
+    """``/hls/``: the transcoder's output; every playlist request counts its viewer."""
+    return HlsResource(
+        ctx.datadir / "hls",
+        ctx.blocking,
+        on_playlist=lambda request: ctx.viewers.seen(viewer_key(request)),
+        rewrite=rewrite,
+        playlists=playlists,
+    )
+
+
+def build_root(
+    ctx: AppContext,
+    webroot: Path = WEB_ROOT,
+    websocket: Resource | None = None,
+    hls: HlsResource | None = None,
+) -> Resource:
     root = File(str(webroot))
     if websocket is not None:
         root.putChild(b"entry", websocket)
@@ -166,22 +190,18 @@ def build_root(ctx: Any, webroot: Path = WEB_ROOT, websocket: Resource | None = 
     root.putChild(b"img", img)
     root.putChild(b"logo", MergedFolder(ctx.datadir / "logo"))
     root.putChild(b"customstyles.css", CustomStyles(ctx))
-    hls = HlsResource(
-        ctx.datadir / "hls",
-        ctx.blocking,
-        on_playlist=lambda request: ctx.viewers.seen(viewer_key(request)),
-    )
-    root.putChild(b"hls", hls)
-    root.hls = hls
-
+    root.putChild(b"hls", hls if hls is not None else hls_resource(ctx))
     root.putChild(b"admin", AdminGuard(ctx, File(str(webroot / "admin"))))
     return root
 
 
-def build_site(ctx: Any, webroot: Path = WEB_ROOT, websocket: Resource | None = None) -> Site:
-    root = build_root(ctx, webroot, websocket)
-    site = OwncastSite(root)
-    site.displayTracebacks = False
-    site.hls = root.hls
-    site.hls_fast = HlsFastPath(root.hls, ctx.viewers.seen, ctx.reactor, _SECURITY_HEADERS.items())
-    return site
+def build_site(
+    ctx: AppContext,
+    webroot: Path = WEB_ROOT,
+    websocket: Resource | None = None,
+    hls: HlsResource | None = None,
+) -> OwncastSite:
+    """The whole web tree; ``hls`` is also answered below twisted.web by the fast path."""
+    hls = hls if hls is not None else hls_resource(ctx)
+    fast = HlsFastPath(hls, ctx.viewers.seen, ctx.reactor, _SECURITY_HEADERS.items())
+    return OwncastSite(build_root(ctx, webroot, websocket, hls), fast, reactor=ctx.reactor)
