@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from klein import Klein
-from werkzeug.exceptions import HTTPException
-
 from owncast import VERSION_STRING
 from owncast.api import logo, shapes
-from owncast.api.http import admin, body_object, config_value, iso, json_api, ok, routing_error
+from owncast.api.http import (
+    JsonApp,
+    admin,
+    body_object,
+    config_value,
+    iso,
+    json_api,
+    json_app,
+    ok,
+)
 from owncast.core import events
 from owncast.core.errors import ApiError, NotFoundError, ValidationError
 from owncast.core.settings import SETTERS, http_url
@@ -42,15 +48,8 @@ def webhook_request(body: dict) -> tuple[str, list[str]]:
     return url, list(dict.fromkeys(names))
 
 
-class AdminApi:
-    app = Klein()
-
-    def __init__(self, ctx: Any):
-        self.ctx = ctx
-
-    @app.handle_errors(HTTPException)
-    def _errors(self, request, failure):
-        return routing_error(request, failure)
+class AdminApi(JsonApp):
+    app = json_app()
 
     # -- status and control ------------------------------------------------------------
     @app.route("/status", methods=["GET"])
@@ -230,7 +229,7 @@ class AdminApi:
     @json_api
     @admin
     async def webhooks(self, request):
-        return [shapes.webhook(w) for w in await self.ctx.webhooks.list()]
+        return [shapes.webhook(w) for w in await self.ctx.webhooks.all()]
 
     @app.route("/webhooks/create", methods=["POST"])
     @json_api

@@ -6,12 +6,19 @@ import functools
 import hmac
 import inspect
 import json
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
+from klein import Klein
 from twisted.logger import Logger
+from werkzeug.exceptions import HTTPException
 
 from owncast.core.errors import ApiError
 from owncast.core.times import iso as iso  # re-exported: the apps format times with it
+
+if TYPE_CHECKING:
+    from owncast.api.context import AppContext
 
 _log = Logger()
 
@@ -95,12 +102,6 @@ def json_api(fn):
     return wrapper
 
 
-def _throttled(ctx: Any, address: str) -> None:
-    wait = ctx.throttle.retry_after(address)
-    if wait > 0:
-        raise TooManyAttemptsError(wait)
-
-
 class TooManyAttemptsError(ApiError):
     status = 429
 
@@ -109,51 +110,71 @@ class TooManyAttemptsError(ApiError):
         self.wait = int(wait) + 1
 
 
+class _UnauthenticatedError(ApiError):
+    """401 with its ``WWW-Authenticate`` challenge. ``guess``: the request offered
+    credentials, so it counts against its address (a browser's first, bare request and
+    other schemes' credentials do not)."""
+
+    status = 401
+
+    def __init__(self, message: str, challenge: bytes, guess: bool):
+        super().__init__(message)
+        self.challenge = challenge
+        self.guess = guess
+
+
+@contextmanager
+def _throttled(ctx: Any, request: Any) -> Iterator[None]:
+    """One authentication attempt, throttled per address: refused (429, ``Retry-After``)
+    while its address is locked out; an ``_UnauthenticatedError`` raised inside counts as a
+    failure when it was a guess, and getting through counts as a success."""
+    address = _client_address(request)
+    wait = ctx.throttle.retry_after(address)
+    if wait > 0:
+        refused = TooManyAttemptsError(wait)
+        request.setHeader(b"retry-after", str(refused.wait).encode())
+        raise refused
+    try:
+        yield
+    except _UnauthenticatedError as e:
+        if e.guess:
+            ctx.throttle.failed(address)
+        request.setHeader(b"www-authenticate", e.challenge)
+        raise
+    ctx.throttle.succeeded(address)
+
+
 def check_admin(ctx: Any, request: Any) -> None:
     """Basic auth ``admin`` / stream key, compared in constant time, throttled per address."""
-    address = _client_address(request)
-    try:
-        _throttled(ctx, address)
-    except TooManyAttemptsError as e:
-        request.setHeader(b"retry-after", str(e.wait).encode())
-        raise
-    user = request.getUser() or b""
-    password = request.getPassword() or b""
-    key = str(ctx.settings["streamKey"]).encode("utf-8")
-    good_user = hmac.compare_digest(user, b"admin")
-    good_password = hmac.compare_digest(password, key)
-    if good_user and good_password and key:
-        ctx.throttle.succeeded(address)
-        return
-    if request.getHeader(b"authorization") is not None:
-        # Only a wrong guess counts; the browser's first, credential-less request doesn't.
-        ctx.throttle.failed(address)
-    request.setHeader(b"www-authenticate", b'Basic realm="Owncast", charset="UTF-8"')
-    raise ApiError("authentication required", 401)
+    with _throttled(ctx, request):
+        user = request.getUser() or b""
+        password = request.getPassword() or b""
+        key = str(ctx.settings["streamKey"]).encode("utf-8")
+        good_user = hmac.compare_digest(user, b"admin")
+        good_password = hmac.compare_digest(password, key)
+        if not (good_user and good_password and key):
+            raise _UnauthenticatedError(
+                "authentication required",
+                b'Basic realm="Owncast", charset="UTF-8"',
+                guess=request.getHeader(b"authorization") is not None,
+            )
 
 
 async def check_token(ctx: Any, request: Any, scope: str) -> dict:
     """Bearer token with ``scope``: 401 for a missing or unknown token, 403 without the scope."""
-    address = _client_address(request)
-    try:
-        _throttled(ctx, address)
-    except TooManyAttemptsError as e:
-        request.setHeader(b"retry-after", str(e.wait).encode())
-        raise
-    header = (request.getHeader(b"authorization") or b"").decode("latin-1").strip()
-    scheme, _, token = header.partition(" ")
-    bearer = scheme.lower() == "bearer" and token.strip()
-    record = ctx.tokens.lookup(bearer) if bearer else None
-    if record is None and bearer and ctx.tokens.may_refresh(ctx.now()):
-        # Another node sharing our store may have just created it.
-        await ctx.tokens.refresh(ctx.now())
-        record = ctx.tokens.lookup(bearer)
-    if record is None:
-        if bearer:
-            ctx.throttle.failed(address)
-        request.setHeader(b"www-authenticate", b'Bearer realm="Owncast"')
-        raise ApiError("a valid access token is required", 401)
-    ctx.throttle.succeeded(address)
+    with _throttled(ctx, request):
+        header = (request.getHeader(b"authorization") or b"").decode("latin-1").strip()
+        scheme, _, token = header.partition(" ")
+        bearer = scheme.lower() == "bearer" and token.strip()
+        record = ctx.tokens.lookup(bearer) if bearer else None
+        if record is None and bearer and ctx.tokens.may_refresh(ctx.now()):
+            # Another node sharing our store may have just created it.
+            await ctx.tokens.refresh(ctx.now())
+            record = ctx.tokens.lookup(bearer)
+        if record is None:
+            raise _UnauthenticatedError(
+                "a valid access token is required", b'Bearer realm="Owncast"', guess=bool(bearer)
+            )
     if scope not in record["scopes"]:
         raise ApiError(f"this access token lacks the {scope} scope", 403)
     ctx.tokens.touch(record, ctx.now())
@@ -184,6 +205,22 @@ def token(scope: str):
         return wrapper
 
     return decorate
+
+
+class JsonApp:
+    """What every API class shares: the context its routes (and ``admin``/``token``) read.
+    A subclass sets ``app = json_app()`` and routes on it: one Klein app per class."""
+
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+
+
+def json_app() -> Klein:
+    """A Klein app whose routing failures answer as JSON, like every other error."""
+    app = Klein()
+    # Klein hands an instance's handler the instance first; routing_error has no use for it.
+    app.handle_errors(HTTPException)(lambda _api, request, failure: routing_error(request, failure))
+    return app
 
 
 def routing_error(request: Any, failure: Any) -> bytes:

@@ -7,27 +7,15 @@ Both paths of each renamed endpoint are served: the API page's ``/chat/send`` an
 
 from __future__ import annotations
 
-from typing import Any
-
-from klein import Klein
-from werkzeug.exceptions import HTTPException
-
 from owncast.api import shapes
 from owncast.api.admin import visibility_request
-from owncast.api.http import body_object, config_value, json_api, ok, routing_error, token
+from owncast.api.http import JsonApp, body_object, config_value, json_api, json_app, ok, token
 from owncast.core.settings import SETTERS
 from owncast.core.tokens import CAN_SEND_MESSAGES, CAN_SEND_SYSTEM_MESSAGES, HAS_ADMIN_ACCESS
 
 
-class IntegrationsApi:
-    app = Klein()
-
-    def __init__(self, ctx: Any):
-        self.ctx = ctx
-
-    @app.handle_errors(HTTPException)
-    def _errors(self, request, failure):
-        return routing_error(request, failure)
+class IntegrationsApi(JsonApp):
+    app = json_app()
 
     @app.route("/streamtitle", methods=["POST"])
     @json_api

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
-
-from klein import Klein
-from werkzeug.exceptions import HTTPException
 
 from owncast.api import shapes
-from owncast.api.http import iso, json_api, ok, routing_error, viewer_key
+from owncast.api.http import JsonApp, iso, json_api, json_app, ok, viewer_key
 
 EMOJI_SUFFIXES = (".png", ".gif", ".svg", ".webp", ".jpg", ".jpeg")
 
@@ -30,15 +26,8 @@ def list_emoji(*folders: Path) -> list[dict]:
     return sorted(found.values(), key=lambda e: e["name"].lower())
 
 
-class PublicApi:
-    app = Klein()
-
-    def __init__(self, ctx: Any):
-        self.ctx = ctx
-
-    @app.handle_errors(HTTPException)
-    def _errors(self, request, failure):
-        return routing_error(request, failure)
+class PublicApi(JsonApp):
+    app = json_app()
 
     @app.route("/config", methods=["GET"])
     @json_api
