@@ -33,6 +33,8 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from owncast.transcode import ffenv
+
 _log = Logger()
 
 PREVIEW = "preview.gif"
@@ -51,7 +53,7 @@ _SEGMENT = re.compile(r"stream-([0-9]{1,19})\.ts")
 def preview_argv(ffmpeg: str, segment: str, output: str) -> list[str]:
     """The argv (``argv[0]`` is ``ffmpeg``) that turns ``segment`` into an animated GIF."""
     return [
-        ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
+        *ffenv.command(ffmpeg, "error", reads_stdin=False),
         "-threads", "1", "-t", str(SECONDS), "-i", segment,
         "-map", "0:v:0", "-an", "-sn",
         "-vf", GIF_FILTER, "-loop", "0", "-f", "gif", output,
@@ -222,9 +224,7 @@ class PreviewMaker:
         tmp = os.path.join(self.output_dir, PREVIEW_TMP)
         proto = _GifProtocol()
         argv = preview_argv(config.ffmpeg, segment, tmp)
-        self._reactor.spawnProcess(
-            proto, argv[0], argv, env=self._env, childFDs={0: "w", 1: "r", 2: "r"}
-        )
+        ffenv.spawn(self._reactor, proto, argv, self._env)
         self._proc = proto
         proto.timeout_call = self._reactor.callLater(self.timeout, self._timed_out, proto)
         try:

@@ -6,13 +6,12 @@ import os
 import shutil
 from typing import Any
 
-from twisted.internet.defer import Deferred
-from twisted.internet.utils import getProcessOutputAndValue
 from zope.interface import implementer
 
 from owncast.core.errors import ValidationError
 from owncast.core.settings import KNOWN_CODECS
 from owncast.interfaces import IFfmpegProbe
+from owncast.transcode import ffenv
 
 
 def bundled_ffmpeg() -> str | None:
@@ -28,11 +27,6 @@ def bundled_ffmpeg() -> str | None:
     return shutil.which("ffmpeg")
 
 
-def resolve_ffmpeg(option: str | None, setting: str | None) -> str | None:
-    """Which ffmpeg to run: ``--ffmpeg``, else the ``ffmpegpath`` setting, else the default."""
-    return option or setting or bundled_ffmpeg()
-
-
 @implementer(IFfmpegProbe)
 class FfmpegProbe:
     """Runs ``ffmpeg -version`` / ``-encoders`` as child processes; caches encoder lists."""
@@ -42,13 +36,6 @@ class FfmpegProbe:
         self._timeout = timeout
         self._encoders: dict[str, frozenset[str]] = {}
 
-    def _run(self, path: str, *args: str) -> Deferred:
-        d = getProcessOutputAndValue(
-            path, args, env={"PATH": os.environ.get("PATH", "")}, reactor=self._reactor
-        )
-        d.addTimeout(self._timeout, self._reactor)
-        return d
-
     async def version(self, path: str) -> str:
         if not isinstance(path, str) or not path:
             raise ValidationError("ffmpeg path must be a non-empty string")
@@ -57,7 +44,9 @@ class FfmpegProbe:
         if not os.path.isfile(path) or not os.access(path, os.X_OK):
             raise ValidationError(f"{path} is not an executable file")
         try:
-            out, _err, code = await self._run(path, "-hide_banner", "-version")
+            out, _err, code = await ffenv.output(
+                self._reactor, path, "-version", timeout=self._timeout
+            )
         except Exception as e:
             raise ValidationError(f"{path} did not run: {e.__class__.__name__}") from e
         first = out.decode("utf-8", "replace").splitlines()[:1]
@@ -69,7 +58,9 @@ class FfmpegProbe:
         cached = self._encoders.get(path)
         if cached is not None:
             return cached
-        out, _err, code = await self._run(path, "-hide_banner", "-encoders")
+        out, _err, code = await ffenv.output(
+            self._reactor, path, "-encoders", timeout=self._timeout
+        )
         names = set()
         for line in out.decode("utf-8", "replace").splitlines():
             fields = line.split()
