@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATADIR ?= ./data
 RUN_ARGS ?=
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean wheel wheel-smoke
 
 VENDOR := web/vendor/hls.min.js
 # The browser tests drive Debian's Chromium through Playwright; no browser is downloaded.
@@ -28,7 +28,7 @@ $(VENDOR): package.json package-lock.json
 
 # editable_mode=compat puts the checkout itself on sys.path, so twistd finds
 # twisted/plugins/owncast_plugin.py and code edits need no reinstall.
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet -e '.[test,bench]' --config-settings editable_mode=compat
@@ -41,6 +41,17 @@ test: install $(CHROMIUM)
 	$(BIN)/ruff check owncast tests twisted bench
 	$(BIN)/ruff format --check owncast tests twisted bench
 	$(BIN)/trial --jobs=2 tests
+	$(MAKE) --no-print-directory wheel-smoke
+
+# The wheel (web/ and its vendored libraries inside), built from an empty build/ so that no
+# module left there by an earlier layout slips in.
+wheel: install
+	rm -rf build dist
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
+
+# The wheel installed into a fresh virtualenv outside the checkout must start and serve.
+wheel-smoke: wheel
+	$(PYTHON) tests/wheel_smoke.py dist/*.whl
 
 lint: install
 	$(BIN)/ruff check owncast tests twisted bench
@@ -50,4 +61,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) _trial_temp* twisted/plugins/dropin.cache node_modules web/vendor
+	rm -rf $(VENV) _trial_temp* twisted/plugins/dropin.cache node_modules web/vendor build dist
