@@ -11,11 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from autobahn.twisted.testing import create_memory_agent
+from autobahn.twisted.testing import MemoryReactorClockResolver, create_memory_agent
 from autobahn.twisted.websocket import WebSocketClientProtocol
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactorClock
 from twisted.trial import unittest
 
 from owncast.api.http import iso
@@ -88,8 +87,9 @@ class ChatHarness:
         # autobahn's own timers (handshake and close timeouts) run on the fake clock too.
         self.factory.reactor = self.clock
         self.pumper = Pumper()
+        # A reactor that resolves names too: Autobahn before 24 needs one for its agent.
         self.agent = create_memory_agent(
-            MemoryReactorClock(), self.pumper, lambda: self.factory.buildProtocol(None)
+            MemoryReactorClockResolver(), self.pumper, lambda: self.factory.buildProtocol(None)
         )
 
         self.clients: list[RecordingClient] = []

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
+from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet import tcp
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
@@ -25,18 +27,22 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from owncast.chat import fanout
-from owncast.chat.fanout import Peer, fan_out, pending_bytes, text_frame
+from owncast.chat.fanout import Peer, fan_out, text_frame
 from owncast.chat.protocol import MAX_FRAME, ChatFactory
 from owncast.chat.server import (
     KEEPALIVE_INTERVAL,
     MAX_PER_IP,
     ChatServer,
 )
+from owncast.runtime.compat import WS_OPEN, pending_bytes
 from tests.helpers import make_context, result_of
 
 
 class FakeProto:
-    """What ``ChatServer`` needs of a protocol, with no websocket behind it."""
+    """What ``ChatServer`` needs of a protocol, with no websocket behind it: an open one,
+    as Autobahn's ``state`` says."""
+
+    state = WS_OPEN
 
     def __init__(
         self,
@@ -60,17 +66,22 @@ class FakeProto:
         self.close_codes.append(code)
 
 
-class TcpLikeTransport:
-    """The send-buffer attributes ``pending_bytes`` reads from a Twisted TCP transport."""
+class TcpLikeTransport(FileDescriptor):
+    """A Twisted ``FileDescriptor`` with no socket (so nothing is sent directly) whose send
+    buffer holds ``pending`` bytes, recording what is written to it."""
 
     def __init__(self, pending: int = 0):
-        self.dataBuffer = b""
-        self.offset = 0
+        super().__init__(reactor=MemoryReactor())
         self._tempDataLen = pending
         self.writes: list[bytes] = []
 
     def write(self, data: bytes) -> None:
         self.writes.append(data)
+
+
+def peer_on(transport: Any) -> Peer:
+    """The fan-out's view of an open websocket on ``transport``."""
+    return Peer(FakeProto(transport=transport))
 
 
 def decode_frame(frame: bytes) -> tuple[int, bytes]:
@@ -159,11 +170,20 @@ class FanOutTests(unittest.TestCase):
         """One encoded frame: the identical bytes object is written to every transport."""
         transports = [TcpLikeTransport() for _ in range(5)]
         frame = text_frame(b'{"type": "PING"}')
-        laggards = fan_out(frame, [Peer(t, lambda: None) for t in transports])
+        laggards = fan_out(frame, [peer_on(t) for t in transports])
         self.assertEqual(laggards, [])
         for t in transports:
             self.assertEqual(len(t.writes), 1)
             self.assertIs(t.writes[0], frame)
+
+    def test_only_open_sockets_get_frames(self) -> None:
+        """Whether a socket is open is Autobahn's own ``state``: closing (a Close frame
+        went out) and closed sockets are skipped."""
+        protos = [FakeProto(transport=TcpLikeTransport()) for _ in range(3)]
+        protos[0].state = WebSocketProtocol.STATE_CLOSING
+        protos[1].state = WebSocketProtocol.STATE_CLOSED
+        self.assertEqual(fan_out(text_frame(b"{}"), [Peer(p) for p in protos]), [])
+        self.assertEqual([len(p.transport.writes) for p in protos], [0, 0, 1])
 
     def test_server_broadcast_encodes_once(self) -> None:
         """ChatServer.broadcast hands the same frame object to each socket."""
@@ -302,7 +322,7 @@ class DirectSendTests(unittest.TestCase):
         nothing left in the transport, the socket not even watched for writing."""
         transport, client = tcp_pair(self)
         frame = text_frame(b'{"type": "PING"}')
-        self.assertEqual(fan_out(frame, [Peer(transport, lambda: None)]), [])
+        self.assertEqual(fan_out(frame, [peer_on(transport)]), [])
         self.assertEqual(client.recv(100), frame)
         self.assertEqual(pending_bytes(transport), 0)
         self.assertNotIn(transport, transport.reactor.writers)
@@ -313,7 +333,7 @@ class DirectSendTests(unittest.TestCase):
         transport, client = tcp_pair(self)
         transport.write(b"autobahn's own frame")
         frame = text_frame(b"after it")
-        fan_out(frame, [Peer(transport, lambda: None)])
+        fan_out(frame, [peer_on(transport)])
         self.assertEqual(available(client), b"")
         transport.doWrite()
         self.assertEqual(client.recv(100), b"autobahn's own frame" + frame)
@@ -322,7 +342,7 @@ class DirectSendTests(unittest.TestCase):
         """When the kernel takes only part of a frame the rest is queued, and the frames
         after it queue behind it: the peer gets every byte once, in order."""
         transport, client = tcp_pair(self, small_buffers=True)
-        peer = Peer(transport, lambda: None)
+        peer = peer_on(transport)
         frames = [
             text_frame(bytes([65 + n % 26]) * (200_000 if n == 0 else 1000 + n)) for n in range(5)
         ]
@@ -350,7 +370,7 @@ class DirectSendTests(unittest.TestCase):
         dead_client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         dead_client.close()  # RST
         frame = text_frame(b"hello")
-        peers = [Peer(dead, lambda: None), Peer(alive, lambda: None)]
+        peers = [peer_on(dead), peer_on(alive)]
         for _ in range(2):  # ECONNRESET first, then EPIPE
             self.assertEqual(fan_out(frame, peers), [])
             self.assertIsInstance(dead.doWrite(), Exception)
@@ -362,7 +382,7 @@ class DirectSendTests(unittest.TestCase):
         transport, client = tcp_pair(self)
         transport.loseConnection()
         frame = text_frame(b"last words")
-        fan_out(frame, [Peer(transport, lambda: None)])
+        fan_out(frame, [peer_on(transport)])
         self.assertEqual(available(client), b"")
         self.assertIsNotNone(transport.doWrite())  # CONNECTION_DONE: all sent, now close
         self.assertEqual(client.recv(100), frame)
@@ -475,3 +495,15 @@ class UpgradeTests(unittest.TestCase):
         self.server.broadcast({"type": "SYSTEM", "id": "y", "body": "still open"})
         [payload] = server_frames(other.value()[start:])
         self.assertEqual(json.loads(payload)["body"], "still open")
+
+    def test_nothing_is_broadcast_after_the_peer_closes(self) -> None:
+        """A Close frame from the client (answered by Autobahn) stops broadcasts to it
+        at once, before ``onClose``."""
+        transport = self.upgrade()
+        # Autobahn unregisters a producer as it drops the connection: a TCP transport
+        # takes that with none registered, a StringTransport wants one.
+        transport.registerProducer(transport.protocol, True)
+        transport.protocol.dataReceived(b"\x88\x82\x00\x00\x00\x00\x03\xe8")  # Close 1000
+        head = len(transport.value())
+        self.server.broadcast({"type": "SYSTEM", "id": "x", "body": "after close"})
+        self.assertEqual(transport.value()[head:], b"")

@@ -8,15 +8,19 @@ When a plain TCP transport holds nothing unsent, the frame is sent on its socket
 A client whose socket stops draining is dropped once 256 frames or 256 KiB pile up in
 its send buffer, without slowing anyone else: the buffer size is read from the
 transport, which costs an attribute lookup, not a syscall.
+
+A socket gets frames only while Autobahn's own state says it is open: after a Close
+frame (ours or the reply to the peer's), RFC 6455 allows no more data frames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from twisted.logger import Logger
 
+from owncast.runtime.compat import ws_open
 from owncast.runtime.netio import direct_socket, pending_bytes, send_now
 
 _log = Logger()
@@ -38,18 +42,21 @@ def text_frame(payload: bytes) -> bytes:
 
 
 class Peer:
-    """What fan-out needs of one socket: its transport, the socket under it when writing
-    to that directly is safe, how far behind it is, and whether it is closing (after a
-    Close frame, RFC 6455 allows no more data frames)."""
+    """What fan-out needs of one Autobahn websocket: the protocol (whose state says
+    whether it is open), its transport, the socket under it when writing to that directly
+    is safe, and how far behind it is."""
 
-    __slots__ = ("transport", "socket", "backlog", "drop", "closing")
+    __slots__ = ("protocol", "transport", "socket", "backlog")
 
-    def __init__(self, transport: Any, drop: Callable[[], object]):
-        self.transport = transport
-        self.socket = direct_socket(transport)
+    def __init__(self, protocol: Any):
+        self.protocol = protocol
+        self.transport = protocol.transport
+        self.socket = direct_socket(self.transport)
         self.backlog = 0  # frames written since its buffer was last empty
-        self.drop = drop
-        self.closing = False
+
+    def drop(self) -> None:
+        """Cut the connection of a client that stopped reading."""
+        self.protocol.dropConnection(abort=True)
 
 
 def _send(peer: Peer, frame: bytes) -> None:
@@ -61,7 +68,7 @@ def fan_out(frame: bytes, peers: Iterable[Peer]) -> list[Peer]:
     """Write ``frame`` to every peer; return the peers that fell too far behind."""
     laggards = []
     for peer in peers:
-        if peer.closing:
+        if not ws_open(peer.protocol):
             continue
         try:
             waiting = pending_bytes(peer.transport)

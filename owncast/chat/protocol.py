@@ -33,6 +33,13 @@ from twisted.web.http import HTTPChannel
 
 from owncast.api.http import iso
 from owncast.core.errors import ValidationError
+from owncast.runtime.compat import (
+    forget_requests,
+    ws_close_with,
+    ws_forget_handshake,
+    ws_open,
+    ws_option_names,
+)
 
 _log = Logger()
 
@@ -62,7 +69,7 @@ def release_upgrade_request(transport: Any) -> None:
     channel = getattr(transport, "producer", None)
     if isinstance(channel, HTTPChannel):
         transport.unregisterProducer()
-        channel.requests.clear()
+        forget_requests(channel)
 
 
 class ChatProtocol(WebSocketServerProtocol):
@@ -88,7 +95,7 @@ class ChatProtocol(WebSocketServerProtocol):
 
     def onOpen(self) -> None:
         # The parsed handshake is not used once open: 1.4 KiB of RSS a connection.
-        self.http_headers = self.http_request_data = self.http_response_data = None
+        ws_forget_handshake(self)
         try:
             self.client_id = secrets.token_hex(16)
             self.factory.server.opened(self)
@@ -98,15 +105,15 @@ class ChatProtocol(WebSocketServerProtocol):
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
-            self.sendCloseFrame(code=1003, reasonUtf8=b"binary frames are not accepted")
+            ws_close_with(self, 1003, b"binary frames are not accepted")
             return
         try:
             message = json.loads(payload)
         except (ValueError, RecursionError):
-            self.sendCloseFrame(code=1007, reasonUtf8=b"frames must be JSON objects")
+            ws_close_with(self, 1007, b"frames must be JSON objects")
             return
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            self.sendCloseFrame(code=1007, reasonUtf8=b"frames must be JSON objects with a type")
+            ws_close_with(self, 1007, b"frames must be JSON objects with a type")
             return
         try:
             d = self.factory.server.received(self, message)
@@ -125,19 +132,12 @@ class ChatProtocol(WebSocketServerProtocol):
         else:
             _log.failure("chat message from {ip} failed", failure, ip=self.ip)
 
-    def sendCloseFrame(
-        self, code: int | None = None, reasonUtf8: bytes | None = None, isReply: bool = False
-    ) -> None:
-        if self.client_id is not None:
-            self.factory.server.closing(self)
-        super().sendCloseFrame(code, reasonUtf8, isReply)
-
     def onClose(self, wasClean: bool, code: int, reason: str) -> None:
         if self.client_id is not None:
             self.factory.server.closed(self)
 
     def send_json(self, message: dict) -> None:
-        if self.state == self.STATE_OPEN:
+        if ws_open(self):
             self.sendMessage(json.dumps(wire(message)).encode("utf-8"))
 
 
@@ -165,7 +165,7 @@ class ChatFactory(WebSocketServerFactory):
         # on the class, not become a method.
         options = {
             name: staticmethod(value) if callable(value) else value
-            for name in ChatProtocol.CONFIG_ATTRS
+            for name in ws_option_names(ChatProtocol)
             for value in (getattr(self, name),)
         }
         self.protocol = type(ChatProtocol.__name__, (ChatProtocol,), options)

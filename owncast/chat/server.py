@@ -21,6 +21,7 @@ from owncast.chat.fanout import Peer, fan_out, text_frame
 from owncast.chat.protocol import wire
 from owncast.core.chat import SYSTEM, new_id
 from owncast.core.errors import ValidationError
+from owncast.runtime.compat import ws_close_with
 
 _log = Logger()
 
@@ -84,7 +85,7 @@ class ChatServer(Service):
             self._keepalive.stop()
         for proto in list(self.peers):
             try:
-                proto.sendCloseFrame(code=1001, reasonUtf8=b"server shutting down")
+                ws_close_with(proto, 1001, b"server shutting down")
             except Exception:
                 _log.failure("closing a chat socket failed")
 
@@ -117,17 +118,11 @@ class ChatServer(Service):
 
     def opened(self, proto: Any) -> None:
         self._per_ip[proto.ip] = self._per_ip.get(proto.ip, 0) + 1
-        self.peers[proto] = Peer(proto.transport, lambda: proto.dropConnection(abort=True))
+        self.peers[proto] = Peer(proto)
         self._buckets[proto] = _Bucket(self.clock.seconds())
         self.hub.connect(proto.client_id, proto.ip, proto.user_agent)
         if not proto.ignored:
             self.viewers.seen(self._viewer_key(proto))
-
-    def closing(self, proto: Any) -> None:
-        """``proto`` sent its Close frame: no more broadcasts to it."""
-        peer = self.peers.get(proto)
-        if peer is not None:
-            peer.closing = True
 
     def closed(self, proto: Any) -> None:
         if self.peers.pop(proto, None) is None:

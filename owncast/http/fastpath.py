@@ -24,6 +24,7 @@ from twisted.web.server import version as server_version
 
 from owncast.api.http import viewer_key_of
 from owncast.http.hls import LARGE_BODY, send_ahead
+from owncast.runtime.compat import channel_idle, set_send_limit
 from owncast.runtime.netio import direct_socket, pending_bytes, send_now
 
 PREFIX = b"/hls/"
@@ -153,7 +154,7 @@ class HlsFastPath:
 
 class OwncastChannel(http.HTTPChannel):
     """``HTTPChannel`` that offers each request to the site's ``hls_fast`` first, while
-    no request is in progress on it (so answers stay in order)."""
+    no request is in progress on it (``compat.channel_idle``: so answers stay in order)."""
 
     peer_host = ""
     direct: Any = None
@@ -164,28 +165,14 @@ class OwncastChannel(http.HTTPChannel):
         super().connectionMade()
         self.fast = getattr(getattr(self, "site", None), "hls_fast", None)
         self.direct = direct_socket(self.transport)
-        if hasattr(self.transport, "SEND_LIMIT"):
-            self.transport.SEND_LIMIT = SEND_LIMIT
+        set_send_limit(self.transport, SEND_LIMIT)
         peer = self.transport.getPeer()
         self.peer_host = getattr(peer, "host", None) or str(peer)
-
-    def _idle(self) -> bool:
-        return (
-            not self.requests
-            and not self._handlingRequest
-            and self.line_mode
-            and not self._buffer
-            and not self._busyReceiving
-            and not self.paused
-            and self.persistent
-            and not self._receivedHeaderSize
-            and not self.transport.disconnecting
-        )
 
     def dataReceived(self, data: bytes) -> None:
         fast = self.fast
         if fast is not None:
-            while data.startswith(_FAST_START) and self._idle():
+            while data.startswith(_FAST_START) and channel_idle(self):
                 used = fast.answer(self, data)
                 if not used:
                     break

@@ -7,43 +7,23 @@ itself. ``send_now`` sends on the socket at once when a plain TCP transport hold
 nothing unsent, and hands ``transport.write`` only what the kernel does not take (a
 remainder, or everything on an error), which keeps the bytes in order and lets Twisted
 notice a dead peer. Whatever else is written to the transport goes through its buffer,
-so while any of it is queued, new bytes queue behind it.
+so while any of it is queued, new bytes queue behind it. What this reads of the
+transport's internals is in ``owncast.runtime.compat``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import tcp
+from owncast.runtime.compat import direct_socket, may_send_directly, pending_bytes
 
-
-def pending_bytes(transport: Any) -> int:
-    """Bytes a Twisted TCP transport still holds for the peer (0 if it cannot say): an
-    attribute lookup, not a syscall."""
-    try:
-        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-    except AttributeError:
-        return 0
-
-
-def direct_socket(transport: Any) -> Any:
-    """The socket under a Twisted TCP transport, or None: only there may a write bypass
-    the transport's buffer (and only while it is not TLS)."""
-    return transport.socket if isinstance(transport, tcp.Connection) else None
+__all__ = ["direct_socket", "pending_bytes", "send_now"]
 
 
 def send_now(transport: Any, sock: Any, data: bytes) -> None:
     """Write ``data`` to ``transport``, straight to ``sock`` (its ``direct_socket``) when
     the transport holds nothing and is plain TCP, open for writing."""
-    if (
-        sock is None
-        or transport.TLS
-        or not transport.connected
-        or transport.disconnecting
-        or transport._aborting
-        or transport._writeDisconnecting
-        or pending_bytes(transport)
-    ):
+    if sock is None or not may_send_directly(transport):
         transport.write(data)
         return
     try:
