@@ -41,6 +41,7 @@ test: install $(CHROMIUM)
 	$(BIN)/ruff check owncast tests twisted bench
 	$(BIN)/ruff format --check owncast tests twisted bench
 	$(BIN)/trial --jobs=2 tests
+	$(MAKE) --no-print-directory compat
 	$(MAKE) --no-print-directory wheel-smoke
 
 # The wheel (web/ and its vendored libraries inside), built from an empty build/ so that no
@@ -52,6 +53,12 @@ wheel: install
 # The wheel installed into a fresh virtualenv outside the checkout must start and serve.
 wheel-smoke: wheel
 	$(PYTHON) tests/wheel_smoke.py dist/*.whl
+
+.PHONY: compat
+# The tests that touch Twisted and Autobahn internals, against the oldest and the newest
+# versions setup.cfg allows, each in a throwaway virtualenv (about a minute).
+compat: install
+	$(BIN)/python .ci/compat-matrix
 
 lint: install
 	$(BIN)/ruff check owncast tests twisted bench
