@@ -1,9 +1,10 @@
 """Our RTMP ingest alone, for the ingest benchmark: ``python -m bench.ingest_server PORT KEY``.
 
 Only ``owncast.rtmp.session.RtmpFactory`` on the real reactor, in front of a ``Broadcasts``
-whose sink drops the FLV it is handed (like the default ``NullSink``; this one also counts
-the bytes so the benchmark can check that the publish really went through). No web
-server, no transcoder: what this process spends is what parsing the RTMP stream costs.
+whose sink drops the media tags it is handed (like the default ``NullSink``; this one also
+counts the FLV bytes they would be, so the benchmark can check that the publish really
+went through). No web server, no transcoder: what this process spends is what parsing the
+RTMP stream into classified tags costs.
 
 With ``--stats PATH`` it writes ``{"flv_bytes", "broadcasts"}`` as JSON there on exit
 (SIGTERM stops the reactor cleanly).
@@ -14,24 +15,30 @@ from __future__ import annotations
 import argparse
 import json
 
+from twisted.internet.defer import Deferred
+
 from owncast.core.broadcast import Broadcasts, NullSink
 from owncast.core.stream import StreamState
+from owncast.media import MediaTag
+from owncast.media.flv import TAG_OVERHEAD
 from owncast.rtmp.session import RtmpFactory
 from owncast.runtime.heap import settle_heap
 
 
 class CountingSink(NullSink):
-    """Drops the FLV like ``NullSink``; keeps only a byte count (one addition per tag)."""
+    """Drops the tags like ``NullSink``; counts the FLV bytes they would be to ffmpeg (one
+    addition per tag)."""
 
     def __init__(self) -> None:
         self.bytes = 0
         self.starts = 0
 
-    def start(self) -> None:
+    def begin(self) -> Deferred:
         self.starts += 1
+        return super().begin()
 
-    def write(self, data: bytes) -> None:
-        self.bytes += len(data)
+    def media(self, tag: MediaTag) -> None:
+        self.bytes += len(tag.payload) + TAG_OVERHEAD
 
 
 def main() -> None:

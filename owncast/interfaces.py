@@ -7,7 +7,12 @@ Every method returns a ``Deferred``: implementations never block the reactor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
+
+from owncast.media import MediaTag
 
 
 class IStore(Interface):
@@ -17,68 +22,70 @@ class IStore(Interface):
     A write has reached durable storage when its Deferred fires.
     """
 
-    def start() -> object:
+    def start() -> Deferred[None]:
         """Open the storage and migrate its schema; fires when ready."""
 
-    def stop() -> object:
+    def stop() -> Deferred[None]:
         """Release the storage; fires when closed."""
 
-    def get_settings() -> object:
+    def get_settings() -> Deferred[dict]:
         """Fire with a dict of every stored setting (key -> JSON value)."""
 
-    def set_settings(values: dict) -> object:
+    def set_settings(values: dict) -> Deferred[None]:
         """Store several settings in one transaction."""
 
-    def add_token(record: dict) -> object:
+    def add_token(record: dict) -> Deferred[None]:
         """Store an access token ``{token, name, scopes, timestamp, lastUsed}``."""
 
-    def delete_token(token: str) -> object:
+    def delete_token(token: str) -> Deferred[bool]:
         """Delete a token; fire with True when it existed."""
 
-    def list_tokens() -> object:
+    def list_tokens() -> Deferred[list[dict]]:
         """Fire with every token record, oldest first."""
 
-    def touch_token(token: str, when: float) -> object:
+    def touch_token(token: str, when: float) -> Deferred[None]:
         """Record that a token was used at ``when``."""
 
-    def add_webhook(url: str, events: list, timestamp: float) -> object:
+    def add_webhook(url: str, events: list, timestamp: float) -> Deferred[dict]:
         """Store a webhook; fire with its record ``{id, url, events, timestamp, lastUsed}``."""
 
-    def delete_webhook(webhook_id: str) -> object:
+    def delete_webhook(webhook_id: str) -> Deferred[bool]:
         """Delete a webhook; fire with True when it existed."""
 
-    def list_webhooks() -> object:
+    def list_webhooks() -> Deferred[list[dict]]:
         """Fire with every webhook record, oldest first."""
 
-    def touch_webhook(webhook_id: str, when: float) -> object:
+    def touch_webhook(webhook_id: str, when: float) -> Deferred[None]:
         """Record that a webhook was delivered to at ``when``."""
 
-    def add_message(record: dict) -> object:
+    def add_message(record: dict) -> Deferred[None]:
         """Store a chat message ``{id, type, author, body, visible, timestamp}``."""
 
-    def list_messages(since: float | None, visible_only: bool, limit: int | None) -> object:
+    def list_messages(
+        since: float | None, visible_only: bool, limit: int | None
+    ) -> Deferred[list[dict]]:
         """Fire with messages newer than ``since``, oldest first; the newest ``limit``."""
 
-    def set_visibility(ids: list, visible: bool) -> object:
+    def set_visibility(ids: list, visible: bool) -> Deferred[list[dict]]:
         """Change the visibility of messages; fire with the updated records."""
 
-    def add_sample(kind: str, when: float, value: float) -> object:
+    def add_sample(kind: str, when: float, value: float) -> Deferred[None]:
         """Store one stats sample (``cpu``, ``memory``, ``disk``, ``viewers``)."""
 
-    def list_samples(kind: str, since: float) -> object:
+    def list_samples(kind: str, since: float) -> Deferred[list]:
         """Fire with ``[(when, value)]`` of that kind newer than ``since``, oldest first."""
 
-    def prune_samples(before: float) -> object:
+    def prune_samples(before: float) -> Deferred[None]:
         """Delete samples older than ``before``."""
 
 
 class IFfmpegProbe(Interface):
     """Asks an ffmpeg binary what it is and what it can do."""
 
-    def version(path: str) -> object:
+    def version(path: str) -> Deferred[str]:
         """Fire with the version line of the ffmpeg at ``path``, or fail."""
 
-    def encoders(path: str) -> object:
+    def encoders(path: str) -> Deferred[set[str]]:
         """Fire with the set of encoder names that ffmpeg offers."""
 
 
@@ -101,16 +108,16 @@ class IChatBus(Interface):
     message once, each node in the same order, the publishing node included.
     """
 
-    def start() -> object:
+    def start() -> Deferred[None]:
         """Connect; fires once messages published are delivered."""
 
-    def stop() -> object:
+    def stop() -> Deferred[None]:
         """Disconnect; fires when done."""
 
-    def subscribe(listener: object) -> None:
+    def subscribe(listener: Callable[[dict], None]) -> None:
         """Call ``listener(message)`` for every message published on any node."""
 
-    def publish(message: dict) -> object:
+    def publish(message: dict) -> Deferred[None]:
         """Hand ``message`` to every node; fires once it is handed over."""
 
 
@@ -118,37 +125,42 @@ class ISegmentStorage(Interface):
     """Somewhere finished HLS segments are copied to and served from, besides the local
     HLS directory (S3-compatible storage, or a directory a CDN serves)."""
 
-    def put(key: str, data: bytes, content_type: str, cache_control: str) -> object:
+    def put(key: str, data: bytes, content_type: str, cache_control: str) -> Deferred[None]:
         """Store ``data`` under ``key`` (``hls/<variant>/<name>``); fires once readable."""
 
-    def delete(key: str) -> object:
+    def delete(key: str) -> Deferred[None]:
         """Remove ``key``; fires when done (also when it was not there)."""
 
     def url(key: str) -> str:
         """The absolute URL players fetch ``key`` from."""
 
 
-class ITranscoder(Interface):
-    """Turns the FLV of one broadcast at a time into HLS.
+class IMediaSink(Interface):
+    """Takes the media of one broadcast at a time, as ``owncast.media.MediaTag``s.
 
-    The ingest calls ``start()`` when a publisher goes live, ``write(data)`` with the FLV
-    bytes (the FLV header first, then whole or partial tags, timestamps already right),
-    and ``stop()`` when the broadcast ends.
+    The ingest calls ``begin()`` when a publisher goes live, ``media(tag)`` for each
+    onMetaData, sequence header and frame in the order they arrived (timestamps already
+    right, keyframe and sequence-header flags set), and ``end()`` when the broadcast
+    ends. Which tracks the publisher really sends shows in the metadata tag
+    (``tag.metadata``) and the kinds of the first media tags.
     """
 
-    live = Attribute("True between start() and stop()")
+    def begin() -> Deferred[None]:
+        """A broadcast begins; its tags may follow at once. Fires (never fails) once the
+        sink has started on it (the transcoder: ffmpeg spawned, or a retry scheduled)."""
 
-    def start() -> object:
-        """A broadcast begins: ffmpeg is spawned once the FLV header has arrived.
+    def media(tag: MediaTag) -> None:
+        """One ``MediaTag`` of the live broadcast; ignored when none is live."""
 
-        Fires (never fails) when ffmpeg was spawned or is waiting for the FLV header.
-        """
+    def end() -> Deferred[None]:
+        """The broadcast ended; fires once the sink has let go of it."""
 
-    def write(data: bytes) -> None:
-        """FLV bytes of the live broadcast; ignored when not live."""
 
-    def stop() -> object:
-        """The broadcast ended: fire once no ffmpeg process is left."""
+class ITranscoder(IMediaSink):
+    """Turns the media of one broadcast at a time into HLS with ffmpeg, which reads it as
+    FLV on its stdin (written there, and only there)."""
 
-    def reload() -> object:
+    live = Attribute("True between begin() and end()")
+
+    def reload() -> Deferred[None]:
         """Restart ffmpeg with the current settings (the playlists continue)."""

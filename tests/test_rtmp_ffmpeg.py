@@ -1,4 +1,5 @@
-"""RTMP ingest against a real ffmpeg publisher: what comes out as FLV decodes again."""
+"""RTMP ingest against a real ffmpeg publisher: the tags that come out, written as FLV,
+decode again."""
 
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ class FfmpegPublishTests(unittest.TestCase):
         await deferLater(reactor, 0.2, lambda: None)
         self.assertEqual(states, ["STREAM_STARTED", "STREAM_STOPPED"])
         self.assertEqual((self.sink.starts, self.sink.stops), (1, 1))
-        tags = flv.parse_tags(bytes(self.sink.data))
+        tags = self.sink.tags()
         kinds = {k for k, _, _ in tags}
         self.assertEqual(kinds, {flv.AUDIO_TAG, flv.VIDEO_TAG, flv.SCRIPT_TAG})
         video_ts = [t for k, t, _ in tags if k == flv.VIDEO_TAG]
@@ -107,8 +108,15 @@ class FfmpegPublishTests(unittest.TestCase):
         gaps = [b - a for a, b in zip(video_ts[1:], video_ts[2:], strict=False)]
         self.assertLessEqual(max(gaps), 34)
         self.assertLess(abs(audio_ts[-1] / 1000 - 3.0), 0.2)
+        # Classified where they arrived: sequence headers first, then keyframes (-g 60).
+        video = [t for t in self.sink.received if t.kind == flv.VIDEO_TAG]
+        audio = [t for t in self.sink.received if t.kind == flv.AUDIO_TAG]
+        self.assertEqual([t.config for t in video[:2]], [True, False])
+        self.assertEqual([t.config for t in audio[:2]], [True, False])
+        self.assertTrue(video[1].keyframe)
+        self.assertGreaterEqual(sum(t.keyframe for t in video), 2)
         path = Path(self.mktemp() + ".flv")
-        path.write_bytes(bytes(self.sink.data))
+        path.write_bytes(self.sink.flv())
         done, proto = run(["-v", "error", "-i", str(path), "-f", "null", "-"])
         self.assertEqual(await done, 0, bytes(proto.err))
         self.assertEqual(proto.err, b"")

@@ -7,14 +7,17 @@ import random
 import struct
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import succeed
+from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
-from owncast.core.broadcast import Broadcasts
+from owncast.core.broadcast import Broadcasts, NullSink
 from owncast.core.stream import StreamState
-from owncast.media import flv
+from owncast.interfaces import IMediaSink
+from owncast.media import MediaTag, flv
 from owncast.rtmp import amf, chunks
 from owncast.rtmp.chunks import ChunkReader, Message, encode_chunks
 from owncast.rtmp.handshake import HANDSHAKE_SIZE
@@ -30,24 +33,32 @@ def u32(value: int) -> bytes:
     return struct.pack(">I", value)
 
 
+@implementer(IMediaSink)
 class RecordingSink:
+    """Keeps every tag it is handed, and counts broadcasts begun and ended."""
+
     def __init__(self):
-        self.data = bytearray()
+        self.received: list[MediaTag] = []
         self.starts = 0
         self.stops = 0
 
-    def start(self):
+    def begin(self):
         self.starts += 1
+        return succeed(None)
 
-    def write(self, data):
-        self.data += data
+    def media(self, tag):
+        self.received.append(tag)
 
-    def stop(self):
+    def end(self):
         self.stops += 1
         return succeed(None)
 
     def tags(self) -> list[tuple[int, int, bytes]]:
-        return flv.parse_tags(bytes(self.data))
+        return [(t.kind, t.timestamp, t.payload) for t in self.received]
+
+    def flv(self) -> bytes:
+        """The broadcast as the FLV the transcoder would write to ffmpeg."""
+        return flv.header() + flv.encode(self.received)
 
 
 class Client:
@@ -330,10 +341,10 @@ class PublishTests(SessionTestCase):
         self.assertEqual(self.events, ["STREAM_STARTED"])
         self.assertEqual(self.stream.broadcaster["remoteAddr"], "10.0.0.1")
         self.assertEqual((self.sink.starts, self.sink.stops), (1, 0))
-        self.assertEqual(bytes(self.sink.data), flv.header(audio=True, video=True))
+        self.assertEqual(self.sink.received, [])
         self.assertFalse(client.dropped)
 
-    def test_media_becomes_flv_with_exact_timestamps(self):
+    def test_media_becomes_tags_with_exact_timestamps(self):
         client = self.publishing()
         sent = []
         for i in range(40):
@@ -466,7 +477,7 @@ class PublishTests(SessionTestCase):
         self.assertFalse(self.stream.online)
         self.assertEqual(self.events, [])
         self.assertEqual((self.sink.starts, self.sink.stops), (0, 0))
-        self.assertEqual(bytes(self.sink.data), b"")
+        self.assertEqual(self.sink.received, [])
 
     def test_second_publisher_is_refused_and_first_goes_on(self):
         first = self.publishing(host="10.0.0.1")
@@ -588,6 +599,63 @@ class AggregateTests(SessionTestCase):
         self.assertTrue(client.dropped)
 
 
+class MediaSinkTests(SessionTestCase):
+    """Media reaches the sink as tags classified where they arrived, never as bytes to
+    parse again."""
+
+    def test_sinks_provide_the_interface(self):
+        self.assertTrue(verifyObject(IMediaSink, NullSink()))
+        self.assertTrue(verifyObject(IMediaSink, RecordingSink()))
+
+    def test_media_is_classified_once(self):
+        client = self.publishing()
+        sent = [
+            (client.video, b"\x17\x00\x00\x00\x00avcC", False, True),
+            (client.audio, b"\xaf\x00\x12\x10", False, True),
+            (client.video, b"\x17\x01\x00\x00\x00idr", True, False),
+            (client.audio, b"\xaf\x01aac", False, False),
+            (client.video, b"\x27\x01\x00\x00\x00p", False, False),
+            (client.video, b"\x90hvc1hvcC", False, True),  # Enhanced RTMP SequenceStart
+            (client.video, b"\x91hvc1\x00\x00\x00idr", True, False),  # CodedFrames, key
+            (client.video, b"\xa3hvc1p", False, False),  # CodedFramesX, inter
+        ]
+        for i, (send, body, _, _) in enumerate(sent):
+            send(i * 10, body)
+        self.assertEqual(
+            [(t.payload, t.timestamp, t.keyframe, t.config) for t in self.sink.received],
+            [(body, i * 10, key, config) for i, (_, body, key, config) in enumerate(sent)],
+        )
+        self.assertTrue(all(type(t.payload) is bytes for t in self.sink.received))
+
+    def test_metadata_tag_carries_the_decoded_object(self):
+        client = self.publishing()
+        meta = {"width": 1280.0, "audiocodecid": 10.0, "videocodecid": 7.0}
+        client.metadata(meta, timestamp=7)
+        [tag] = self.sink.received
+        self.assertEqual((tag.kind, tag.timestamp), (flv.SCRIPT_TAG, 7))
+        self.assertEqual(dict(tag.metadata), meta)
+        self.assertEqual(amf.decode_amf0(tag.payload), ["onMetaData", meta])
+        self.assertFalse(tag.keyframe or tag.config)
+
+    def test_without_a_sink_media_is_dropped(self):
+        """The default sink takes a whole broadcast and drops it."""
+        self.factory = RtmpFactory(Broadcasts(self.stream, lambda: KEY), self.clock)
+        client = self.publishing()
+        client.video(0, b"\x17\x01\x00\x00\x00idr")
+        client.command("deleteStream", None, 1.0)
+        self.assertFalse(client.dropped)
+        self.assertEqual(self.events, ["STREAM_STARTED", "STREAM_STOPPED"])
+
+    def test_a_failing_end_is_logged(self):
+        """A sink that fails to end the broadcast does not take the session down."""
+        self.sink.end = lambda: fail(RuntimeError("ffmpeg would not go"))
+        client = self.publishing()
+        client.command("deleteStream", None, 1.0)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertFalse(self.stream.online)
+        self.assertFalse(client.dropped)
+
+
 class AcknowledgementTests(SessionTestCase):
     def test_ack_after_the_peers_window(self):
         client = self.client()
@@ -633,12 +701,10 @@ class MalformedInputTests(SessionTestCase):
     """Each bad input drops its connection only; nothing escapes ``dataReceived``."""
 
     def check_healthy_session_still_works(self):
-        start = len(self.sink.data)
+        start = len(self.sink.received)
         client = self.publishing(host="10.0.0.9")
         client.video(40, b"\x17ok")
-        self.assertEqual(
-            flv.parse_tags(bytes(self.sink.data[start:])), [(flv.VIDEO_TAG, 40, b"\x17ok")]
-        )
+        self.assertEqual(self.sink.tags()[start:], [(flv.VIDEO_TAG, 40, b"\x17ok")])
         self.assertEqual(self.stream.broadcaster["remoteAddr"], "10.0.0.9")
 
     def connected(self) -> Client:

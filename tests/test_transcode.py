@@ -1,11 +1,12 @@
-"""The ffmpeg argv built from the video settings, and the FLV reader that feeds restarts."""
+"""The ffmpeg argv built from the video settings, and the media tags that feed restarts."""
 
 from __future__ import annotations
 
 from twisted.trial import unittest
 
 from owncast.core.settings import DEFAULT_VARIANT, LATENCY_LEVELS, X264_PRESETS
-from owncast.media.flv import AUDIO, SCRIPT, VIDEO, FlvReader
+from owncast.media import AUDIO, SCRIPT, VIDEO, MediaTag, media_tag, metadata_tag
+from owncast.media.replay import Replay
 from owncast.transcode.argv import HLS_FLAGS, build_argv
 
 FF = "/opt/ffmpeg/bin/ffmpeg"
@@ -232,7 +233,7 @@ class ArgvTests(unittest.TestCase):
         self.assertEqual(value(argv, "-r:v:0"), str(DEFAULT_VARIANT["framerate"]))
 
 
-# -- FLV ---------------------------------------------------------------------------------
+# -- media tags --------------------------------------------------------------------------
 def flv_header(audio: bool = True, video: bool = True) -> bytes:
     flags = (4 if audio else 0) | (1 if video else 0)
     return b"FLV\x01" + bytes([flags]) + (9).to_bytes(4, "big") + b"\x00\x00\x00\x00"
@@ -249,62 +250,120 @@ def flv_tag(kind: int, payload: bytes, timestamp: int = 0) -> bytes:
     return head + payload + (11 + len(payload)).to_bytes(4, "big")
 
 
-METADATA = flv_tag(SCRIPT, b"\x02\x00\x0aonMetaData\x08\x00\x00\x00\x00\x00\x00\x09")
-AVC_CONFIG = flv_tag(VIDEO, b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f")
-AAC_CONFIG = flv_tag(AUDIO, b"\xaf\x00\x12\x10")
+def as_flv(*tags: MediaTag) -> bytes:
+    """Tags as FLV (written here by hand, to check the transcoder's writer)."""
+    return b"".join(flv_tag(t.kind, t.payload, t.timestamp) for t in tags)
 
 
-def keyframe(timestamp: int) -> bytes:
-    return flv_tag(VIDEO, b"\x17\x01\x00\x00\x00" + b"K" * 40, timestamp)
+METADATA = metadata_tag(0, b"\x02\x00\x0aonMetaData\x08\x00\x00\x00\x00\x00\x00\x09", {})
+AVC_CONFIG = media_tag(VIDEO, 0, b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f")
+AAC_CONFIG = media_tag(AUDIO, 0, b"\xaf\x00\x12\x10")
+#: What the ingest hands over first, in order.
+STREAM_START = (METADATA, AVC_CONFIG, AAC_CONFIG)
 
 
-def interframe(timestamp: int) -> bytes:
-    return flv_tag(VIDEO, b"\x27\x01\x00\x00\x00" + b"p" * 20, timestamp)
+def keyframe(timestamp: int) -> MediaTag:
+    return media_tag(VIDEO, timestamp, b"\x17\x01\x00\x00\x00" + b"K" * 40)
 
 
-def aac_frame(timestamp: int) -> bytes:
-    return flv_tag(AUDIO, b"\xaf\x01" + b"a" * 10, timestamp)
+def interframe(timestamp: int) -> MediaTag:
+    return media_tag(VIDEO, timestamp, b"\x27\x01\x00\x00\x00" + b"p" * 20)
 
 
-class FlvReaderTests(unittest.TestCase):
-    def test_splits_tags_across_chunks(self):
-        """Tags come out whole, in order, however the bytes were chunked."""
-        stream = flv_header() + METADATA + AVC_CONFIG + AAC_CONFIG + keyframe(0) + aac_frame(0)
-        reader = FlvReader()
-        tags = []
-        for i in range(0, len(stream), 7):
-            tags += reader.feed(stream[i : i + 7])
-        self.assertEqual(reader.header, flv_header())
-        self.assertEqual(b"".join(t.data for t in tags), stream[len(flv_header()) :])
-        self.assertEqual([t.kind for t in tags], [SCRIPT, VIDEO, AUDIO, VIDEO, AUDIO])
-        self.assertEqual([t.keyframe for t in tags], [False, False, False, True, False])
-        self.assertEqual([t.config for t in tags], [False, True, True, False, False])
+def aac_frame(timestamp: int) -> MediaTag:
+    return media_tag(AUDIO, timestamp, b"\xaf\x01" + b"a" * 10)
 
-    def test_remembers_config(self):
-        """Header, metadata and the latest sequence headers are what a new ffmpeg reads first."""
-        reader = FlvReader()
-        reader.feed(flv_header(audio=False) + METADATA + AVC_CONFIG + AAC_CONFIG)
-        self.assertFalse(reader.has_audio)
-        self.assertTrue(reader.has_video)
-        newer = flv_tag(VIDEO, b"\x17\x00\x00\x00\x00\x01\x4d\x00\x1f", 5000)
-        reader.feed(interframe(40) + newer)
-        self.assertEqual(reader.config_bytes(), flv_header(False) + METADATA + newer + AAC_CONFIG)
+
+class MediaTagTests(unittest.TestCase):
+    """Messages are classified once, where they arrive: keyframes and sequence headers."""
+
+    def flags(self, kind: int, payload: bytes) -> tuple[bool, bool]:
+        tag = media_tag(kind, 1234, payload)
+        self.assertEqual((tag.kind, tag.timestamp, tag.payload), (kind, 1234, payload))
+        self.assertIs(tag.payload, payload)  # never copied
+        return tag.keyframe, tag.config
+
+    def test_avc(self):
+        """H.264 (and legacy-id HEVC/AV1): AVCPacketType 0 is config, 1 a coded frame."""
+        self.assertEqual(self.flags(VIDEO, AVC_CONFIG.payload), (False, True))
+        self.assertEqual(self.flags(VIDEO, keyframe(0).payload), (True, False))
+        self.assertEqual(self.flags(VIDEO, interframe(0).payload), (False, False))
+        self.assertEqual(self.flags(VIDEO, b"\x1c\x01hevc"), (True, False))
+        self.assertEqual(self.flags(VIDEO, b"\x17\x02"), (False, False))  # end of sequence
+        self.assertEqual(self.flags(VIDEO, b"\x17"), (False, False))
+
+    def test_other_legacy_video(self):
+        """Codecs without a packet type: every key frame is a keyframe."""
+        self.assertEqual(self.flags(VIDEO, b"\x12data"), (True, False))  # Sorenson
+        self.assertEqual(self.flags(VIDEO, b"\x24data"), (False, False))
 
     def test_enhanced_rtmp_video(self):
-        """Enhanced RTMP (HEVC/AV1 FourCC) sequence starts and keyframes are recognised."""
-        reader = FlvReader()
-        start = flv_tag(VIDEO, b"\x90hvc1" + b"c" * 8)  # keyframe, SequenceStart
-        coded = flv_tag(VIDEO, b"\x91hvc1\x00\x00\x00" + b"k" * 8)  # keyframe, CodedFrames
-        inter = flv_tag(VIDEO, b"\xa3hvc1" + b"p" * 8)  # inter frame, CodedFramesX
-        tags = reader.feed(flv_header() + start + coded + inter)
-        self.assertEqual(
-            [(t.config, t.keyframe) for t in tags], [(True, False), (False, True), (False, False)]
-        )
-        self.assertEqual(reader.video_config.data, start)
+        """Enhanced RTMP (HEVC/AV1 FourCC): SequenceStart, CodedFrames(X) on key frames."""
+        self.assertEqual(self.flags(VIDEO, b"\x90hvc1" + b"c" * 8), (False, True))
+        self.assertEqual(self.flags(VIDEO, b"\x95av01" + b"c" * 8), (False, True))
+        self.assertEqual(self.flags(VIDEO, b"\x91hvc1\x00\x00\x00kkk"), (True, False))
+        self.assertEqual(self.flags(VIDEO, b"\x93hvc1kkk"), (True, False))
+        self.assertEqual(self.flags(VIDEO, b"\xa3hvc1ppp"), (False, False))
+        self.assertEqual(self.flags(VIDEO, b"\x92hvc1"), (False, False))  # SequenceEnd
 
-    def test_not_flv_passes_through(self):
-        reader = FlvReader()
-        tags = reader.feed(b"GARBAGE!!!!")
-        self.assertTrue(reader.raw)
-        self.assertEqual(b"".join(t.data for t in tags), b"GARBAGE!!!!")
-        self.assertEqual(reader.feed(b"more")[0].data, b"more")
+    def test_audio(self):
+        """AAC packet type 0 and Enhanced RTMP audio SequenceStart are config."""
+        self.assertEqual(self.flags(AUDIO, AAC_CONFIG.payload), (False, True))
+        self.assertEqual(self.flags(AUDIO, aac_frame(0).payload), (False, False))
+        self.assertEqual(self.flags(AUDIO, b"\xaf"), (False, False))
+        self.assertEqual(self.flags(AUDIO, b"\x90Opus"), (False, True))
+        self.assertEqual(self.flags(AUDIO, b"\x91Opus..."), (False, False))
+        self.assertEqual(self.flags(AUDIO, b"\x2fmp3"), (False, False))
+
+    def test_empty_payload(self):
+        self.assertEqual(self.flags(VIDEO, b""), (False, False))
+        self.assertEqual(self.flags(AUDIO, b""), (False, False))
+
+    def test_metadata(self):
+        """onMetaData keeps its decoded object, read-only, beside its AMF payload."""
+        tag = metadata_tag(5, b"amf", {"width": 640.0})
+        self.assertEqual((tag.kind, tag.timestamp, tag.payload), (SCRIPT, 5, b"amf"))
+        self.assertEqual(dict(tag.metadata), {"width": 640.0})
+        with self.assertRaises(TypeError):
+            tag.metadata["width"] = 1.0
+        self.assertIsNone(keyframe(0).metadata)
+
+
+class ReplayTests(unittest.TestCase):
+    """What a restarted ffmpeg reads first, kept from the tags' flags alone."""
+
+    def feed(self, replay: Replay, *tags: MediaTag) -> None:
+        for tag in tags:
+            replay.remember(tag, tag.keyframe)
+
+    def test_config_then_the_gop(self):
+        """The latest metadata and sequence headers, then the tags since the last keyframe."""
+        replay = Replay(max_gop=1 << 20)
+        self.assertEqual(replay.tags(), [])
+        # Media before the first keyframe is kept (until one comes).
+        self.feed(replay, aac_frame(0), *STREAM_START)
+        self.assertEqual(replay.tags(), [*STREAM_START, aac_frame(0)])
+        self.feed(replay, keyframe(0), aac_frame(0))
+        self.assertEqual(replay.tags(), [*STREAM_START, keyframe(0), aac_frame(0)])
+        newer = media_tag(VIDEO, 5000, b"\x17\x00\x00\x00\x00\x01\x4d\x00\x1f")
+        gop = (keyframe(2000), aac_frame(2000), interframe(2040))
+        self.feed(replay, interframe(40), newer, *gop)
+        self.assertEqual(replay.tags(), [METADATA, newer, AAC_CONFIG, *gop])
+
+    def test_gop_is_bounded(self):
+        """Past ``max_gop`` payload bytes, nothing is kept until the next keyframe."""
+        replay = Replay(max_gop=80)
+        self.feed(replay, AVC_CONFIG, keyframe(0), interframe(40), interframe(80))
+        self.assertEqual(replay.tags(), [AVC_CONFIG])
+        self.feed(replay, interframe(120))
+        self.assertEqual(replay.tags(), [AVC_CONFIG])
+        self.feed(replay, keyframe(160), interframe(200))
+        self.assertEqual(replay.tags(), [AVC_CONFIG, keyframe(160), interframe(200)])
+
+    def test_sync_is_the_callers_choice(self):
+        """An audio-only stream starts anywhere: the caller says which tags are sync points."""
+        replay = Replay(max_gop=1 << 20)
+        replay.remember(aac_frame(0), False)
+        replay.remember(aac_frame(23), True)
+        replay.remember(aac_frame(46), False)
+        self.assertEqual(replay.tags(), [aac_frame(23), aac_frame(46)])

@@ -1,9 +1,10 @@
-"""The real ffmpeg end to end: FLV in, two HLS variants and a thumbnail out, no child left.
+"""The real ffmpeg end to end: media tags in, two HLS variants and a thumbnail out, no
+child left.
 
 Runs the bundled static ffmpeg on the real reactor (skipped when there is none). The
-input is 8 seconds of a generated test pattern with a tone, fed in chunks as the ingest
-would; ffmpeg is killed halfway and must come back; then a quick reconnect checks that
-the playlists continue after a discontinuity.
+input is 8 seconds of a generated test pattern with a tone, encoded to FLV by ffmpeg and
+handed over tag by tag as the ingest would; ffmpeg is killed halfway and must come back;
+then a quick reconnect checks that the playlists continue after a discontinuity.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from twisted.internet import reactor, task
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
+from owncast.media import SCRIPT, MediaTag, media_tag, metadata_tag
+from owncast.media.flv import parse_tags
+from owncast.rtmp import amf
 from owncast.transcode.argv import build_argv
 from owncast.transcode.probe import bundled_ffmpeg
 from owncast.transcode.process import TranscodeConfig, Transcoder
@@ -53,6 +57,19 @@ async def run(*args: str) -> tuple[bytes, bytes, int]:
     return await getProcessOutputAndValue(
         FFMPEG, args, env={"PATH": os.environ.get("PATH", "")}, reactor=reactor
     )
+
+
+def as_tags(flv: bytes) -> list[MediaTag]:
+    """An FLV file as the tags the ingest would hand over for it."""
+    tags = []
+    for kind, timestamp, payload in parse_tags(flv):
+        if kind != SCRIPT:
+            tags.append(media_tag(kind, timestamp, payload))
+            continue
+        values = amf.decode_amf0(payload)
+        if len(values) >= 2 and values[0] == "onMetaData" and isinstance(values[1], dict):
+            tags.append(metadata_tag(timestamp, payload, values[1]))
+    return tags
 
 
 def segments(playlist: Path) -> list[int]:
@@ -105,6 +122,8 @@ class RealFfmpegTests(unittest.TestCase):
         )  # fmt: skip
         self.assertEqual(code, 0, err)
         self.assertEqual(flv[:3], b"FLV")
+        tags = as_tags(flv)
+        self.assertEqual(tags[0].kind, SCRIPT)
 
         output = Path(self.mktemp())
         transcoder = Transcoder(
@@ -121,8 +140,8 @@ class RealFfmpegTests(unittest.TestCase):
 
         # The first half, then ffmpeg dies: it is respawned and fed the sequence headers
         # and the current GOP, then the second half.
-        half = len(flv) // 2
-        await self.broadcast(transcoder, flv[:half])
+        half = len(tags) // 2
+        await self.broadcast(transcoder, tags[:half])
         await wait_until(
             lambda: master.exists() and all(segments(p) for p in playlists),
             20,
@@ -131,7 +150,7 @@ class RealFfmpegTests(unittest.TestCase):
         crashed = transcoder.pid
         os.kill(crashed, signal.SIGKILL)
         await wait_until(lambda: transcoder.pid not in (None, crashed), 10, "a new ffmpeg")
-        await self.feed(transcoder, flv[half:])
+        await self.feed(transcoder, tags[half:])
         await wait_until(
             lambda: all(len(segments(p)) >= 3 for p in playlists) and thumbnail.exists(),
             20,
@@ -152,7 +171,7 @@ class RealFfmpegTests(unittest.TestCase):
         self.assertEqual(code, 0, err)
         self.assertEqual(thumbnail.read_bytes()[:3], b"\xff\xd8\xff")
 
-        await transcoder.stop()
+        await transcoder.end()
         self.assertIsNone(transcoder.pid)
         self.assertFalse(pid_exists(pid), f"ffmpeg {pid} is still there")
         for playlist in playlists:
@@ -168,14 +187,14 @@ class RealFfmpegTests(unittest.TestCase):
         before = {i: segments(p) for i, p in enumerate(playlists)}
 
         # A quick reconnect continues the same playlists after a discontinuity.
-        await self.broadcast(transcoder, flv)
+        await self.broadcast(transcoder, tags)
         await wait_until(
             lambda: all(len(segments(p)) >= len(before[i]) + 2 for i, p in enumerate(playlists)),
             20,
             "segments of the second broadcast",
         )
         second_pid = transcoder.pid
-        await transcoder.stop()
+        await transcoder.end()
         self.assertFalse(pid_exists(second_pid))
         for i, playlist in enumerate(playlists):
             text = playlist.read_text()
@@ -191,11 +210,16 @@ class RealFfmpegTests(unittest.TestCase):
             )
             self.assertEqual(text.count("#EXT-X-ENDLIST"), 1)
 
-    async def broadcast(self, transcoder: Transcoder, flv: bytes) -> None:
-        await transcoder.start()
-        await self.feed(transcoder, flv)
+    async def broadcast(self, transcoder: Transcoder, tags: list[MediaTag]) -> None:
+        await transcoder.begin()
+        await self.feed(transcoder, tags)
 
-    async def feed(self, transcoder: Transcoder, flv: bytes) -> None:
-        for offset in range(0, len(flv), 16384):
-            transcoder.write(flv[offset : offset + 16384])
-            await sleep(0.01)
+    async def feed(self, transcoder: Transcoder, tags: list[MediaTag]) -> None:
+        """The tags in order, a pause after about every 16 KiB."""
+        size = 0
+        for tag in tags:
+            transcoder.media(tag)
+            size += len(tag.payload)
+            if size >= 16384:
+                size = 0
+                await sleep(0.01)

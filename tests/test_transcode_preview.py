@@ -21,10 +21,9 @@ from owncast.transcode.preview import (
     preview_argv,
 )
 from owncast.transcode.process import TranscodeConfig, Transcoder
-from tests.test_transcode import aac_frame, keyframe
+from tests.test_transcode import STREAM_START, aac_frame, keyframe
 from tests.test_transcode_process import (
     FFMPEG,
-    STREAM_START,
     FakeProcess,
     FakeProcessReactor,
     inline,
@@ -258,8 +257,9 @@ class TranscoderPreviewTests(unittest.TestCase):
         self.transcoder.startService()
 
     def go_live(self) -> FakeProcess:
-        self.transcoder.start()
-        self.transcoder.write(STREAM_START + keyframe(0) + aac_frame(0))
+        self.transcoder.begin()
+        for tag in (*STREAM_START, keyframe(0), aac_frame(0)):
+            self.transcoder.media(tag)
         self.assertEqual(len(self.reactor.processes), 1)
         touch(self.output / "0" / "stream-1700000000.ts")
         self.reactor.advance(15)
@@ -268,10 +268,10 @@ class TranscoderPreviewTests(unittest.TestCase):
         self.assertEqual(self.transcoder.preview.pid, preview.pid)
         return preview
 
-    def test_stop_ends_both_ffmpegs(self):
+    def test_end_ends_both_ffmpegs(self):
         preview = self.go_live()
         transcoder = self.reactor.processes[0]
-        d = self.transcoder.stop()
+        d = self.transcoder.end()
         self.assertEqual(preview.signals, ["KILL"])
         transcoder.exit(0)
         self.assertFalse(d.called)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from twisted.internet.defer import fail, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
 from twisted.internet.interfaces import IProcessTransport
 from twisted.internet.task import Clock
@@ -16,15 +16,14 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from owncast.core.settings import DEFAULT_VARIANT
-from owncast.interfaces import ITranscoder
+from owncast.interfaces import IMediaSink, ITranscoder
 from owncast.transcode.output import prepare_output
 from owncast.transcode.process import TranscodeConfig, Transcoder, config_from_context
 from tests.helpers import make_context
 from tests.test_transcode import (
-    AAC_CONFIG,
-    AVC_CONFIG,
-    METADATA,
+    STREAM_START,
     aac_frame,
+    as_flv,
     flv_header,
     interframe,
     keyframe,
@@ -153,7 +152,8 @@ class FakeProcessReactor(Clock):
         return process
 
 
-STREAM_START = flv_header() + METADATA + AVC_CONFIG + AAC_CONFIG
+#: What ffmpeg reads first: the header, then metadata and sequence headers.
+FLV_START = flv_header() + as_flv(*STREAM_START)
 
 
 class TranscoderTests(unittest.TestCase):
@@ -178,51 +178,70 @@ class TranscoderTests(unittest.TestCase):
     def processes(self) -> list[FakeProcess]:
         return self.reactor.processes
 
+    def send(self, *tags) -> None:
+        for tag in tags:
+            self.transcoder.media(tag)
+
     def go_live(self) -> FakeProcess:
-        self.transcoder.start()
-        self.transcoder.write(STREAM_START + keyframe(0) + aac_frame(0))
+        self.transcoder.begin()
+        self.send(*STREAM_START, keyframe(0), aac_frame(0))
         self.assertEqual(len(self.processes), 1)
         return self.processes[0]
 
     def test_provides_interface(self):
         self.assertTrue(verifyObject(ITranscoder, self.transcoder))
+        self.assertTrue(verifyObject(IMediaSink, self.transcoder))
 
-    def test_spawns_once_the_flv_header_is_known(self):
-        """start() prepares the output; ffmpeg is spawned when the FLV header arrives,
-        with a writable stdin, and reads everything from the header on."""
-        d = self.transcoder.start()
+    def test_spawns_once_the_output_is_ready(self):
+        """begin() prepares the output and spawns ffmpeg with a writable stdin; ffmpeg
+        reads an FLV header, then the tags that came before it started, then the rest."""
+        d = self.transcoder.begin()
         self.assertTrue(d.called)
         self.assertTrue(self.output.is_dir())
-        self.assertEqual(self.processes, [])
-        self.transcoder.write(flv_header()[:5])
-        self.assertEqual(self.processes, [])
-        self.transcoder.write(flv_header()[5:] + METADATA)
         [process] = self.processes
         self.assertEqual(process.executable, FFMPEG)
         self.assertEqual(process.args[0], FFMPEG)
         self.assertIn("pipe:0", process.args)
+        self.assertIn("0:a:0", process.args)  # the header announces audio
         self.assertEqual(process.childFDs, {0: "w", 1: "r", 2: "r"})
         self.assertIsNone(process.env)
         self.assertIsNotNone(process.producer)
-        self.assertEqual(process.stdin, flv_header() + METADATA)
+        self.assertEqual(process.stdin, flv_header())
+        self.send(*STREAM_START)
+        self.assertEqual(process.stdin, FLV_START)
         self.assertEqual(self.transcoder.pid, process.pid)
 
-    def test_forwards_whole_tags(self):
-        """Bytes reach ffmpeg as whole tags, in order, whatever the chunking."""
+    def test_tags_that_come_before_ffmpeg_are_replayed(self):
+        """The output is prepared in a thread: tags arriving meanwhile are not lost, the
+        new ffmpeg reads the configuration and the current GOP first."""
+        prepared: list = []
+
+        def later(fn, *args):
+            prepared.append((Deferred(), fn, args))
+            return prepared[-1][0]
+
+        self.transcoder.stopService()
+        self.transcoder = Transcoder(self.reactor, lambda: self.config, self.output, blocking=later)
+        self.transcoder.startService()
+        d = self.transcoder.begin()
+        self.send(*STREAM_START, interframe(0), keyframe(40), aac_frame(40))
+        self.assertEqual(self.processes, [])
+        [(pending, fn, args)] = prepared
+        pending.callback(fn(*args))
+        self.assertTrue(d.called)
+        [process] = self.processes
+        self.assertEqual(process.stdin, FLV_START + as_flv(keyframe(40), aac_frame(40)))
+
+    def test_writes_each_tag_as_flv(self):
+        """Each tag reaches ffmpeg as one FLV tag, in order, timestamps intact."""
         process = self.go_live()
-        more = interframe(40) + aac_frame(40) + interframe(80)
-        self.transcoder.write(more[:30])
-        self.transcoder.write(more[30:])
-        self.assertEqual(process.stdin, STREAM_START + keyframe(0) + aac_frame(0) + more)
+        more = (interframe(40), aac_frame(40), interframe(0x1234567))
+        self.send(*more)
+        self.assertEqual(process.stdin, FLV_START + as_flv(keyframe(0), aac_frame(0), *more))
 
     def test_segment_numbers_of_a_fresh_broadcast_start_at_now(self):
         process = self.go_live()
         self.assertEqual(process.args[process.args.index("-start_number") + 1], str(START))
-
-    def test_no_audio_flag_maps_no_audio(self):
-        self.transcoder.start()
-        self.transcoder.write(flv_header(audio=False))
-        self.assertNotIn("0:a:0", self.processes[0].args)
 
     def test_restart_with_backoff(self):
         """A crash while live respawns ffmpeg after 0.5 s, doubling to 10 s; a run that
@@ -246,22 +265,22 @@ class TranscoderTests(unittest.TestCase):
         """A respawned ffmpeg reads the header, metadata and sequence headers, then the
         tags since the last keyframe, then the live tags; the playlists continue."""
         process = self.go_live()
-        gop = keyframe(2000) + aac_frame(2000) + interframe(2040)
-        self.transcoder.write(interframe(40) + aac_frame(40) + gop)
+        gop = (keyframe(2000), aac_frame(2000), interframe(2040))
+        self.send(interframe(40), aac_frame(40), *gop)
         process.exit(1)
-        self.transcoder.write(aac_frame(2080))
+        self.send(aac_frame(2080))
         self.reactor.advance(0.5)
         restarted = self.processes[-1]
-        self.assertEqual(restarted.stdin, STREAM_START + gop + aac_frame(2080))
-        self.transcoder.write(interframe(2120))
-        self.assertTrue(restarted.stdin.endswith(interframe(2120)))
+        self.assertEqual(restarted.stdin, FLV_START + as_flv(*gop, aac_frame(2080)))
+        self.send(interframe(2120))
+        self.assertTrue(restarted.stdin.endswith(as_flv(interframe(2120))))
         self.assertIn("append_list", restarted.args[restarted.args.index("-hls_flags") + 1])
 
-    def test_stop_closes_stdin_then_terms_then_kills(self):
-        """stop(): stdin closed, TERM after the grace period, KILL 5 s later; it fires only
+    def test_end_closes_stdin_then_terms_then_kills(self):
+        """end(): stdin closed, TERM after the grace period, KILL 5 s later; it fires only
         when the process has ended, and nothing is respawned."""
         process = self.go_live()
-        d = self.transcoder.stop()
+        d = self.transcoder.end()
         self.assertTrue(process.stdin_closed)
         self.assertIsNone(process.producer)
         self.assertEqual(process.signals, [])
@@ -279,10 +298,10 @@ class TranscoderTests(unittest.TestCase):
         self.assertIsNone(self.transcoder.pid)
         self.assertFalse(self.transcoder.live)
 
-    def test_stop_when_ffmpeg_ends_on_eof(self):
+    def test_end_when_ffmpeg_ends_on_eof(self):
         """ffmpeg usually exits on EOF: no signal is sent then."""
         process = self.go_live()
-        d = self.transcoder.stop()
+        d = self.transcoder.end()
         process.exit(0)
         self.assertTrue(d.called)
         self.reactor.advance(60)
@@ -300,39 +319,39 @@ class TranscoderTests(unittest.TestCase):
         self.assertEqual(self.reactor.getDelayedCalls(), [])
         self.assertIsNone(self.transcoder.pid)
 
-    def test_stop_during_backoff(self):
+    def test_end_during_backoff(self):
         process = self.go_live()
         process.exit(1)
-        d = self.transcoder.stop()
+        d = self.transcoder.end()
         self.assertTrue(d.called)
         self.reactor.advance(60)
         self.assertEqual(len(self.processes), 1)
 
-    def test_written_when_not_live_is_ignored(self):
-        self.transcoder.write(STREAM_START)
+    def test_media_when_not_live_is_ignored(self):
+        self.send(*STREAM_START)
         self.assertEqual(self.processes, [])
         process = self.go_live()
-        self.transcoder.stop()
-        self.transcoder.write(interframe(40))
-        self.assertNotIn(interframe(40), process.stdin)
+        self.transcoder.end()
+        self.send(interframe(40))
+        self.assertNotIn(as_flv(interframe(40)), process.stdin)
 
-    def test_start_while_stopped_service_does_nothing(self):
+    def test_begin_while_stopped_service_does_nothing(self):
         transcoder = Transcoder(self.reactor, lambda: self.config, self.output, blocking=inline)
-        transcoder.start()
-        transcoder.write(STREAM_START)
+        transcoder.begin()
+        transcoder.media(STREAM_START[0])
         self.assertEqual(self.processes, [])
 
     def test_new_broadcast_waits_for_the_old_ffmpeg(self):
         """Two ffmpegs never write the same playlists: a quick reconnect spawns only once
         the previous process has ended."""
         first = self.go_live()
-        self.transcoder.stop()
-        self.transcoder.start()
-        self.transcoder.write(STREAM_START + keyframe(0))
+        self.transcoder.end()
+        self.transcoder.begin()
+        self.send(*STREAM_START, keyframe(0))
         self.assertEqual(len(self.processes), 1)
         first.exit(0)
         self.assertEqual(len(self.processes), 2)
-        self.assertEqual(self.processes[1].stdin, STREAM_START + keyframe(0))
+        self.assertEqual(self.processes[1].stdin, FLV_START + as_flv(keyframe(0)))
 
     def test_output_kept_on_quick_reconnect_cleared_after_idle(self):
         """Within 30 s of the end, the playlists continue (ffmpeg appends from their media
@@ -346,7 +365,7 @@ class TranscoderTests(unittest.TestCase):
         (variant / "stream-41.ts").write_bytes(b"ts")
         (variant / "stream-40.ts").write_bytes(b"old")
         (variant / "stream-42.ts.tmp").write_bytes(b"partial")
-        self.transcoder.stop()
+        self.transcoder.end()
         process.exit(0)
 
         self.reactor.advance(29)
@@ -356,7 +375,7 @@ class TranscoderTests(unittest.TestCase):
             sorted(os.listdir(variant)), ["discontinuities", "stream-41.ts", "stream.m3u8"]
         )
         self.assertIn("append_list", process.args[process.args.index("-hls_flags") + 1])
-        self.transcoder.stop()
+        self.transcoder.end()
         process.exit(0)
 
         self.reactor.advance(31)
@@ -368,8 +387,8 @@ class TranscoderTests(unittest.TestCase):
 
     def go_live_again(self) -> FakeProcess:
         count = len(self.processes)
-        self.transcoder.start()
-        self.transcoder.write(STREAM_START + keyframe(0))
+        self.transcoder.begin()
+        self.send(*STREAM_START, keyframe(0))
         self.assertEqual(len(self.processes), count + 1)
         return self.processes[-1]
 
@@ -406,15 +425,15 @@ class TranscoderTests(unittest.TestCase):
         transcoder._max_backlog = 100
         process = self.go_live()
         process.producer.pauseProducing()
-        transcoder.write(interframe(40) * 3)  # 3 x 40 bytes: over the backlog
+        self.send(*[interframe(40)] * 3)  # 3 x 40 bytes: over the backlog
         sent = len(process.stdin)
-        transcoder.write(interframe(80))
+        self.send(interframe(80))
         self.assertEqual(len(process.stdin), sent)
         process.producer.resumeProducing()
-        transcoder.write(aac_frame(120) + interframe(120))
+        self.send(aac_frame(120), interframe(120))
         self.assertEqual(len(process.stdin), sent)
-        transcoder.write(keyframe(160) + aac_frame(160))
-        self.assertTrue(process.stdin.endswith(keyframe(160) + aac_frame(160)))
+        self.send(keyframe(160), aac_frame(160))
+        self.assertTrue(process.stdin.endswith(as_flv(keyframe(160), aac_frame(160))))
 
     def test_reload_applies_new_settings(self):
         """reload() ends ffmpeg gracefully and spawns one with the current settings."""
@@ -428,8 +447,7 @@ class TranscoderTests(unittest.TestCase):
 
     def test_spawn_failure_is_retried(self):
         self.reactor.spawn_error = OSError("no such file")
-        self.transcoder.start()
-        self.transcoder.write(STREAM_START)
+        self.transcoder.begin()
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
         self.reactor.spawn_error = None
         self.reactor.advance(0.5)
@@ -437,8 +455,7 @@ class TranscoderTests(unittest.TestCase):
 
     def test_no_ffmpeg_is_logged_and_retried(self):
         self.config = TranscodeConfig(None, [dict(DEFAULT_VARIANT)], "libx264", 1)
-        self.transcoder.start()
-        self.transcoder.write(STREAM_START)
+        self.transcoder.begin()
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertEqual(self.processes, [])
         self.config = TranscodeConfig(FFMPEG, [dict(DEFAULT_VARIANT)], "libx264", 1)

@@ -1,9 +1,11 @@
-"""The RTMP server protocol: handshake, then the publish command flow, media out as FLV.
+"""The RTMP server protocol: handshake, then the publish command flow, media out as tags.
 
 The protocol is thin: ``ChunkReader`` parses, AMF decodes, and a ``Broadcasts`` object
-decides who may publish and where media goes. Anything malformed raises, and only this
-connection is dropped. Flow handled (as OBS and ffmpeg send it): ``connect`` ->
-``releaseStream`` / ``FCPublish`` -> ``createStream`` -> ``publish`` -> media ->
+decides who may publish and where media goes. Each media message is classified once,
+here, into a ``MediaTag`` (keyframe, sequence header, onMetaData) that the broadcast
+hands to its media sink; nothing downstream parses the payload again. Anything malformed
+raises, and only this connection is dropped. Flow handled (as OBS and ffmpeg send it):
+``connect`` -> ``releaseStream`` / ``FCPublish`` -> ``createStream`` -> ``publish`` -> media ->
 ``FCUnpublish`` / ``deleteStream`` (or a closed socket).
 """
 
@@ -17,7 +19,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
 from owncast.core.broadcast import AlreadyLiveError, Broadcast, Broadcasts
-from owncast.media import flv
+from owncast.media import media_tag, metadata_tag
 from owncast.rtmp import amf, chunks
 from owncast.rtmp.chunks import ChunkReader, Message, encode_chunks
 from owncast.rtmp.handshake import ServerHandshake
@@ -249,10 +251,11 @@ class RtmpSession(Protocol):
         if broadcast is None or not body:
             return
         self._media_bytes[kind] += len(body)
-        broadcast.write(flv.tag(kind, timestamp, body))
+        broadcast.media(media_tag(kind, timestamp, body))
 
     def _aggregate(self, message: Message) -> None:
-        """Split an aggregate message into its FLV-style sub-messages, rebasing timestamps."""
+        """Split an aggregate message into its FLV-style sub-messages, rebasing timestamps
+        (each payload is sliced out once)."""
         body = message.body
         pos = 0
         offset = None
@@ -280,9 +283,8 @@ class RtmpSession(Protocol):
         if len(values) >= 2 and values[0] == "onMetaData" and isinstance(values[1], dict):
             self._from_metadata |= details_from_metadata(values[1], self._details)
             if self.broadcast is not None:
-                self.broadcast.write(
-                    flv.tag(flv.SCRIPT_TAG, timestamp, amf.encode_amf0("onMetaData", values[1]))
-                )
+                payload = amf.encode_amf0("onMetaData", values[1])
+                self.broadcast.media(metadata_tag(timestamp, payload, values[1]))
 
     def _measure(self) -> None:
         """Fill bitrates the metadata did not give, from what actually arrived."""
@@ -399,7 +401,6 @@ class RtmpSession(Protocol):
         # User control: Stream Begin on this stream.
         self._send(chunks.USER_CONTROL, b"\x00\x00" + _U32.pack(stream_id))
         self._status(stream_id, "status", "NetStream.Publish.Start", "Publishing live.")
-        self.broadcast.write(flv.header(audio=True, video=True))
         _log.info("Inbound stream connected from {peer}", peer=self._peer())
 
     def _cmd_FCUnpublish(self, txn: float, args: list, stream_id: int) -> None:

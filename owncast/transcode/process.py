@@ -1,26 +1,26 @@
 """The ffmpeg child of a live broadcast: spawn it, feed it, restart it, and always end it.
 
-Life of a broadcast, as the ingest drives it (see ``ITranscoder``)::
+Life of a broadcast, as the ingest drives it (see ``ITranscoder``, an ``IMediaSink``)::
 
-    start()  -> the output directory is prepared off the reactor thread: emptied when the
+    begin()  -> the output directory is prepared off the reactor thread: emptied when the
                 last broadcast ended more than ``keep_output_for`` (30 s) ago or never in
                 this run, else kept so the playlists continue (``append_list``); then
-                ffmpeg is spawned as soon as the FLV header is known (its flags say
-                whether there is an audio track to map).
-    write()  -> whole FLV tags go to ffmpeg's stdin. ``FlvReader`` remembers the header,
-                metadata and sequence headers, and the tags since the last keyframe, by
-                parsing the tag headers of what passes through: the ingest needs no
-                separate call to hand them over.
+                ffmpeg is spawned and reads an FLV header first.
+    media()  -> each ``MediaTag`` is written to ffmpeg's stdin as an FLV tag: the only
+                place the broadcast becomes FLV. A ``Replay`` remembers, from the tags'
+                flags, the metadata and sequence headers and the tags since the last
+                keyframe.
     ffmpeg exits while live -> respawned after 0.5 s, doubling up to 10 s, back to 0.5 s
-                once a run lasted 30 s. The new ffmpeg first reads the remembered
-                header, sequence headers and current GOP, so it starts on a keyframe;
-                the playlists get a discontinuity and keep their media sequence.
-    stop()   -> stdin closed (ffmpeg flushes and writes its last segment), TERM after
+                once a run lasted 30 s. The new ffmpeg first reads the FLV header, then
+                the remembered metadata, sequence headers and current GOP, so it starts
+                on a keyframe; the playlists get a discontinuity and keep their media
+                sequence.
+    end()    -> stdin closed (ffmpeg flushes and writes its last segment), TERM after
                 ``stop_grace`` seconds, KILL ``kill_timeout`` seconds later; the Deferred
                 fires once the process has ended. ``stopService`` does the same.
 
 While live, ``PreviewMaker`` (``preview``) refreshes ``preview.gif`` every 15 s with a
-separate short-lived ffmpeg; ``stop()`` ends that one too.
+separate short-lived ffmpeg; ``end()`` ends that one too.
 
 If ffmpeg reads slower than the broadcast arrives, stdin backs up: past ``max_backlog``
 bytes written while the pipe is full, tags are dropped until the next keyframe, so memory
@@ -45,7 +45,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from owncast.interfaces import ITranscoder
-from owncast.media.flv import AUDIO, VIDEO, FlvReader, Tag
+from owncast.media import AUDIO, MediaTag, flv
+from owncast.media.replay import Replay
 from owncast.transcode.argv import build_argv
 from owncast.transcode.child import FfmpegProtocol
 from owncast.transcode.output import prepare_output
@@ -140,7 +141,6 @@ class Transcoder(Service):
         self._spawned_at = 0.0
         self._delay = restart_initial
         self._restart_call: Any = None
-        self._awaiting_header = False
         self._start_number = 0
         self._append = False
         self._accepting = False
@@ -148,6 +148,10 @@ class Transcoder(Service):
         self._backlog = 0
         self._dropping = False
         self._no_audio = False
+        #: The tracks the FLV header announces to ffmpeg. Always both, as the ingest has
+        #: always announced them; what the publisher really sends could decide them.
+        self._audio_track = True
+        self._video_track = True
         self._reset_stream()
         self.preview = (
             PreviewMaker(reactor, config, self.output_dir, self._blocking, env=env)
@@ -162,10 +166,7 @@ class Transcoder(Service):
         return self._reactor.seconds()
 
     def _reset_stream(self) -> None:
-        self._reader = FlvReader()
-        self._gop: list[bytes] = []
-        self._gop_size = 0
-        self._gop_open = True
+        self._replay = Replay(self._max_gop)
 
     @property
     def live(self) -> bool:
@@ -180,10 +181,10 @@ class Transcoder(Service):
     # -- the service ---------------------------------------------------------------------
     def stopService(self) -> Deferred:
         super().stopService()
-        return self.stop()
+        return self.end()
 
-    # -- what the ingest calls -----------------------------------------------------------
-    def start(self) -> Deferred:
+    # -- what the ingest calls (IMediaSink) ----------------------------------------------
+    def begin(self) -> Deferred:
         if not self.running:
             _log.warn("The transcoder was asked to start while its service is stopped")
             return succeed(None)
@@ -201,34 +202,27 @@ class Transcoder(Service):
             self.preview.start()
         return self._launch(clear=not continuing)
 
-    def write(self, data: bytes) -> None:
-        if not self._live or not data:
+    def media(self, tag: MediaTag) -> None:
+        if not self._live:
             return
-        reader = self._reader
-        out = []
-        for tag in reader.feed(data):
-            sync = tag.keyframe or reader.raw or (tag.kind == AUDIO and not reader.has_video)
-            self._remember(tag, sync)
-            if not self._accepting:
-                continue
-            if self._dropping:
-                if not (sync and not self._paused):
-                    continue
-                self._dropping = False
-                _log.info("ffmpeg caught up; feeding it again from a keyframe")
-            out.append(tag.data)
-        if self._awaiting_header:
-            self._spawn_when_ready()
-        elif out:
-            self._feed(b"".join(out))
+        # Without a video track, any audio frame is a place a decoder can start.
+        sync = tag.keyframe or (tag.kind == AUDIO and not self._video_track)
+        self._replay.remember(tag, sync)
+        if not self._accepting:
+            return
+        if self._dropping:
+            if not (sync and not self._paused):
+                return
+            self._dropping = False
+            _log.info("ffmpeg caught up; feeding it again from a keyframe")
+        self._feed(flv.tag(tag.kind, tag.timestamp, tag.payload))
 
-    def stop(self) -> Deferred:
+    def end(self) -> Deferred:
         if self._live:
             self._live = False
             self._last_stop = self._now()
         self._generation += 1
         self._cancel_restart()
-        self._awaiting_header = False
         self._accepting = False
         self._reset_stream()
         terminated = self._terminate()
@@ -268,14 +262,8 @@ class Transcoder(Service):
             return
         self._start_number = start_number
         self._append = not clear
-        self._awaiting_header = True
-        self._spawn_when_ready()
-
-    def _spawn_when_ready(self) -> None:
-        reader = self._reader
-        if self._proc is not None or (reader.header is None and not reader.raw):
+        if self._proc is not None:
             return
-        self._awaiting_header = False
         try:
             self._spawn()
         except Exception:
@@ -286,8 +274,7 @@ class Transcoder(Service):
         config = self._config()
         if not config.ffmpeg:
             raise RuntimeError("no ffmpeg binary is configured or bundled")
-        reader = self._reader
-        audio = (reader.has_audio or reader.raw) and not self._no_audio
+        audio = self._audio_track and not self._no_audio
         argv = build_argv(
             config.ffmpeg,
             config.variants,
@@ -322,25 +309,10 @@ class Transcoder(Service):
         proto.transport.registerProducer(proto, True)
         self._paused, self._backlog, self._dropping = False, 0, False
         self._accepting = True
-        reader = self._reader
-        self._feed(reader.config_bytes() + b"".join(self._gop))
+        header = flv.header(audio=self._audio_track, video=self._video_track)
+        self._feed(header + flv.encode(self._replay.tags()))
 
     # -- feeding -------------------------------------------------------------------------
-    def _remember(self, tag: Tag, sync: bool) -> None:
-        """Keep the tags since the last keyframe, for a restarted ffmpeg to start from."""
-        if self._reader.raw or tag.config or tag.kind not in (AUDIO, VIDEO):
-            return
-        size = len(tag.data)
-        if sync:
-            self._gop, self._gop_size, self._gop_open = [tag.data], size, True
-        elif not self._gop_open:
-            return
-        elif self._gop_size + size > self._max_gop:
-            self._gop, self._gop_size, self._gop_open = [], 0, False
-        else:
-            self._gop.append(tag.data)
-            self._gop_size += size
-
     def _feed(self, data: bytes) -> None:
         proc = self._proc
         if proc is None or not data:
