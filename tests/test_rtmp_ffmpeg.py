@@ -16,6 +16,7 @@ from twisted.trial import unittest
 from owncast.core.broadcast import Broadcasts
 from owncast.core.stream import StreamState
 from owncast.media import flv
+from owncast.media.replay import Replay
 from owncast.rtmp.session import RtmpFactory
 from tests.test_rtmp_session import RecordingSink
 
@@ -123,6 +124,31 @@ class FfmpegPublishTests(unittest.TestCase):
         details = self.stream.broadcaster
         self.assertIsNone(details)  # ended
         self.assertIsNotNone(self.stream.last_disconnect_time)
+
+    async def test_enhanced_rtmp_hevc_restarts_from_config_and_a_keyframe(self):
+        """HEVC comes as Enhanced RTMP: its SequenceStart and keyframes are recognised, so
+        both the whole broadcast and what a restarted ffmpeg would read (header, metadata,
+        sequence headers, then from a later keyframe on) decode without an error."""
+        done, proto = run(publish_args(self.url + KEY, 3, ["-c:v", "libx265"]))
+        self.assertEqual(await done, 0, bytes(proto.err))
+        await deferLater(reactor, 0.2, lambda: None)
+        received = self.sink.received
+        video = [t for t in received if t.kind == flv.VIDEO_TAG]
+        self.assertTrue(video[0].config)
+        self.assertTrue(video[0].payload[0] & 0x80)  # an Enhanced RTMP header
+        self.assertEqual(video[0].payload[1:5], b"hvc1")
+        keys = [i for i, t in enumerate(received) if t.keyframe]
+        self.assertGreaterEqual(len(keys), 2)
+        replay = Replay(max_gop=1 << 30)
+        for tag in received[: keys[1] + 1]:
+            replay.remember(tag, tag.keyframe)
+        restart = flv.header() + flv.encode(replay.tags() + received[keys[1] + 1 :])
+        for data in (self.sink.flv(), restart):
+            path = Path(self.mktemp() + ".flv")
+            path.write_bytes(data)
+            done, proto = run(["-v", "error", "-i", str(path), "-f", "null", "-"])
+            self.assertEqual(await done, 0, bytes(proto.err))
+            self.assertEqual(proto.err, b"")
 
     async def test_wrong_key_is_refused(self):
         states = []
