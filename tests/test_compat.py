@@ -9,16 +9,13 @@ that ``setup.cfg`` allows."""
 from __future__ import annotations
 
 import socket
-from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket import protocol as ws_protocol
-from twisted.application.internet import StreamServerEndpointService
-from twisted.internet import defer, tcp
+from twisted.internet import tcp
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address
-from twisted.internet.error import CannotListenError
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial import unittest
 from twisted.web import http
@@ -77,7 +74,6 @@ class SelfTestTests(unittest.TestCase):
             (FileDescriptor, "bufferSize", "bufferSize"),
             (tcp.Connection, "_aborting", "_aborting"),
             (http.HTTPChannel, "_receivedHeaderSize", "_receivedHeaderSize"),
-            (StreamServerEndpointService, "_raiseSynchronously", "_raiseSynchronously"),
             (ws_protocol.WebSocketServerProtocol, "CONFIG_ATTRS", "CONFIG_ATTRS"),
         ]
         for cls, name, named in cases:
@@ -211,7 +207,7 @@ class _Pending(http.Request):
 
 
 class WebTests(unittest.TestCase):
-    """The ``HTTPChannel`` and endpoint-service accessors."""
+    """The ``HTTPChannel`` accessors."""
 
     def channel(self) -> http.HTTPChannel:
         channel = http.HTTPChannel()
@@ -243,17 +239,6 @@ class WebTests(unittest.TestCase):
         self.assertEqual(len(channel.requests), 1)
         compat.forget_requests(channel)
         self.assertEqual(channel.requests, [])
-
-    def test_listen_errors_raise(self) -> None:
-        """A port that cannot be bound raises from ``privilegedStartService``."""
-
-        class Busy:
-            def listen(self, factory: Any) -> defer.Deferred:
-                return defer.fail(CannotListenError("", 8080, OSError("in use")))
-
-        service = StreamServerEndpointService(Busy(), Factory())
-        compat.listen_errors_raise(service)
-        self.assertRaises(CannotListenError, service.privilegedStartService)
 
 
 class AutobahnTests(unittest.TestCase):

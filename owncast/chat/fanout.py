@@ -59,11 +59,6 @@ class Peer:
         self.protocol.dropConnection(abort=True)
 
 
-def _send(peer: Peer, frame: bytes) -> None:
-    """For a transport that holds nothing: send on its socket now where that is safe."""
-    send_now(peer.transport, peer.socket, frame)
-
-
 def fan_out(frame: bytes, peers: Iterable[Peer]) -> list[Peer]:
     """Write ``frame`` to every peer; return the peers that fell too far behind."""
     laggards = []
@@ -80,7 +75,7 @@ def fan_out(frame: bytes, peers: Iterable[Peer]) -> list[Peer]:
                 peer.transport.write(frame)
             else:
                 peer.backlog = 0
-                _send(peer, frame)
+                send_now(peer.transport, peer.socket, frame)  # on the socket if safe
         except Exception:
             _log.failure("writing a chat frame failed")
     return laggards

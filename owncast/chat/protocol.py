@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Any
+from typing import Any, cast
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
@@ -83,7 +83,8 @@ class ChatProtocol(WebSocketServerProtocol):
 
     def onConnect(self, request: Any) -> str | None:
         server = self.factory.server
-        self.ip = self.transport.getPeer().host
+        transport: Any = self.transport
+        self.ip = transport.getPeer().host
         self.user_agent = request.headers.get("user-agent", "")[:500]
         refusal = server.admit(
             self.ip, request.headers.get("origin"), request.headers.get("host", "")
@@ -156,11 +157,11 @@ class ChatFactory(WebSocketServerFactory):
             autoPingInterval=0,
         )
 
-    def setProtocolOptions(self, **options: Any) -> None:
+    def setProtocolOptions(self, *args: Any, **options: Any) -> None:
         """Set the options as class attributes of a protocol subclass too: autobahn
         copies every option the protocol class lacks onto each new connection (29
         attributes: 1.7 KiB of RSS a connection)."""
-        super().setProtocolOptions(**options)
+        super().setProtocolOptions(*args, **options)
         # A function option (``perMessageCompressionAccept``) must stay a plain function
         # on the class, not become a method.
         options = {
@@ -168,4 +169,6 @@ class ChatFactory(WebSocketServerFactory):
             for name in ws_option_names(ChatProtocol)
             for value in (getattr(self, name),)
         }
-        self.protocol = type(ChatProtocol.__name__, (ChatProtocol,), options)
+        self.protocol = cast(
+            "type[ChatProtocol]", type(ChatProtocol.__name__, (ChatProtocol,), options)
+        )

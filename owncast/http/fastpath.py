@@ -164,9 +164,10 @@ class OwncastChannel(http.HTTPChannel):
     def connectionMade(self) -> None:
         super().connectionMade()
         self.fast = getattr(getattr(self, "site", None), "hls_fast", None)
-        self.direct = direct_socket(self.transport)
-        set_send_limit(self.transport, SEND_LIMIT)
-        peer = self.transport.getPeer()
+        transport: Any = self.transport
+        self.direct = direct_socket(transport)
+        set_send_limit(transport, SEND_LIMIT)
+        peer = transport.getPeer()
         self.peer_host = getattr(peer, "host", None) or str(peer)
 
     def dataReceived(self, data: bytes) -> None:

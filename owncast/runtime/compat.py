@@ -27,8 +27,6 @@ Twisted ``HTTPChannel``:
     ``paused``, ``persistent``, ``_receivedHeaderSize``  whether the channel is between
         requests, so a fast answer cannot overtake one twisted.web is still writing;
         ``requests`` is also emptied after a websocket upgrade (4 KiB a socket).
-Twisted ``StreamServerEndpointService._raiseSynchronously``  a port already in use fails
-    ``twistd`` at start instead of being logged.
 Autobahn ``WebSocketProtocol``:
     ``state``, ``STATE_OPEN``  the fan-out writes pre-built frames only to open sockets
         (RFC 6455: no data frame after a Close frame).
@@ -49,7 +47,6 @@ from typing import Any
 import autobahn
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
-from twisted.application.internet import StreamServerEndpointService
 from twisted.copyright import version as twisted_version
 from twisted.internet import tcp
 from twisted.internet.abstract import FileDescriptor
@@ -125,31 +122,26 @@ def set_read_size(transport: Any, size: int) -> None:
         transport.bufferSize = size
 
 
-# -- twisted.web and twisted.application -------------------------------------------------
-def channel_idle(channel: HTTPChannel) -> bool:
-    """Whether an ``HTTPChannel`` is between requests with nothing half-read, so an answer
-    written now cannot overtake or split one twisted.web is handling."""
-    return (
-        not channel.requests
-        and not channel._handlingRequest
-        and channel.line_mode
-        and not channel._buffer
-        and not channel._busyReceiving
-        and not channel.paused
-        and channel.persistent
-        and not channel._receivedHeaderSize
-        and not channel.transport.disconnecting
+# -- twisted.web -------------------------------------------------------------------------
+def channel_idle(channel: Any) -> bool:
+    """Whether a connected ``HTTPChannel`` is between requests with nothing half-read, so
+    an answer written now cannot overtake or split one twisted.web is handling."""
+    return not (
+        channel.requests
+        or channel._handlingRequest
+        or not channel.line_mode
+        or channel._buffer
+        or channel._busyReceiving
+        or channel.paused
+        or not channel.persistent
+        or channel._receivedHeaderSize
+        or channel.transport.disconnecting
     )
 
 
 def forget_requests(channel: HTTPChannel) -> None:
     """Drop an ``HTTPChannel``'s list of requests (after a websocket took its transport)."""
     channel.requests.clear()
-
-
-def listen_errors_raise(service: StreamServerEndpointService) -> None:
-    """Make ``service`` raise at start when its port cannot be bound, instead of logging."""
-    service._raiseSynchronously = True
 
 
 # -- Autobahn ----------------------------------------------------------------------------
@@ -163,7 +155,7 @@ def ws_close_with(protocol: Any, code: int, reason: bytes) -> None:
     protocol.sendCloseFrame(code=code, reasonUtf8=reason)
 
 
-def ws_option_names(protocol_class: type) -> tuple[str, ...]:
+def ws_option_names(protocol_class: Any) -> tuple[str, ...]:
     """The names of the options a factory copies onto each new connection."""
     return tuple(protocol_class.CONFIG_ATTRS)
 
@@ -209,7 +201,8 @@ def _check_tcp() -> None:
     owner = "twisted.internet.tcp.Connection"
     ours, theirs = socket.socketpair()
     try:
-        conn = tcp.Connection(ours, Protocol(), reactor=_NoReactor())
+        reactor: Any = _NoReactor()
+        conn = tcp.Connection(ours, Protocol(), reactor=reactor)
         for name, kind in (
             ("dataBuffer", bytes),
             ("offset", int),
@@ -263,12 +256,6 @@ def _check_web() -> None:
     channel.dataReceived(b"GET / HTTP/1.1\r\n")
     _expect(not channel_idle(channel), owner, "a half-read request looks idle")
     forget_requests(channel)
-    _attribute(
-        StreamServerEndpointService,
-        "_raiseSynchronously",
-        bool,
-        "twisted.application.internet.StreamServerEndpointService",
-    )
 
 
 def _check_autobahn() -> None:
@@ -286,7 +273,7 @@ def _check_autobahn() -> None:
         {"code", "reasonUtf8"} <= set(parameters), f"{owner}.sendCloseFrame", "signature changed"
     )
     address = IPv4Address("TCP", "127.0.0.1", 1)
-    protocol = factory.buildProtocol(address)
+    protocol: Any = factory.buildProtocol(address)
     transport = StringTransport(peerAddress=address)
     protocol.makeConnection(transport)
     protocol.dataReceived(_HANDSHAKE)
