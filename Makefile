@@ -40,6 +40,7 @@ run: install
 test: install $(CHROMIUM)
 	$(BIN)/ruff check owncast tests twisted bench
 	$(BIN)/ruff format --check owncast tests twisted bench
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/trial --jobs=2 tests
 	$(MAKE) --no-print-directory compat
 	$(MAKE) --no-print-directory wheel-smoke
@@ -63,6 +64,7 @@ compat: install
 lint: install
 	$(BIN)/ruff check owncast tests twisted bench
 	$(BIN)/ruff format --check owncast tests twisted bench
+	$(BIN)/lint-imports --no-cache
 
 bench: install
 	$(BIN)/python -m bench

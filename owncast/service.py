@@ -103,7 +103,7 @@ class OwncastService(OrderedMultiService):
         self.store = store
         self.ready: Deferred | None = None
 
-    def startService(self) -> Deferred:  # type: ignore[override]
+    def startService(self) -> Deferred:
         self.ready = super().startService()
         self.ready.addErrback(self._failed)
         return self.ready
@@ -113,7 +113,7 @@ class OwncastService(OrderedMultiService):
         if self.reactor.running:
             self.reactor.stop()
 
-    def stopService(self) -> Deferred:  # type: ignore[override]
+    def stopService(self) -> Deferred:
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:

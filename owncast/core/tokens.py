@@ -71,15 +71,16 @@ class TokenRegistry:
         return True
 
     async def create(self, name: str, scopes: list[str], now: float) -> dict:
+        token = secrets.token_urlsafe(32)
         record = {
-            "token": secrets.token_urlsafe(32),
+            "token": token,
             "name": name,
             "scopes": scopes,
             "timestamp": now,
             "lastUsed": None,
         }
         await self._store.add_token(record)
-        self._by_digest[_digest(record["token"])] = record
+        self._by_digest[_digest(token)] = record
         return dict(record)
 
     async def delete(self, token: str) -> bool:

@@ -56,7 +56,7 @@ class WebhookRegistry:
     async def reload(self) -> None:
         self._hooks = await self._store.list_webhooks()
 
-    async def list(self) -> list[dict]:
+    async def all(self) -> list[dict]:
         await self.reload()
         return list(self._hooks)
 

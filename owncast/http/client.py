@@ -13,10 +13,11 @@ from typing import Any
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
 from twisted.web.client import Agent
+from twisted.web.http_headers import Headers
 
 #: Seconds to wait for a TCP connection to a receiver.
 CONNECT_TIMEOUT = 10.0
-_JSON = {b"content-type": [b"application/json"]}
+_JSON = Headers({b"content-type": [b"application/json"]})
 
 
 class JsonClient:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 from twisted.web.static import File
 
@@ -49,7 +49,7 @@ class ApiRoot(Resource):
         request.postpath.insert(0, path)
         return self._public
 
-    def render(self, request: Any) -> bytes:
+    def render(self, request: Any) -> Any:
         request.postpath.insert(0, b"")
         return self._public.render(request)
 
@@ -67,13 +67,14 @@ class MergedFolder(Resource):
             for folder in self._folders:
                 candidate = folder / name
                 if candidate.is_file():
-                    return _cached(File(str(candidate)))
+                    return CachedFile(str(candidate))
         return File.childNotFound
 
 
-def _cached(resource: File, seconds: int = 3600) -> File:
-    resource.cacheTime = seconds  # honoured by our Site below
-    return resource
+class CachedFile(File):
+    """A file that may be cached for an hour (emoji, the logo): ``OwncastSite`` says so."""
+
+    cache_seconds = 3600
 
 
 class _Refused(Resource):
@@ -141,7 +142,8 @@ class OwncastSite(Site):
     ``hls_fast`` (``owncast.http.fastpath``), so it speaks HTTP/1.1 only, never HTTP/2.
     """
 
-    protocol = OwncastChannel
+    # twisted's stubs want a _GenericHTTPChannelProtocol factory; ours is an HTTPChannel
+    protocol = OwncastChannel  # type: ignore[assignment]
 
     def __init__(self, root: Resource, hls_fast: HlsFastPath | None = None, reactor: Any = None):
         super().__init__(root, reactor=reactor)
@@ -155,8 +157,9 @@ class OwncastSite(Site):
         for name, value in _SECURITY_HEADERS.items():
             request.setHeader(name, value)
         resource = super().getResourceFor(request)
-        if isinstance(resource, File) and getattr(resource, "cacheTime", None):
-            request.setHeader(b"cache-control", f"public, max-age={resource.cacheTime}".encode())
+        if isinstance(resource, CachedFile):
+            max_age = f"public, max-age={resource.cache_seconds}"
+            request.setHeader(b"cache-control", max_age.encode())
         return resource
 
 
@@ -178,7 +181,7 @@ def hls_resource(
 def build_root(
     ctx: AppContext,
     webroot: Path = WEB_ROOT,
-    websocket: Resource | None = None,
+    websocket: IResource | None = None,
     hls: HlsResource | None = None,
 ) -> Resource:
     root = File(str(webroot))
@@ -198,7 +201,7 @@ def build_root(
 def build_site(
     ctx: AppContext,
     webroot: Path = WEB_ROOT,
-    websocket: Resource | None = None,
+    websocket: IResource | None = None,
     hls: HlsResource | None = None,
 ) -> OwncastSite:
     """The whole web tree; ``hls`` is also answered below twisted.web by the fast path."""

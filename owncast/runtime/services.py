@@ -30,7 +30,7 @@ class OrderedMultiService(MultiService):
     again); ``stopService`` stops the started children in reverse order.
     """
 
-    def startService(self) -> Deferred:  # type: ignore[override]
+    def startService(self) -> Deferred:
         Service.startService(self)
         return Deferred.fromCoroutine(self._start_children())
 
@@ -54,7 +54,7 @@ class OrderedMultiService(MultiService):
             except Exception:  # noqa: BLE001 - the others must still stop
                 _log.failure("stopping {name} failed", name=child.name)
 
-    def stopService(self) -> Deferred:  # type: ignore[override]
+    def stopService(self) -> Deferred:
         Service.stopService(self)
         return Deferred.fromCoroutine(self._stop_children(list(self)))
 
@@ -72,11 +72,11 @@ class StartStopService(Service):
         self._start = start
         self._stop = stop
 
-    def startService(self) -> Deferred:  # type: ignore[override]
+    def startService(self) -> Deferred:
         super().startService()
         return _deferred(self._start)
 
-    def stopService(self) -> Deferred:  # type: ignore[override]
+    def stopService(self) -> Deferred:
         super().stopService()
         return _deferred(self._stop) if self._stop is not None else succeed(None)
 
@@ -114,7 +114,7 @@ class ListenerService(Service):
         self._what = what
         self.port: IListeningPort | None = None
 
-    def startService(self) -> Deferred:  # type: ignore[override]
+    def startService(self) -> Deferred:
         super().startService()
         description = self._description()
         d = serverFromString(self._reactor, description).listen(self.factory)
@@ -131,7 +131,7 @@ class ListenerService(Service):
 
         return d.addCallback(listening)
 
-    def stopService(self) -> Deferred:  # type: ignore[override]
+    def stopService(self) -> Deferred:
         super().stopService()
         port, self.port = self.port, None
         if port is None:
