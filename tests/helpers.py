@@ -1,8 +1,10 @@
-"""Building blocks for in-memory tests: a context on a fake clock, an inline store, StubTreq."""
+"""Building blocks for in-memory tests: a context on a fake clock, an inline store, StubTreq,
+and where the real Redis of the Redis tests is. The stand-ins they use are in ``tests.fakes``."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +25,22 @@ from owncast.core.viewers import Viewers
 from owncast.core.webhooks import WebhookRegistry
 from owncast.http.site import WEB_ROOT, build_root
 from owncast.stats.logbuffer import LogBuffer
-from owncast.store.sqlite import SqliteStore, inline_runner
+from owncast.store.redisconfig import RedisConfig
+from owncast.store.sqlite import SqliteStore
 from owncast.transcode.probe import FfmpegProbe, bundled_ffmpeg
+from tests.fakes import inline
 
 STREAM_KEY = "test-stream-key-0123"
 ADMIN = ("admin", STREAM_KEY)
 
+#: The Redis the Redis tests use (they do not skip when it is down: they fail).
+REDIS = os.environ.get("OWNCAST_TEST_REDIS", "127.0.0.1:6379")
 
-def blocking_inline(fn, *args):
-    return inline_runner(fn, *args)
+
+def redis_config(**options: Any) -> RedisConfig:
+    """A ``RedisConfig`` for the test Redis, with ``options`` (``key_prefix``...)."""
+    host, _, port = REDIS.rpartition(":")
+    return RedisConfig(host, int(port), **options)
 
 
 def result_of(d: Any) -> Any:
@@ -44,8 +53,13 @@ def result_of(d: Any) -> Any:
     return results[0]
 
 
+def run(coroutine: Any) -> Any:
+    """The result of a coroutine that finishes at once (inline store, fake clock)."""
+    return result_of(Deferred.fromCoroutine(coroutine))
+
+
 def make_store(path: str = ":memory:") -> SqliteStore:
-    store = SqliteStore(path, runner=inline_runner)
+    store = SqliteStore(path, runner=inline)
     result_of(store.start())
     return store
 
@@ -89,7 +103,7 @@ def make_context(
         datadir=datadir,
         webroot=WEB_ROOT,
         ffmpeg_default=bundled_ffmpeg,
-        blocking=blocking_inline,
+        blocking=inline,
     )
 
 

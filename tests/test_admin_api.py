@@ -6,19 +6,23 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from twisted.internet.defer import Deferred
 from twisted.trial import unittest
 
 from owncast.core.settings import Settings
-from tests.helpers import ADMIN, STREAM_KEY, Client, LiveServer, make_context, make_store, result_of
+from tests.helpers import (
+    ADMIN,
+    STREAM_KEY,
+    Client,
+    LiveServer,
+    make_context,
+    make_store,
+    result_of,
+    run,
+)
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
-
-
-def run(coroutine):
-    return result_of(Deferred.fromCoroutine(coroutine))
 
 
 class AdminAuthTests(unittest.TestCase):

@@ -14,15 +14,12 @@ from owncast.chat.bus import LocalChatBus
 from owncast.interfaces import IChatBus
 from owncast.store.redisbus import RedisChatBus
 from owncast.store.redisconfig import RedisConfig
-from tests.test_store_redis import HOST, PORT
+from tests.daemon import wait_until
+from tests.helpers import redis_config
 
 
-async def until(check, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if check():
-            return
-        await deferLater(reactor, 0.01, lambda: None)
-    raise AssertionError("timed out")
+async def until(check) -> None:
+    await wait_until(check, 5.0, "the chat bus", 0.01)
 
 
 class ChatBusContract:
@@ -86,8 +83,7 @@ class RedisChatBusTests(ChatBusContract, unittest.TestCase):
         self.prefix = f"owncast-test:{uuid.uuid4().hex}:"
 
     async def node(self, prefix: str | None = None):
-        config = RedisConfig(HOST, int(PORT), key_prefix=prefix or self.prefix)
-        bus = RedisChatBus(reactor, config)
+        bus = RedisChatBus(reactor, redis_config(key_prefix=prefix or self.prefix))
         await bus.start()
         self.addCleanup(bus.stop)
         return bus

@@ -3,7 +3,6 @@ and live chat (a message sent through one node reaches the sockets of the other)
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
@@ -13,9 +12,8 @@ from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
 from tests.daemon import start_daemon, wait_until
+from tests.helpers import REDIS
 from tests.test_chat_e2e import connected
-
-REDIS = os.environ.get("OWNCAST_TEST_REDIS", "127.0.0.1:6379")
 
 
 class SharedRedisTests(unittest.TestCase):

@@ -17,7 +17,6 @@ from typing import Any
 
 import jsonschema
 import yaml
-from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel
 from twisted.trial import unittest
@@ -31,7 +30,7 @@ from owncast.core.throttle import AuthThrottle
 from owncast.core.tokens import SCOPES
 from owncast.rtmp.session import details_from_metadata, empty_details
 from owncast.transcode.probe import FfmpegProbe
-from tests.helpers import ADMIN, STREAM_KEY, Client, make_context, result_of
+from tests.helpers import ADMIN, STREAM_KEY, Client, make_context, result_of, run
 
 DOCUMENT_PATH = Path(__file__).resolve().parent.parent / "owncast" / "api" / "openapi.yaml"
 DOC: dict = yaml.safe_load(DOCUMENT_PATH.read_text("utf-8"))
@@ -191,10 +190,6 @@ def kind_of(path: str) -> str:
     if path.startswith("/api/integrations/"):
         return "integrations"
     return "public"
-
-
-def _run(coroutine: Any) -> Any:
-    return result_of(Deferred.fromCoroutine(coroutine))
 
 
 # -- the document on its own -----------------------------------------------------------------
@@ -409,7 +404,7 @@ class _Base(unittest.TestCase):
 
     # -- state
     def chat(self, kind: str, *args: Any) -> dict:
-        return _run(getattr(self.ctx.chat, f"send_{kind}")(*args))
+        return run(getattr(self.ctx.chat, f"send_{kind}")(*args))
 
     def populate(self) -> None:
         """Something in every list: messages of each type, logs, samples, a client."""
@@ -420,7 +415,7 @@ class _Base(unittest.TestCase):
             self.chat("action", "rolled a 6", "dicebot"),
         ]
         hidden = self.chat("user", "troll", "spam")
-        _run(self.ctx.chat.set_visibility([hidden["id"]], False))
+        run(self.ctx.chat.set_visibility([hidden["id"]], False))
         now = self.clock.seconds()
         for level, text in (
             (LogLevel.info, "server up"),
@@ -434,7 +429,7 @@ class _Base(unittest.TestCase):
         # Two chat clients as the websocket registers them: one has chatted, one has not.
         self.ctx.chat.connect("client-1", "192.0.2.7", "Mozilla/5.0 (X11; Linux x86_64)")
         self.ctx.chat.connect("client-2", "2001:db8::1", "curl/8.5.0")
-        _run(self.ctx.chat.receive_chat("client-1", "carol", "hi all"))
+        run(self.ctx.chat.receive_chat("client-1", "carol", "hi all"))
         self.webhook = self.call(
             "post",
             "/api/admin/webhooks/create",

@@ -8,7 +8,8 @@ from twisted.trial import unittest
 
 from owncast.core.viewers import Viewers
 from owncast.stats.samplers import KEEP_SECONDS, HardwareSampler, ViewerSampler, read_hardware
-from tests.helpers import blocking_inline, make_store, result_of
+from tests.fakes import inline
+from tests.helpers import make_store, result_of
 
 
 class SamplerTests(unittest.TestCase):
@@ -19,7 +20,7 @@ class SamplerTests(unittest.TestCase):
 
     def test_hardware_sampled_each_minute_and_pruned(self):
         result_of(self.store.add_sample("cpu", self.clock.seconds() - KEEP_SECONDS - 10, 1))
-        sampler = HardwareSampler(self.store, self.clock, blocking_inline, "/")
+        sampler = HardwareSampler(self.store, self.clock, inline, "/")
         sampler.startService()
         self.addCleanup(sampler.stopService)
         self.clock.advance(60)

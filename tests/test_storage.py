@@ -18,11 +18,10 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from owncast.interfaces import ISegmentStorage
-from owncast.segments.folder import DirectorySegmentStorage
 from owncast.segments.publisher import DELETE_AFTER, RETRY_AFTER, SegmentPublisher, list_segments
 from owncast.segments.s3 import S3Error, S3SegmentStorage
 from owncast.segments.sigv4 import EMPTY_SHA256, canonical_path, sign
-from tests.helpers import blocking_inline
+from tests.fakes import DirectorySegmentStorage, inline
 from tests.s3server import S3Server, start_s3
 
 
@@ -99,9 +98,7 @@ class StorageContract:
 class DirectoryStorageTests(StorageContract, unittest.TestCase):
     def setUp(self):
         self.root = Path(self.mktemp())
-        self.storage = DirectorySegmentStorage(
-            self.root, "https://cdn.example/live", blocking_inline
-        )
+        self.storage = DirectorySegmentStorage(self.root, "https://cdn.example/live", inline)
 
     async def read_back(self, url: str) -> bytes | None:
         path = self.root / url.removeprefix("https://cdn.example/live/")
@@ -191,7 +188,7 @@ class PublisherTests(unittest.TestCase):
             self.hls,
             lambda: self.settings,
             self._storage,
-            blocking_inline,
+            inline,
             self.clock,
             self.changed.append,
         )

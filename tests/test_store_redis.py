@@ -7,9 +7,9 @@ These tests do not skip when it is unreachable: ``start`` fails and every test e
 
 from __future__ import annotations
 
-import os
 import socket
 import uuid
+from typing import Any
 
 import txredisapi
 from twisted.trial import unittest
@@ -18,15 +18,20 @@ from zope.interface.verify import verifyObject
 from owncast.interfaces import IStore
 from owncast.store.redis import DuplicateRecordError, RedisStore, RedisUnavailableError
 from owncast.store.redisconfig import RedisConfig
+from tests.helpers import redis_config
 from tests.test_store import StoreContract
-
-HOST, _, PORT = os.environ.get("OWNCAST_TEST_REDIS", "127.0.0.1:6379").rpartition(":")
 
 
 def _reactor():
     from twisted.internet import reactor
 
     return reactor
+
+
+def _connection() -> Any:
+    """A plain connection to the test Redis, to look at or clear its keys."""
+    config = redis_config()
+    return txredisapi.Connection(config.host, config.port, reconnect=False)
 
 
 def _message(i: int, timestamp: float | None = None, visible: bool = True) -> dict:
@@ -50,21 +55,20 @@ class RedisCase(unittest.TestCase):
     async def new_store(self, prefix: str | None = None) -> RedisStore:
         """A started store on the test prefix (or ``prefix``), stopped in cleanup."""
         prefix = self.prefix if prefix is None else prefix
-        config = RedisConfig(HOST, int(PORT), key_prefix=prefix, connect_timeout=5.0)
-        store = RedisStore(_reactor(), config)
+        store = RedisStore(_reactor(), redis_config(key_prefix=prefix, connect_timeout=5.0))
         await store.start()
         self.addCleanup(store.stop)
         return store
 
     async def raw_keys(self, prefix: str) -> list[str]:
-        redis = await txredisapi.Connection(HOST, int(PORT), reconnect=False)
+        redis = await _connection()
         try:
             return sorted(await redis.keys(prefix + "*"))
         finally:
             await redis.disconnect()
 
     async def _delete_keys(self, prefix: str) -> None:
-        redis = await txredisapi.Connection(HOST, int(PORT), reconnect=False)
+        redis = await _connection()
         try:
             keys = await redis.keys(prefix + "*")
             if keys:
