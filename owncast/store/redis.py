@@ -225,15 +225,27 @@ async def connect(
         replyTimeout=reply_timeout,
         convertNumbers=False,
     )
+    await in_time(redis.ping(), config, reactor, "could not reach Redis", redis.disconnect)
+    return redis
+
+
+async def in_time(
+    d: Deferred,
+    config: RedisConfig,
+    reactor: IReactorTime,
+    what: str,
+    undo: Callable[[], Deferred],
+) -> Any:
+    """``d``'s result; if it fails or ``config.connect_timeout`` passes first, ``undo()``
+    (close what was opened) and raise ``RedisUnavailableError`` saying ``what``."""
     try:
-        await redis.ping().addTimeout(config.connect_timeout, reactor)
+        return await d.addTimeout(config.connect_timeout, reactor)
     except Exception as e:
-        await redis.disconnect()
+        await undo()
         why = "no connection" if isinstance(e, defer.TimeoutError) else repr(e)
         raise RedisUnavailableError(
-            f"could not reach Redis at {config.address} within {config.connect_timeout}s: {why}"
+            f"{what} at {config.address} within {config.connect_timeout}s: {why}"
         ) from e
-    return redis
 
 
 @implementer(IStore)

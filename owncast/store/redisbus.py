@@ -17,14 +17,13 @@ import json
 from typing import Any
 
 import txredisapi
-from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from owncast.chat.bus import Listener, deliver
 from owncast.interfaces import IChatBus
-from owncast.store.redis import RedisUnavailableError, connect
+from owncast.store.redis import connect, in_time
 from owncast.store.redisconfig import RedisConfig
 
 _log = Logger()
@@ -81,14 +80,9 @@ class RedisChatBus:
         factory = self._subscriber = _SubscriberFactory(self, config.password)
         timeout = config.connect_timeout
         factory.startConnecting(txredisapi._makeEndpoint(config.host, config.port, timeout))
-        try:
-            await factory.subscribed.addTimeout(timeout, self._reactor)
-        except Exception as e:
-            await self.stop()
-            why = "no connection" if isinstance(e, defer.TimeoutError) else repr(e)
-            raise RedisUnavailableError(
-                f"chat bus: could not subscribe on Redis at {config.address}: {why}"
-            ) from e
+        await in_time(
+            factory.subscribed, config, self._reactor, "chat bus: could not subscribe", self.stop
+        )
 
     def stop(self) -> Deferred:
         return Deferred.fromCoroutine(self._stop())
