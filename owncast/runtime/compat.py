@@ -10,7 +10,7 @@ a guess of 0 for an unreadable send buffer would put new bytes on the socket ahe
 queued ones.
 
 Tested range (``setup.cfg`` pins it; ``.ci/compat-matrix`` runs the tests at both ends):
-Twisted 24.3 to 26.10, Autobahn 23.6 to 26.11.
+Twisted 24.3.0 to 26.10, Autobahn 23.6.2 to 26.11 (each end run with Python 3.11).
 
 Twisted ``FileDescriptor`` (``tcp.Connection``):
     ``dataBuffer``, ``offset``, ``_tempDataLen``  bytes queued for the peer: the fan-out drops
