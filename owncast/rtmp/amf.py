@@ -12,6 +12,7 @@ sent it can be dropped without harming the server.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -120,17 +121,21 @@ def _amf0_value(r: _Reader, depth: int = 0) -> Any:
         return [_amf0_value(r, depth + 1) for _ in range(count)]
     if marker == 0x0B:
         millis = _DOUBLE.unpack(r.take(8))[0]
-        r.take(2)
-        try:
-            return datetime.fromtimestamp(millis / 1000, timezone.utc)
-        except (OverflowError, OSError, ValueError) as e:
-            raise AmfError("AMF0 date out of range") from e
+        r.take(2)  # a time zone, always 0
+        return _date(millis, "AMF0")
     if marker in (0x0C, 0x0F):  # long string, XML document
         (n,) = _U32.unpack(r.take(4))
         return r.utf8(n)
     if marker == 0x11:
         return _amf3_value(r, depth + 1)
     raise AmfError(f"unsupported AMF0 marker 0x{marker:02x}")
+
+
+def _date(millis: float, kind: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(millis / 1000, timezone.utc)
+    except (OverflowError, OSError, ValueError) as e:
+        raise AmfError(f"{kind} date out of range") from e
 
 
 def decode_amf0(data: bytes | memoryview) -> list[Any]:
@@ -183,26 +188,12 @@ def _amf3_value(r: _Reader, depth: int = 0) -> Any:
         return value - (1 << 29) if value & (1 << 28) else value
     if marker == 0x05:
         return _DOUBLE.unpack(r.take(8))[0]
-    if marker in (0x06, 0x07, 0x0B):  # string, XML document, XML
-        if marker == 0x06:
-            return _amf3_string(r)
-        header = _u29(r)
-        if not header & 1:
-            return _amf3_ref(r, header)
-        text = r.utf8(header >> 1)
-        r.amf3_objects.append(text)
-        return text
+    if marker == 0x06:
+        return _amf3_string(r)
+    if marker in (0x07, 0x0B):  # XML document, XML
+        return _amf3_leaf(r, r.utf8)
     if marker == 0x08:
-        header = _u29(r)
-        if not header & 1:
-            return _amf3_ref(r, header)
-        millis = _DOUBLE.unpack(r.take(8))[0]
-        try:
-            value = datetime.fromtimestamp(millis / 1000, timezone.utc)
-        except (OverflowError, OSError, ValueError) as e:
-            raise AmfError("AMF3 date out of range") from e
-        r.amf3_objects.append(value)
-        return value
+        return _amf3_leaf(r, lambda _: _date(_DOUBLE.unpack(r.take(8))[0], "AMF3"))
     if marker == 0x09:
         header = _u29(r)
         if not header & 1:
@@ -230,13 +221,20 @@ def _amf3_value(r: _Reader, depth: int = 0) -> Any:
     if marker == 0x0A:
         return _amf3_object(r, depth)
     if marker == 0x0C:
-        header = _u29(r)
-        if not header & 1:
-            return _amf3_ref(r, header)
-        value = bytes(r.take(header >> 1))
-        r.amf3_objects.append(value)
-        return value
+        return _amf3_leaf(r, lambda n: bytes(r.take(n)))
     raise AmfError(f"unsupported AMF3 marker 0x{marker:02x}")
+
+
+def _amf3_leaf(r: _Reader, read: Callable[[int], Any]) -> Any:
+    """An object-table value without members (XML, date, byte array): a reference to an
+    earlier one, or a new one that ``read(n)`` takes (``n``: the header's length field),
+    remembered for later references."""
+    header = _u29(r)
+    if not header & 1:
+        return _amf3_ref(r, header)
+    value = read(header >> 1)
+    r.amf3_objects.append(value)
+    return value
 
 
 def _amf3_ref(r: _Reader, header: int) -> Any:
