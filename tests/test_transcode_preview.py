@@ -21,13 +21,9 @@ from owncast.transcode.preview import (
     preview_argv,
 )
 from owncast.transcode.process import TranscodeConfig, Transcoder
+from tests.fakes import FakeProcess, FakeProcessReactor, inline
 from tests.test_transcode import STREAM_START, aac_frame, keyframe
-from tests.test_transcode_process import (
-    FFMPEG,
-    FakeProcess,
-    FakeProcessReactor,
-    inline,
-)
+from tests.test_transcode_process import FFMPEG
 
 TWO_VARIANTS = [dict(DEFAULT_VARIANT), dict(DEFAULT_VARIANT, scaledWidth=320)]
 

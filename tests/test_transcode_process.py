@@ -5,20 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
-from twisted.internet.interfaces import IProcessTransport
-from twisted.internet.task import Clock
+from twisted.internet.defer import Deferred
 from twisted.logger import capturedLogs
-from twisted.python.failure import Failure
 from twisted.trial import unittest
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from owncast.core.settings import DEFAULT_VARIANT
 from owncast.interfaces import IMediaSink, ITranscoder
 from owncast.transcode.output import prepare_output
 from owncast.transcode.process import TranscodeConfig, Transcoder, config_from_context
+from tests.fakes import START, FakeProcess, FakeProcessReactor, inline
 from tests.helpers import make_context
 from tests.test_transcode import (
     STREAM_START,
@@ -30,126 +26,6 @@ from tests.test_transcode import (
 )
 
 FFMPEG = "/opt/ffmpeg/bin/ffmpeg"
-START = 1_700_000_000
-
-
-def inline(fn, *args):
-    """Runs 'blocking' work at once, as the thread pool would, but on the test's thread."""
-    try:
-        return succeed(fn(*args))
-    except Exception:
-        return fail()
-
-
-@implementer(IProcessTransport)
-class FakeProcess:
-    """Records what the transcoder does to its child; the test decides when it exits."""
-
-    def __init__(self, reactor, proto, executable, args, env, childFDs, pid):
-        self.reactor = reactor
-        self.proto = proto
-        self.executable = executable
-        self.args = list(args)
-        self.env = env
-        self.childFDs = childFDs
-        self.pid = pid
-        self.written: list[bytes] = []
-        self.stdin_closed = False
-        self.signals: list[str] = []
-        self.producer = None
-
-    @property
-    def stdin(self) -> bytes:
-        return b"".join(self.written)
-
-    def write(self, data):
-        assert not self.stdin_closed, "write after closeStdin"
-        self.written.append(data)
-
-    def writeSequence(self, seq):
-        for data in seq:
-            self.write(data)
-
-    def registerProducer(self, producer, streaming):
-        assert streaming
-        self.producer = producer
-
-    def unregisterProducer(self):
-        self.producer = None
-
-    def closeStdin(self):
-        assert self.producer is None, "stdin would stay open with a producer registered"
-        self.stdin_closed = True
-
-    def closeStdout(self):
-        pass
-
-    def closeStderr(self):
-        pass
-
-    def closeChildFD(self, descriptor):
-        pass
-
-    def writeToChild(self, childFD, data):
-        pass
-
-    def loseConnection(self):
-        self.closeStdin()
-
-    def signalProcess(self, signalID):
-        if self.pid is None:
-            raise ProcessExitedAlready()
-        self.signals.append(signalID)
-
-    def getPeer(self):
-        return None
-
-    def getHost(self):
-        return None
-
-    def stderr(self, text: str) -> None:
-        self.proto.childDataReceived(2, text.encode())
-
-    def exit(self, code: int = 0, signal: int | None = None) -> None:
-        self.pid = None
-        if code == 0 and signal is None:
-            reason = ProcessDone(0)
-        else:
-            reason = ProcessTerminated(code if signal is None else None, signal)
-        self.proto.processEnded(Failure(reason))
-
-
-class FakeProcessReactor(Clock):
-    """IReactorProcess + IReactorTime: spawnProcess builds FakeProcesses, time is a Clock."""
-
-    def __init__(self):
-        super().__init__()
-        self.advance(START)
-        self.processes: list[FakeProcess] = []
-        self.spawn_error: Exception | None = None
-        self._next_pid = 1000
-
-    def spawnProcess(
-        self,
-        processProtocol,
-        executable,
-        args=(),
-        env=None,
-        path=None,
-        uid=None,
-        gid=None,
-        usePTY=False,
-        childFDs=None,
-    ):
-        if self.spawn_error is not None:
-            raise self.spawn_error
-        self._next_pid += 1
-        process = FakeProcess(
-            self, processProtocol, executable, args, env, childFDs, self._next_pid
-        )
-        self.processes.append(process)
-        processProtocol.makeConnection(process)
-        return process
 
 
 #: What ffmpeg reads first: the header, then metadata and sequence headers.
