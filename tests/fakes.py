@@ -18,7 +18,8 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from owncast.interfaces import ISegmentStorage
+from owncast.interfaces import IMediaSink, ISegmentStorage
+from owncast.media import MediaTag, flv
 from owncast.segments.sigv4 import canonical_path
 
 #: Where the fake clocks start: a plausible present (POSIX seconds, November 2023).
@@ -32,6 +33,34 @@ def inline(fn: Callable[..., Any], *args: Any) -> Deferred:
         return succeed(fn(*args))
     except Exception:
         return fail()
+
+
+@implementer(IMediaSink)
+class RecordingSink:
+    """Keeps every tag it is handed, and counts broadcasts begun and ended."""
+
+    def __init__(self):
+        self.received: list[MediaTag] = []
+        self.starts = 0
+        self.stops = 0
+
+    def begin(self):
+        self.starts += 1
+        return succeed(None)
+
+    def media(self, tag):
+        self.received.append(tag)
+
+    def end(self):
+        self.stops += 1
+        return succeed(None)
+
+    def tags(self) -> list[tuple[int, int, bytes]]:
+        return [(t.kind, t.timestamp, t.payload) for t in self.received]
+
+    def flv(self) -> bytes:
+        """The broadcast as the FLV the transcoder would write to ffmpeg."""
+        return flv.header() + flv.encode(self.received)
 
 
 def _write(path: Path, data: bytes) -> None:

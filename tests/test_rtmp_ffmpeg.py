@@ -18,7 +18,7 @@ from owncast.core.stream import StreamState
 from owncast.media import flv
 from owncast.media.replay import Replay
 from owncast.rtmp.session import RtmpFactory
-from tests.test_rtmp_session import RecordingSink
+from tests.fakes import RecordingSink
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 KEY = "publish-key-123"

@@ -7,21 +7,21 @@ import random
 import struct
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import fail, succeed
+from twisted.internet.defer import fail
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from owncast.core.broadcast import Broadcasts, NullSink
 from owncast.core.stream import StreamState
 from owncast.interfaces import IMediaSink
-from owncast.media import MediaTag, flv
+from owncast.media import flv
 from owncast.rtmp import amf, chunks
 from owncast.rtmp.chunks import ChunkReader, Message, encode_chunks
 from owncast.rtmp.handshake import HANDSHAKE_SIZE
 from owncast.rtmp.session import IDLE_TIMEOUT, OUT_CHUNK_SIZE, WINDOW_SIZE, RtmpFactory
+from tests.fakes import RecordingSink
 from tests.test_rtmp_parser import ChunkEncoder, interleave, ref3, s3, shared
 from tests.test_rtmp_parser import message as hand_built
 
@@ -31,34 +31,6 @@ SERVER_HANDSHAKE = 1 + 2 * HANDSHAKE_SIZE  # S0 + S1 + S2: 3073 bytes
 
 def u32(value: int) -> bytes:
     return struct.pack(">I", value)
-
-
-@implementer(IMediaSink)
-class RecordingSink:
-    """Keeps every tag it is handed, and counts broadcasts begun and ended."""
-
-    def __init__(self):
-        self.received: list[MediaTag] = []
-        self.starts = 0
-        self.stops = 0
-
-    def begin(self):
-        self.starts += 1
-        return succeed(None)
-
-    def media(self, tag):
-        self.received.append(tag)
-
-    def end(self):
-        self.stops += 1
-        return succeed(None)
-
-    def tags(self) -> list[tuple[int, int, bytes]]:
-        return [(t.kind, t.timestamp, t.payload) for t in self.received]
-
-    def flv(self) -> bytes:
-        """The broadcast as the FLV the transcoder would write to ffmpeg."""
-        return flv.header() + flv.encode(self.received)
 
 
 class Client:
