@@ -223,8 +223,7 @@ class IdleTimeoutTests(unittest.TestCase):
         (ctx.datadir / "hls" / "0").mkdir(parents=True)
         (ctx.datadir / "hls" / "0" / "stream.m3u8").write_bytes(VARIANT)
         built = build_site(ctx, WEB_ROOT)
-        site = OwncastSite(built.resource, reactor=clock)
-        site.hls_fast = built.hls_fast
+        site = OwncastSite(built.resource, built.hls_fast, reactor=clock)
         channel = site.buildProtocol(IPv4Address("TCP", "10.0.0.2", 5000))
         transport = StringTransport(peerAddress=IPv4Address("TCP", "10.0.0.2", 5000))
         channel.makeConnection(transport)

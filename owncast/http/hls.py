@@ -54,7 +54,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -63,6 +62,7 @@ from twisted.web.resource import NoResource, Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.static import File
 
+from owncast.runtime.compat import flush_queue
 from owncast.transcode.output import DISCONTINUITIES, discontinuity_sequence
 
 _log = Logger()
@@ -536,16 +536,10 @@ def send_ahead(transport: Any) -> None:
     only part of them, the body is copied as before, nothing worse). Other transports
     (TLS, test doubles) are left alone.
     """
-    if (
-        isinstance(transport, FileDescriptor)
-        and transport.connected
-        and not transport.disconnecting
-        and not transport.disconnected
-    ):
-        try:
-            transport.doWrite()  # an error is met again, and handled, at the next write
-        except Exception:
-            _log.failure("Could not send the headers ahead of the body")
+    try:
+        flush_queue(transport)  # an error is met again, and handled, at the next write
+    except Exception:
+        _log.failure("Could not send the headers ahead of the body")
 
 
 def _finish(request: Any, body: bytes) -> None:
