@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
@@ -91,10 +91,10 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._pool: ThreadPool | None = None
         if runner is None:
-            self._pool = ThreadPool(minthreads=1, maxthreads=1, name="owncast-sqlite")
+            pool = self._pool = ThreadPool(minthreads=1, maxthreads=1, name="owncast-sqlite")
 
-            def runner(fn, *args):
-                return deferToThreadPool(reactor, self._pool, fn, *args)
+            def runner(fn: Callable, *args: Any) -> Deferred:
+                return deferToThreadPool(reactor, pool, fn, *args)
 
         self._run = runner
 
@@ -108,7 +108,12 @@ class SqliteStore:
         d = self._run(self._close) if self._conn is not None else succeed(None)
         if self._pool is not None:
             pool = self._pool
-            d.addBoth(lambda r: (pool.stop(), r)[1])
+
+            def stopped(result: Any) -> Any:
+                pool.stop()
+                return result
+
+            d.addBoth(stopped)
         return d
 
     def _open(self) -> None:
@@ -315,11 +320,3 @@ class SqliteStore:
         return self._tx(
             lambda c: c.execute("DELETE FROM samples WHERE time < ?", (before,)) and None
         )
-
-
-def inline_runner(fn: Callable, *args: Any) -> Deferred:
-    """Run blocking work synchronously: for tests and tools, never for the daemon."""
-    try:
-        return succeed(fn(*args))
-    except Exception:
-        return fail()
