@@ -128,21 +128,3 @@ class DirectoryPinger(GuardedTimerService):
         if self._error != kind:
             _log.warn("Directory: {message}", message=message)
         self._error = kind
-
-
-def treq_json_poster(reactor: Any) -> Callable[[str, bytes, float], Deferred]:
-    """``post`` for ``DirectoryPinger``: treq over ``reactor``."""
-    from treq.client import HTTPClient
-    from twisted.web.client import Agent
-
-    client = HTTPClient(Agent(reactor, connectTimeout=TIMEOUT))
-
-    async def post(url: str, body: bytes) -> tuple[int, bytes]:
-        response = await client.post(
-            url, data=body, headers={b"content-type": [b"application/json"]}
-        )
-        return response.code, await response.content()
-
-    return lambda url, body, timeout: Deferred.fromCoroutine(post(url, body)).addTimeout(
-        timeout, reactor
-    )

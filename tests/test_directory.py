@@ -16,12 +16,12 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from owncast.core.settings import Settings
+from owncast.http.client import JsonClient
 from owncast.yp import (
     CHECK_INTERVAL,
     PING_INTERVAL,
     DirectoryPinger,
     public_url,
-    treq_json_poster,
 )
 from tests.daemon import start_daemon, wait_until
 
@@ -154,7 +154,7 @@ class PingerTests(unittest.TestCase):
             self.settings,
             self.save,
             lambda: True,
-            treq_json_poster(reactor),
+            JsonClient(reactor).timed_poster(),
             reactor,
             serve(self, directory),
         )
@@ -180,7 +180,7 @@ class PingerTests(unittest.TestCase):
             self.settings,
             self.save,
             lambda: True,
-            lambda url, body, timeout: treq_json_poster(reactor)(url, body, 0.2),
+            lambda url, body, timeout: JsonClient(reactor).post(url, body, 0.2),
             reactor,
             serve(self, Silent()),
         )
