@@ -31,8 +31,8 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 
-from owncast.api.http import iso
 from owncast.core.errors import ValidationError
+from owncast.core.times import iso
 from owncast.runtime.compat import (
     forget_requests,
     ws_close_with,
