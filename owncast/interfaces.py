@@ -7,7 +7,7 @@ Every method returns a ``Deferred``: implementations never block the reactor.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
@@ -80,13 +80,18 @@ class IStore(Interface):
 
 
 class IFfmpegProbe(Interface):
-    """Asks an ffmpeg binary what it is and what it can do."""
+    """Asks an ffmpeg binary what it is and what it can do (coroutines: the admin API
+    awaits them while it checks a setting)."""
 
-    def version(path: str) -> Deferred[str]:
-        """Fire with the version line of the ffmpeg at ``path``, or fail."""
+    def version(path: str) -> Awaitable[str]:
+        """The version line of the ffmpeg at ``path``; a ``ValidationError`` otherwise."""
 
-    def encoders(path: str) -> Deferred[set[str]]:
-        """Fire with the set of encoder names that ffmpeg offers."""
+    def encoders(path: str) -> Awaitable[frozenset[str]]:
+        """The names of the encoders that ffmpeg offers."""
+
+    def check_codec(path: str, codec: object) -> Awaitable[str]:
+        """``codec`` when it is a known encoder that ffmpeg offers; a ``ValidationError``
+        otherwise."""
 
 
 class IStream(Interface):

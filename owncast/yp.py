@@ -79,19 +79,19 @@ class DirectoryPinger(GuardedTimerService):
         settings = self._settings
         state = (settings["directoryEnabled"], settings["serverUrl"], self._online())
         changed = state != self._last_state
-        due = self.clock.seconds() - self._last_ping >= PING_INTERVAL
+        due = self.now() - self._last_ping >= PING_INTERVAL
         if self._busy or not state[0] or not (changed or due):
             if not state[0]:
                 self._last_state = state
             return None
         self._last_state = state
-        self._last_ping = self.clock.seconds()
+        self._last_ping = self.now()
         return Deferred.fromCoroutine(self.ping())
 
     async def ping(self) -> None:
         url = self._settings["serverUrl"]
         if not public_url(url):
-            self._failed(
+            self._report(
                 "url",
                 f"the server URL {url!r} is not a public http(s) URL; set "
                 "one (Server URL in the admin page) to be listed",
@@ -103,7 +103,7 @@ class DirectoryPinger(GuardedTimerService):
         try:
             status, content = await self._post(self.ping_url, body, TIMEOUT)
         except Exception as e:
-            self._failed("network", f"could not reach {self.ping_url}: {e}")
+            self._report("network", f"could not reach {self.ping_url}: {e}")
             return
         finally:
             self._busy = False
@@ -112,10 +112,10 @@ class DirectoryPinger(GuardedTimerService):
         except ValueError:
             answer = None
         if not isinstance(answer, dict) or status != 200:
-            self._failed("answer", f"{self.ping_url} answered {status}: {content[:200]!r}")
+            self._report("answer", f"{self.ping_url} answered {status}: {content[:200]!r}")
             return
         if not answer.get("success"):
-            self._failed("refused", f"the directory refused the listing: {answer.get('error')}")
+            self._report("refused", f"the directory refused the listing: {answer.get('error')}")
             return
         if self._error is not None:
             _log.info("Listed in the directory again")
@@ -124,7 +124,7 @@ class DirectoryPinger(GuardedTimerService):
         if isinstance(new_key, str) and new_key and new_key != key:
             await self._save({"ypRegistrationKey": new_key})
 
-    def _failed(self, kind: str, message: str) -> None:
+    def _report(self, kind: str, message: str) -> None:
         if self._error != kind:
             _log.warn("Directory: {message}", message=message)
         self._error = kind

@@ -98,7 +98,7 @@ def make_context(
         events=EventBus(),
         logs=LogBuffer(),
         history=StatsHistory(store, clock.seconds),
-        probe=FfmpegProbe(reactor) if reactor is not None else None,
+        probe=FfmpegProbe(reactor if reactor is not None else clock),
         throttle=AuthThrottle(clock.seconds),
         datadir=datadir,
         webroot=WEB_ROOT,

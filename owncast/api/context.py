@@ -45,7 +45,7 @@ class AppContext:
     events: EventBus
     logs: LogBuffer
     history: StatsHistory
-    probe: IFfmpegProbe | None
+    probe: IFfmpegProbe
     throttle: AuthThrottle
     datadir: Path
     webroot: Path

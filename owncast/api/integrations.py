@@ -7,6 +7,8 @@ Both paths of each renamed endpoint are served: the API page's ``/chat/send`` an
 
 from __future__ import annotations
 
+from typing import Any
+
 from owncast.api import shapes
 from owncast.api.admin import visibility_request
 from owncast.api.http import JsonApp, body_object, config_value, json_api, json_app, ok, token
@@ -32,7 +34,7 @@ class IntegrationsApi(JsonApp):
     async def send_user(self, request):
         body = body_object(request, "body")
         # The seed names the sender ``user``; Owncast 0.0.7 read ``author``.
-        author = body.get("user", body.get("author"))
+        author: Any = body.get("user", body.get("author"))  # the hub checks it
         await self.ctx.chat.send_user(author, body["body"])
         return ok("sent")
 

@@ -476,6 +476,7 @@ class HlsResource(Resource):
         """The headers ``File`` would send (type, length, ``Accept-Ranges``,
         ``Last-Modified``, 304 to a matching ``If-Modified-Since``), from memory."""
         byte_range = request.getHeader(b"range")
+        span = None
         if byte_range is not None:
             span = single_range(byte_range, len(segment.body))
             if span is None:
@@ -486,7 +487,7 @@ class HlsResource(Resource):
             return b""
         request.setHeader(b"content-type", SEGMENT_TYPE)
         body = segment.body
-        if byte_range is not None:
+        if span is not None:
             first, last = span
             request.setResponseCode(http.PARTIAL_CONTENT)
             request.setHeader(b"content-range", b"bytes %d-%d/%d" % (first, last, len(body)))

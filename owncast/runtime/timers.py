@@ -34,10 +34,14 @@ class GuardedTimerService(TimerService):
         what: str,
     ):
         super().__init__(interval, self._guarded)
-        self.clock = clock
+        self.clock = self._clock = clock
         self._job = job
         self._log = log
         self._what = what
+
+    def now(self) -> float:
+        """The clock's time (``self.clock`` is optional in Twisted's types; ours is not)."""
+        return self._clock.seconds()
 
     def _guarded(self) -> Deferred:
         d = maybeDeferred(self._job)

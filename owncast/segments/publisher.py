@@ -136,7 +136,7 @@ class SegmentPublisher(GuardedTimerService):
         on_disk = await self._blocking(list_segments, self.hls_dir)
         if generation != self._generation:
             return
-        now = self.clock.seconds()
+        now = self.now()
         local = set(on_disk)
         for key in [k for k in self.stored if k not in local]:
             gone = self._gone_at.setdefault(key, now)
@@ -159,8 +159,8 @@ class SegmentPublisher(GuardedTimerService):
                 await storage.put(key, data, SEGMENT_TYPE.decode(), SEGMENT_CACHE.decode())
         except Exception as e:
             if generation == self._generation:
-                self._retry_at[key] = self.clock.seconds() + RETRY_AFTER
-                self._failed(f"upload {key}", e)
+                self._retry_at[key] = self.now() + RETRY_AFTER
+                self._report(f"upload {key}", e)
             return
         finally:
             if generation == self._generation:
@@ -174,8 +174,8 @@ class SegmentPublisher(GuardedTimerService):
             await self.storage.delete(key)
         except Exception as e:
             if generation == self._generation:
-                self._gone_at[key] = self.clock.seconds() - DELETE_AFTER + RETRY_AFTER
-                self._failed(f"delete {key}", e)
+                self._gone_at[key] = self.now() - DELETE_AFTER + RETRY_AFTER
+                self._report(f"delete {key}", e)
             return
         finally:
             if generation == self._generation:
@@ -184,9 +184,9 @@ class SegmentPublisher(GuardedTimerService):
             self.stored.discard(key)
             self._gone_at.pop(key, None)
 
-    def _failed(self, what: str, error: Exception) -> None:
+    def _report(self, what: str, error: Exception) -> None:
         self.failures += 1
-        now = self.clock.seconds()
+        now = self.now()
         if now - self._logged_at >= LOG_EVERY:
             self._logged_at = now
             _log.warn(

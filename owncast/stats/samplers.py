@@ -55,7 +55,7 @@ class HardwareSampler(_Sampler):
 
     async def sample(self) -> None:
         values = await self._blocking(read_hardware, self._disk_path)
-        now = self.clock.seconds()
+        now = self.now()
         for kind, value in values.items():
             await self._store.add_sample(kind, now, value)
         await self._store.prune_samples(now - KEEP_SECONDS)
@@ -70,4 +70,4 @@ class ViewerSampler(_Sampler):
         self._viewers = viewers
 
     async def sample(self) -> None:
-        await self._store.add_sample("viewers", self.clock.seconds(), self._viewers.count())
+        await self._store.add_sample("viewers", self.now(), self._viewers.count())

@@ -29,6 +29,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ProcessExitedAlready
+from twisted.internet.interfaces import IProcessTransport
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -83,6 +84,7 @@ def _discard(path: str) -> None:
 
 
 class _GifProtocol(ProcessProtocol):
+    transport: IProcessTransport  # set by spawnProcess before any callback
     """One preview ffmpeg: keeps the end of its stderr, fires ``ended`` with its status."""
 
     def __init__(self) -> None:
