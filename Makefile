@@ -41,6 +41,7 @@ test: install $(CHROMIUM)
 	$(BIN)/ruff check owncast tests twisted bench
 	$(BIN)/ruff format --check owncast tests twisted bench
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 	$(BIN)/trial --jobs=2 tests
 	$(MAKE) --no-print-directory compat
 	$(MAKE) --no-print-directory wheel-smoke
@@ -65,6 +66,7 @@ lint: install
 	$(BIN)/ruff check owncast tests twisted bench
 	$(BIN)/ruff format --check owncast tests twisted bench
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python -m bench

@@ -57,6 +57,7 @@ from owncast.http.client import JsonClient
 from owncast.http.hls import PlaylistCache
 from owncast.http.site import WEB_ROOT, build_site, hls_resource
 from owncast.interfaces import IChatBus, IStore
+from owncast.listing.directory import DEFAULT_DIRECTORY, DirectoryPinger
 from owncast.rtmp.session import RtmpFactory
 from owncast.runtime import compat
 from owncast.runtime.heap import settle_heap
@@ -69,7 +70,6 @@ from owncast.store.sqlite import SqliteStore
 from owncast.store.sync import SharedStateRefresher
 from owncast.transcode.probe import FfmpegProbe, bundled_ffmpeg
 from owncast.transcode.process import Transcoder, config_from_context
-from owncast.yp import DEFAULT_DIRECTORY, DirectoryPinger
 
 _log = Logger()
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from twisted.python import usage
 
+from owncast.listing.directory import DEFAULT_DIRECTORY
 from owncast.service import Config, OwncastService, build
 from owncast.store.redisconfig import RedisConfig
-from owncast.yp import DEFAULT_DIRECTORY
 
 #: option -> (default, converter); defaults apply after the config file is read.
 _OPTIONS: dict[str, tuple[Any, Any]] = {

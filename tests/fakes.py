@@ -7,15 +7,20 @@ Builders of whole test set-ups (a context, an in-memory client) live in ``tests.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
 from twisted.internet.interfaces import IProcessTransport
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
+from twisted.trial import unittest
 from zope.interface import implementer
 
 from owncast.interfaces import IMediaSink, ISegmentStorage
@@ -211,3 +216,23 @@ class FakeProcessReactor(Clock):
         self.processes.append(process)
         processProtocol.makeConnection(process)
         return process
+
+
+def tcp_pair(testcase: unittest.TestCase, small_buffers: bool = False) -> tuple[Any, Any]:
+    """A real Twisted TCP transport (``tcp.Server``, on a ``MemoryReactorClock``, so it writes
+    only when the test calls ``doWrite``) on one end of a loopback connection, and the
+    plain client socket on the other end."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.socket()
+        if small_buffers:  # so that one big frame does not fit into the kernel at once
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect(listener.getsockname())
+        accepted, address = listener.accept()
+    if small_buffers:
+        accepted.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    client.settimeout(5)
+    transport = tcp.Server(accepted, Protocol(), address, None, 1, MemoryReactorClock())
+    transport.protocol.makeConnection(transport)
+    testcase.addCleanup(client.close)
+    testcase.addCleanup(accepted.close)
+    return transport, client

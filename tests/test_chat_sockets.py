@@ -15,11 +15,9 @@ from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.websocket.protocol import WebSocketProtocol
-from twisted.internet import tcp
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.trial import unittest
@@ -35,6 +33,7 @@ from owncast.chat.server import (
     ChatServer,
 )
 from owncast.runtime.compat import WS_OPEN, pending_bytes
+from tests.fakes import tcp_pair
 from tests.helpers import make_context, result_of
 
 
@@ -277,26 +276,6 @@ class FanOutTests(unittest.TestCase):
         server.stopService()
         server.clock.advance(KEEPALIVE_INTERVAL)
         self.assertEqual([len(p.transport.writes) for p in protos], [1, 1, 1])
-
-
-def tcp_pair(testcase: unittest.TestCase, small_buffers: bool = False) -> tuple[Any, Any]:
-    """A real Twisted TCP transport (``tcp.Server``, on a ``MemoryReactor``, so it writes
-    only when the test calls ``doWrite``) on one end of a loopback connection, and the
-    plain client socket on the other end."""
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        client = socket.socket()
-        if small_buffers:  # so that one big frame does not fit into the kernel at once
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        client.connect(listener.getsockname())
-        accepted, address = listener.accept()
-    if small_buffers:
-        accepted.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    client.settimeout(5)
-    transport = tcp.Server(accepted, Protocol(), address, None, 1, MemoryReactor())
-    transport.protocol.makeConnection(transport)
-    testcase.addCleanup(client.close)
-    testcase.addCleanup(accepted.close)
-    return transport, client
 
 
 def available(sock: socket.socket) -> bytes:

@@ -8,39 +8,22 @@ that ``setup.cfg`` allows."""
 
 from __future__ import annotations
 
-import socket
-
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket import protocol as ws_protocol
 from twisted.internet import tcp
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address
-from twisted.internet.protocol import Protocol
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 from twisted.web import http
 
 from owncast.runtime import compat
+from tests.fakes import tcp_pair
 
 HANDSHAKE = (
     b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 )
-
-
-def tcp_server(testcase: unittest.TestCase) -> tuple[tcp.Server, socket.socket]:
-    """A real ``tcp.Server`` transport on one end of a loopback connection (its reactor a
-    ``MemoryReactorClock``: it sends only when the test calls ``doWrite``) and the client
-    socket on the other end."""
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        client = socket.create_connection(listener.getsockname())
-        accepted, address = listener.accept()
-    client.settimeout(5)
-    transport = tcp.Server(accepted, Protocol(), address, None, 1, MemoryReactorClock())
-    transport.protocol.makeConnection(transport)
-    testcase.addCleanup(client.close)
-    testcase.addCleanup(accepted.close)
-    return transport, client
 
 
 def open_websocket() -> tuple[WebSocketServerProtocol, StringTransport]:
@@ -118,7 +101,7 @@ class TransportTests(unittest.TestCase):
     def test_pending_bytes_counts_both_buffers(self) -> None:
         """Written bytes are pending until the socket takes them, whichever of the
         transport's two buffers holds them; other transports hold none."""
-        transport, client = tcp_server(self)
+        transport, client = tcp_pair(self)
         self.assertEqual(compat.pending_bytes(transport), 0)
         transport.write(b"x" * 10)
         self.assertEqual(compat.pending_bytes(transport), 10)
@@ -133,19 +116,19 @@ class TransportTests(unittest.TestCase):
 
     def test_pending_bytes_fails_loudly(self) -> None:
         """A TCP transport whose queue cannot be read raises rather than reading as 0."""
-        transport, _ = tcp_server(self)
+        transport, _ = tcp_pair(self)
         del transport._tempDataLen
         self.assertRaises(AttributeError, compat.pending_bytes, transport)
         self.assertRaises(AttributeError, compat.may_send_directly, transport)
 
     def test_direct_socket(self) -> None:
-        transport, _ = tcp_server(self)
+        transport, _ = tcp_pair(self)
         self.assertIs(compat.direct_socket(transport), transport.socket)
         self.assertIsNone(compat.direct_socket(StringTransport()))
 
     def test_may_send_directly(self) -> None:
         """Only an open, plain, empty TCP transport takes bytes past its queue."""
-        transport, _ = tcp_server(self)
+        transport, _ = tcp_pair(self)
         self.assertTrue(compat.may_send_directly(transport))
         transport.write(b"queued")
         self.assertFalse(compat.may_send_directly(transport))
@@ -154,18 +137,18 @@ class TransportTests(unittest.TestCase):
         transport.loseConnection()
         self.assertFalse(compat.may_send_directly(transport))
 
-        aborted, _ = tcp_server(self)
+        aborted, _ = tcp_pair(self)
         aborted.abortConnection()
         self.assertFalse(compat.may_send_directly(aborted))
 
-        half_closed, _ = tcp_server(self)
+        half_closed, _ = tcp_pair(self)
         half_closed.loseWriteConnection()
         self.assertFalse(compat.may_send_directly(half_closed))
 
     def test_flush_queue_sends_now(self) -> None:
         """What the transport queued goes to the socket in the call; nothing on other
         transports or a closed one."""
-        transport, client = tcp_server(self)
+        transport, client = tcp_pair(self)
         transport.write(b"head")
         self.assertIsNone(compat.flush_queue(transport))
         self.assertEqual(client.recv(100), b"head")
@@ -178,7 +161,7 @@ class TransportTests(unittest.TestCase):
     def test_send_limit_and_read_size(self) -> None:
         """Both sizes land on a TCP transport and are what it then uses; other transports
         are left alone."""
-        transport, client = tcp_server(self)
+        transport, client = tcp_pair(self)
         compat.set_send_limit(transport, 3)
         compat.set_read_size(transport, 2)
         self.assertEqual((transport.SEND_LIMIT, transport.bufferSize), (3, 2))

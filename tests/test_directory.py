@@ -17,7 +17,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 
 from owncast.core.settings import Settings
 from owncast.http.client import JsonClient
-from owncast.yp import (
+from owncast.listing.directory import (
     CHECK_INTERVAL,
     PING_INTERVAL,
     DirectoryPinger,
@@ -128,7 +128,8 @@ class PingerTests(unittest.TestCase):
             return [
                 formatEvent(e)
                 for e in logged
-                if e.get("log_level") == LogLevel.warn and e.get("log_namespace") == "owncast.yp"
+                if e.get("log_level") == LogLevel.warn
+                and e.get("log_namespace") == "owncast.listing.directory"
             ]
 
         self.pinger.startService()

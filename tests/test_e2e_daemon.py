@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -379,6 +380,20 @@ class CommandLineAndConfigFileTests(_E2E):
         self.assertIn(f"(port {rtmp})", daemon.output)
         await daemon.stop()
 
+    async def test_systemd_socket_activation(self):
+        """--listen systemd:domain=INET:index=0 serves on a socket the daemon was handed,
+        as systemd hands it (fd 3, LISTEN_FDS, LISTEN_PID), not one it opened."""
+        port = free_port()
+        daemon = SocketActivatedDaemon(
+            tmpdir(self), port, web_port=0, args=["--listen", "systemd:domain=INET:index=0"]
+        )
+        self.addCleanup(daemon.stop)
+        await daemon.start()
+        self.assertEqual(daemon.http_port, port)
+        status = await get_json(daemon, "/api/status")
+        self.assertIn("online", status)
+        self.assertIn("systemd:domain=INET:index=0", daemon.output)
+
     async def test_a_port_in_use_stops_the_daemon_with_a_message(self):
         busy = socket.socket()
         busy.bind(("127.0.0.1", 0))
@@ -557,3 +572,30 @@ class LogTests(_E2E):
 
         self.assertEqual((await daemon.get("/api/admin/logs")).code, 401)
         self.assertEqual((await daemon.get("/api/admin/logs/warnings")).code, 401)
+
+
+#: Binds the port given, puts the socket at fd 3 and sets systemd's variables, then
+#: becomes the daemon (exec keeps the pid, which LISTEN_PID must name).
+_SOCKET_ACTIVATE = """
+import os, socket, sys
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("127.0.0.1", int(sys.argv[1])))
+sock.listen(64)
+if sock.fileno() != 3:
+    os.dup2(sock.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()), LISTEN_FDNAMES="web")
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+class SocketActivatedDaemon(Daemon):
+    """The daemon started the way systemd starts a socket-activated service."""
+
+    def __init__(self, datadir: Path, port: int, **kwargs: Any):
+        super().__init__(datadir, http_port=port, **kwargs)
+        self.activated_port = port
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-c", _SOCKET_ACTIVATE, str(self.activated_port), *super().argv()]

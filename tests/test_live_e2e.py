@@ -67,7 +67,7 @@ FIRST_SEGMENT_WITHIN = 8.0
 STATUS_WITHIN = 4.0
 
 _SEGMENT = re.compile(r"^stream-([0-9]+)\.ts$")
-_SHOWINFO_SIZE = re.compile(r"\bn:\s*[0-9]+ .*?\bs:([0-9]+)x([0-9]+)")
+SHOWINFO_SIZE = re.compile(r"\bn:\s*[0-9]+ .*?\bs:([0-9]+)x([0-9]+)")
 _FRAMECRC = re.compile(
     r"^(\d+),\s*(-?\d+),\s*(-?\d+),\s*(-?\d+),\s*(\d+),\s*(0x[0-9a-f]+)(?:,\s*F=(0x[0-9a-f]+))?",
     re.M,
@@ -400,7 +400,7 @@ def tmpdir(testcase: unittest.TestCase) -> Path:
     return Path(testcase.mktemp()).resolve()
 
 
-class _Live(unittest.TestCase):
+class LiveCase(unittest.TestCase):
     timeout = 90
 
     async def start_live_daemon(
@@ -484,7 +484,7 @@ class _Live(unittest.TestCase):
 
 
 # -- 1 and 2 -----------------------------------------------------------------------------
-class LiveBroadcastTests(_Live):
+class LiveBroadcastTests(LiveCase):
     async def test_publish_transcode_serve_then_end(self):
         daemon, auth = await self.start_live_daemon()
         hooks = await self.subscribe_webhooks(daemon, auth, ["STREAM_STARTED", "STREAM_STOPPED"])
@@ -568,9 +568,9 @@ class LiveBroadcastTests(_Live):
             self.assertEqual(decoder.code, 0, text[-3000:])
             problems = [ln for ln in text.splitlines() if "[error]" in ln or "[fatal]" in ln]
             self.assertEqual(problems, [], text[-3000:])
-            sizes = {(int(w), int(h)) for w, h in _SHOWINFO_SIZE.findall(text)}
+            sizes = {(int(w), int(h)) for w, h in SHOWINFO_SIZE.findall(text)}
             self.assertEqual(sizes, {SIZES[index]}, text[-3000:])
-            frames = len(_SHOWINFO_SIZE.findall(text))
+            frames = len(SHOWINFO_SIZE.findall(text))
             self.assertGreaterEqual(frames, 55, f"2 s at 30 fps:\n{text[-3000:]}")
             self.assertRegex(text, r"Audio: aac")
 
@@ -629,7 +629,7 @@ class LiveBroadcastTests(_Live):
 
 
 # -- 3 and 6 -----------------------------------------------------------------------------
-class IngestControlTests(_Live):
+class IngestControlTests(LiveCase):
     async def test_wrong_key_and_second_publisher_refused_then_admin_disconnect(self):
         daemon, auth = await self.start_live_daemon()
 
@@ -683,7 +683,7 @@ class IngestControlTests(_Live):
 
 
 # -- 4 -----------------------------------------------------------------------------------
-class ReconnectTests(_Live):
+class ReconnectTests(LiveCase):
     async def test_reconnect_within_30_s_continues_the_playlists(self):
         daemon, auth = await self.start_live_daemon()
         watch = PlaylistWatch(daemon, [0, 1]).start(self)
@@ -736,7 +736,7 @@ class ReconnectTests(_Live):
 LONG_BROADCAST = 33
 
 
-class TranscoderCrashTests(_Live):
+class TranscoderCrashTests(LiveCase):
     async def test_killed_transcoder_recovers_for_the_rest_of_the_broadcast(self):
         daemon, auth = await self.start_live_daemon()
         watch = PlaylistWatch(daemon, [0, 1]).start(self)
@@ -804,7 +804,7 @@ class TranscoderCrashTests(_Live):
 PASSTHROUGH = [{"videoPassthrough": True, "audioPassthrough": True}]
 
 
-class PassthroughTests(_Live):
+class PassthroughTests(LiveCase):
     async def test_passthrough_keeps_every_packet_and_its_timing(self):
         source = tmpdir(self)
         source.mkdir(parents=True)

@@ -21,6 +21,7 @@ from owncast.rtmp import amf, chunks
 from owncast.rtmp.chunks import ChunkReader, Message, encode_chunks
 from owncast.rtmp.handshake import HANDSHAKE_SIZE
 from owncast.rtmp.session import IDLE_TIMEOUT, OUT_CHUNK_SIZE, WINDOW_SIZE, RtmpFactory
+from owncast.runtime import compat
 from tests.fakes import RecordingSink
 from tests.test_rtmp_parser import ChunkEncoder, interleave, ref3, s3, shared
 from tests.test_rtmp_parser import message as hand_built
@@ -883,7 +884,9 @@ class WakeupTuningTests(SessionTestCase):
         client = self.publishing()
         handle = _Socket()
         client.transport.getHandle = lambda: handle
-        client.transport.bufferSize = 65536
+        # compat.set_read_size sets a real TCP transport's read size (tests/test_compat.py)
+        read_sizes = [65536]
+        self.patch(compat, "set_read_size", lambda transport, size: read_sizes.append(size))
         for _ in range(4):  # 200 KB/s for one second
             client.session._received += 50_000
             self.tick(0.25, step=0.25)
@@ -893,14 +896,14 @@ class WakeupTuningTests(SessionTestCase):
             if option == getattr(socket, "SO_RCVLOWAT", 18)
         ]
         self.assertEqual(marks, [30_000])
-        self.assertEqual(client.transport.bufferSize, 65536)
+        self.assertEqual(read_sizes[-1], 65536)
         # A much faster stream is capped at 256 KiB; small changes are ignored.
         client.session._tune_wakeups(10_000_000)
         client.session._tune_wakeups(9_000_000)
         self.assertEqual(handle.options[-1][2], 256 * 1024)
         self.assertEqual(len(handle.options), 2)
         # Reads are as large as twice the mark, or one read would not drain a wake-up.
-        self.assertEqual(client.transport.bufferSize, 512 * 1024)
+        self.assertEqual(read_sizes[-1], 512 * 1024)
 
     def test_no_handle_is_harmless(self):
         client = self.publishing()

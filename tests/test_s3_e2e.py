@@ -11,10 +11,10 @@ from twisted.internet import reactor
 from owncast.segments.s3 import S3SegmentStorage
 from tests.daemon import wait_until
 from tests.s3server import start_s3
-from tests.test_live_e2e import _SHOWINFO_SIZE, SIZES, _Live, spawn
+from tests.test_live_e2e import SHOWINFO_SIZE, SIZES, LiveCase, spawn
 
 
-class S3LiveTests(_Live):
+class S3LiveTests(LiveCase):
     timeout = 120
 
     async def test_segments_are_played_from_s3(self):
@@ -65,7 +65,7 @@ class S3LiveTests(_Live):
         text = player.stderr
         self.assertEqual(player.code, 0, text[-3000:])
         self.assertIn(bucket_url, text)  # it opened the segments there
-        sizes = {(int(w), int(h)) for w, h in _SHOWINFO_SIZE.findall(text)}
+        sizes = {(int(w), int(h)) for w, h in SHOWINFO_SIZE.findall(text)}
         self.assertEqual(sizes, {SIZES[0]}, text[-3000:])
-        self.assertGreaterEqual(len(_SHOWINFO_SIZE.findall(text)), 55, text[-3000:])
+        self.assertGreaterEqual(len(SHOWINFO_SIZE.findall(text)), 55, text[-3000:])
         await publisher.wait(30, "the publisher to finish")

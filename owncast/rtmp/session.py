@@ -23,6 +23,7 @@ from owncast.media import media_tag, metadata_tag
 from owncast.rtmp import amf, chunks
 from owncast.rtmp.chunks import ChunkReader, Message, encode_chunks
 from owncast.rtmp.handshake import ServerHandshake
+from owncast.runtime import compat
 
 _log = Logger()
 _U32 = struct.Struct(">I")
@@ -114,6 +115,9 @@ class RtmpError(Exception):
 
 
 class RtmpSession(Protocol):
+    #: a TCP transport (ITCPTransport, ISystemHandle), set by ``makeConnection``
+    transport: Any
+
     def __init__(self, broadcasts: Broadcasts, clock: Any):
         self._broadcasts = broadcasts
         self._clock = clock
@@ -193,8 +197,7 @@ class RtmpSession(Protocol):
         # One read must take what woke us: a transport reads at most ``bufferSize``
         # (64 KiB) per wake-up, and what it leaves is below the mark again, so a mark
         # above it would still wake us every 64 KiB.
-        if hasattr(self.transport, "bufferSize"):
-            self.transport.bufferSize = max(READ_SIZE, 2 * mark)
+        compat.set_read_size(self.transport, max(READ_SIZE, 2 * mark))
 
     # -- bytes in ----------------------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
@@ -389,15 +392,13 @@ class RtmpSession(Protocol):
         self._publish_stream = stream_id
         # Tune wake-ups once a second of media has shown the rate, then every check.
         received, started = self._received, self._clock.seconds()
-        self._clock.callLater(
-            1.0,
-            lambda: (
-                self.broadcast is not None
-                and self._tune_wakeups(
-                    (self._received - received) / max(0.001, self._clock.seconds() - started)
-                )
-            ),
-        )
+
+        def first_tuning() -> None:
+            if self.broadcast is not None:
+                elapsed = max(0.001, self._clock.seconds() - started)
+                self._tune_wakeups((self._received - received) / elapsed)
+
+        self._clock.callLater(1.0, first_tuning)
         # User control: Stream Begin on this stream.
         self._send(chunks.USER_CONTROL, b"\x00\x00" + _U32.pack(stream_id))
         self._status(stream_id, "status", "NetStream.Publish.Start", "Publishing live.")

@@ -93,6 +93,14 @@ ENCODERS: dict[str, tuple[str, tuple[str, ...], Callable[[int, int], list[str]]]
 }
 
 
+def command(ffmpeg: str, loglevel: str, *, reads_stdin: bool) -> list[str]:
+    """The start of an ffmpeg command line that writes files: no banner, no progress
+    lines, ``loglevel`` and worse on stderr, outputs overwritten; ``-nostdin`` unless
+    its input is stdin, so it never waits on a terminal."""
+    stdin = [] if reads_stdin else ["-nostdin"]
+    return [ffmpeg, "-hide_banner", *stdin, "-nostats", "-loglevel", loglevel, "-y"]
+
+
 def build_argv(
     ffmpeg: str,
     variants: list[dict],
@@ -128,7 +136,7 @@ def build_argv(
     merged = [{**DEFAULT_VARIANT, **v} for v in variants]
     encoding = any(not v["videoPassthrough"] for v in merged)
 
-    argv = [ffmpeg, "-hide_banner", "-nostats", "-loglevel", "level+warning", "-y"]
+    argv = command(ffmpeg, "level+warning", reads_stdin=True)
     if encoding:
         argv += global_args
     argv += ["-f", "flv", "-i", "pipe:0"]

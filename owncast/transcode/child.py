@@ -23,6 +23,9 @@ class FfmpegProtocol(ProcessProtocol):
     transcoder when the pipe is full.
     """
 
+    #: a process transport (IProcessTransport, IConsumer), set by ``spawnProcess``
+    transport: Any
+
     #: stderr lines logged per window; the rest are counted and reported once.
     max_lines = 30
     window = 10.0

@@ -17,16 +17,10 @@ from twisted.internet.interfaces import IProcessTransport
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.utils import getProcessOutputAndValue
 
+from owncast.transcode.argv import command as command  # the prefix, built purely
+
 #: ffmpeg's stdin is written to (the FLV of the broadcast, or nothing), stdout and stderr read.
 CHILD_FDS = {0: "w", 1: "r", 2: "r"}
-
-
-def command(ffmpeg: str, loglevel: str, *, reads_stdin: bool) -> list[str]:
-    """The start of an ffmpeg command line that writes files: no banner, no progress
-    lines, ``loglevel`` and worse on stderr, outputs overwritten; ``-nostdin`` unless
-    its input is stdin, so it never waits on a terminal."""
-    stdin = [] if reads_stdin else ["-nostdin"]
-    return [ffmpeg, "-hide_banner", *stdin, "-nostats", "-loglevel", loglevel, "-y"]
 
 
 def spawn(

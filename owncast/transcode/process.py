@@ -47,6 +47,7 @@ from zope.interface import implementer
 from owncast.interfaces import ITranscoder
 from owncast.media import AUDIO, MediaTag, flv
 from owncast.media.replay import Replay
+from owncast.transcode import ffenv
 from owncast.transcode.argv import build_argv
 from owncast.transcode.child import FfmpegProtocol
 from owncast.transcode.output import prepare_output
@@ -289,9 +290,7 @@ class Transcoder(Service):
         self._proc = proto
         self._spawned_at = self._now()
         try:
-            self._reactor.spawnProcess(
-                proto, argv[0], argv, env=self._env, childFDs={0: "w", 1: "r", 2: "r"}
-            )
+            ffenv.spawn(self._reactor, proto, argv, self._env)
         except Exception:
             self._proc = None
             raise

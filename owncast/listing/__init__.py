@@ -1,0 +1,1 @@
+"""Listing the server in public directories: the Owncast directory (YP) pinger."""
