@@ -6,22 +6,25 @@ STAMP := $(VENV)/.installed
 DATADIR ?= ./data
 RUN_ARGS ?=
 
-.PHONY: install run test lint bench clean wheel wheel-smoke
+.PHONY: install run test lint bench clean wheel wheel-smoke test-services
+.PHONY: systemd-install systemd-smoke
 
 VENDOR := web/vendor/hls.min.js
 # The browser tests drive Debian's Chromium through Playwright; no browser is downloaded.
 CHROMIUM := /usr/bin/chromium
-APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
-APT_INSTALL := $(APT_GET) install -y --no-install-recommends
+# System packages are installed with apt-get when missing (as root), or named and make
+# stops: tools/apt-need WHAT CHECK PACKAGE...
+APT_NEED := tools/apt-need
 
 install: $(STAMP) $(VENDOR)
 
-# Only when it is missing (we are root in CI); `apt-get update` first if the lists are stale.
 $(CHROMIUM):
-	$(APT_INSTALL) chromium || ($(APT_GET) update && $(APT_INSTALL) chromium)
+	$(APT_NEED) "the browser tests" "test -x $(CHROMIUM)" chromium
 
 # Front-end libraries come from the npm registry at install time, never from a CDN.
 $(VENDOR): package.json package-lock.json
+	$(APT_NEED) "hls.js from the npm registry (npm ci)" "command -v node && command -v npm" \
+		nodejs npm
 	npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p web/vendor
 	cp node_modules/hls.js/dist/hls.min.js web/vendor/hls.min.js
@@ -29,6 +32,8 @@ $(VENDOR): package.json package-lock.json
 # editable_mode=compat puts the checkout itself on sys.path, so twistd finds
 # twisted/plugins/owncast_plugin.py and code edits need no reinstall.
 $(STAMP): setup.cfg setup.py pyproject.toml
+	test -x $(BIN)/python || $(APT_NEED) "the virtualenv in $(VENV)" \
+		"$(PYTHON) -c 'import ensurepip, venv'" python3-venv
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet -e '.[test,bench]' --config-settings editable_mode=compat
@@ -37,7 +42,15 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 run: install
 	$(BIN)/twistd --nodaemon --pidfile= owncast --datadir $(DATADIR) $(RUN_ARGS)
 
-test: install $(CHROMIUM)
+# What the tests talk to besides the checkout: a Redis (tools/test-redis) and, for the
+# unit file's checks, systemd-analyze (Debian's systemd package; no running systemd needed).
+# tests/test_health.py also runs a redis-server of its own.
+test-services:
+	tools/test-redis $(PYTHON)
+	$(APT_NEED) "tests/test_health.py" "command -v redis-server" redis-server
+	$(APT_NEED) "checking systemd/owncast.service" "command -v systemd-analyze" systemd
+
+test: install $(CHROMIUM) test-services
 	$(BIN)/ruff check owncast tests twisted bench
 	$(BIN)/ruff format --check owncast tests twisted bench
 	$(BIN)/lint-imports --no-cache
@@ -45,6 +58,7 @@ test: install $(CHROMIUM)
 	$(BIN)/trial --jobs=2 tests
 	$(MAKE) --no-print-directory compat
 	$(MAKE) --no-print-directory wheel-smoke
+	$(MAKE) --no-print-directory systemd-smoke
 
 # The wheel (web/ and its vendored libraries inside), built from an empty build/ so that no
 # module left there by an earlier layout slips in.
@@ -55,6 +69,19 @@ wheel: install
 # The wheel installed into a fresh virtualenv outside the checkout must start and serve.
 wheel-smoke: wheel
 	$(PYTHON) tests/wheel_smoke.py dist/*.whl
+
+# The daemon as a systemd service (as root): see systemd/owncast.service and the README.
+PREFIX ?= /opt/owncast
+SYSTEM_PYTHON ?= /usr/bin/python3
+systemd-install: wheel
+	PREFIX=$(PREFIX) SYSTEM_PYTHON=$(SYSTEM_PYTHON) systemd/install.sh dist/*.whl
+
+# systemd-install staged in a temporary folder; the daemon started from there as systemd
+# would (NOTIFY_SOCKET, WATCHDOG_USEC) must report ready, ping and serve its probes.
+systemd-smoke: wheel
+	$(APT_NEED) "the systemd smoke test" "$(SYSTEM_PYTHON) -c 'import ensurepip, venv'" \
+		python3-venv
+	$(PYTHON) systemd/smoke.py --python $(SYSTEM_PYTHON) dist/*.whl
 
 .PHONY: compat
 # The tests that touch Twisted and Autobahn internals, against the oldest and the newest

@@ -20,13 +20,16 @@ The children start one after the other, each once the one before is up
 ``directory``       pings the Owncast directory while listing is on
 ``hardware-stats``, ``viewer-stats``  samples for the admin charts
 ``shared-state``    with a shared store only: reloads what other nodes changed
-``ready``           logs that the daemon is up and settles the heap
+``ready``           logs that the daemon is up, settles the heap, tells systemd
+                    (``READY=1``) and ``/readyz``, and pings systemd's watchdog; the
+                    first to hear of a stop
 ==================  ===================================================================
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,7 @@ from owncast.core.tokens import TokenRegistry
 from owncast.core.viewers import Viewers
 from owncast.core.webhooks import WebhookDispatcher, WebhookRegistry
 from owncast.http.client import JsonClient
+from owncast.http.health import Liveness, Readiness, ReadinessResource
 from owncast.http.hls import PlaylistCache
 from owncast.http.site import WEB_ROOT, build_site, hls_resource
 from owncast.interfaces import IChatBus, IStore
@@ -61,10 +65,12 @@ from owncast.listing.directory import DEFAULT_DIRECTORY, DirectoryPinger
 from owncast.rtmp.session import RtmpFactory
 from owncast.runtime import compat
 from owncast.runtime.heap import settle_heap
+from owncast.runtime.sdnotify import Notifier, Watchdog
 from owncast.runtime.services import ListenerService, OrderedMultiService, StartStopService
 from owncast.segments.publisher import SegmentPublisher
 from owncast.segments.s3 import S3SegmentStorage
 from owncast.stats.logbuffer import LogBuffer
+from owncast.stats.metrics import ChatCounts, DaemonMetrics, Sources
 from owncast.stats.samplers import HardwareSampler, ViewerSampler
 from owncast.store.sqlite import SqliteStore
 from owncast.store.sync import SharedStateRefresher
@@ -208,9 +214,29 @@ class StreamLifecycle:
         ctx.events.emit(event, events.stream_event(ctx.settings, ctx.now()))
 
 
-def _announce_ready(datadir: Path) -> None:
-    _log.info("owncast ready; data in {datadir}", datadir=str(datadir.resolve()))
-    settle_heap()
+class Announcer:
+    """The last child: once it starts, everything serves. It says so in the log, to
+    systemd (``Type=notify``, then the watchdog's pings) and at ``/readyz``; stopping, it
+    is the first to say that the daemon is going (``STOPPING=1``, ``/readyz`` 503)
+    while the rest still work."""
+
+    def __init__(self, datadir: Path, readiness: Readiness, notifier: Notifier, clock: Any):
+        self._datadir = datadir
+        self._readiness = readiness
+        self._notifier = notifier
+        self._watchdog = Watchdog(notifier, clock)
+
+    def up(self) -> None:
+        _log.info("owncast ready; data in {datadir}", datadir=str(self._datadir.resolve()))
+        settle_heap()
+        self._readiness.serving = True
+        self._notifier.ready("Serving")
+        self._watchdog.start()
+
+    def down(self) -> None:
+        self._readiness.serving = False
+        self._watchdog.stop()
+        self._notifier.stopping()
 
 
 def build(
@@ -220,9 +246,11 @@ def build(
     chat_bus: IChatBus | None = None,
     log_publisher: Any = globalLogPublisher,
     shared: bool = False,
+    environ: Mapping[str, str] = os.environ,
 ) -> OwncastService:
     """The whole tree. ``store`` and ``chat_bus`` default to SQLite in the data dir and
-    the in-process bus; ``shared`` says other nodes use the same store (``--redis``)."""
+    the in-process bus; ``shared`` says other nodes use the same store (``--redis``);
+    ``environ`` may name systemd's notification socket and watchdog."""
     datadir = config.datadir
     store = store if store is not None else SqliteStore(str(datadir / "owncast.db"), reactor)
     chat_bus = chat_bus if chat_bus is not None else LocalChatBus()
@@ -255,7 +283,8 @@ def build(
         ffmpeg_default=bundled_ffmpeg,
     )
     client = JsonClient(reactor)
-    bus.subscribe(WebhookDispatcher(webhooks, reactor, client.status_poster()))
+    dispatcher = WebhookDispatcher(webhooks, reactor, client.status_poster())
+    bus.subscribe(dispatcher)
 
     hls_dir = datadir / "hls"
     transcoder = Transcoder(reactor, config_from_context(ctx), hls_dir, blocking=blocking)
@@ -271,12 +300,6 @@ def build(
         reactor,
         playlists.forget,
     )
-    site = build_site(
-        ctx,
-        config.webroot,
-        WebSocketResource(ChatFactory(chat)),
-        hls_resource(ctx, publisher.rewrite, playlists),
-    )
     broadcasts = Broadcasts(ctx.stream, lambda: settings["streamKey"], transcoder)
 
     def web_endpoint() -> str:
@@ -284,6 +307,35 @@ def build(
 
     def rtmp_endpoint() -> str:
         return config.rtmp_listen or f"tcp:{settings['rtmpServerPort']}"
+
+    # Probes and metrics read what the listeners and the objects above already keep.
+    chat_counts = ChatCounts()
+    ctx.chat.listeners.append(chat_counts)
+    metrics = Sources(
+        clock=reactor,
+        stream=ctx.stream,
+        viewers=viewers,
+        hls_dir=str(hls_dir),
+        chat_sockets=lambda: len(chat.peers),
+        chat_counts=chat_counts,
+        transcoder=transcoder,
+        webhooks=dispatcher,
+        throttle=ctx.throttle,
+        publisher=publisher,
+        site=lambda: site,
+    )
+    readiness = Readiness(reactor, store.get_settings, lambda: (web, rtmp))
+    site = build_site(
+        ctx,
+        config.webroot,
+        WebSocketResource(ChatFactory(chat)),
+        hls_resource(ctx, publisher.rewrite, playlists),
+        probes={b"healthz": Liveness(), b"readyz": ReadinessResource(readiness)},
+        metrics=DaemonMetrics(metrics).resource(),
+    )
+    web = ListenerService("web", reactor, web_endpoint, site, "Web server")
+    rtmp = ListenerService("rtmp", reactor, rtmp_endpoint, RtmpFactory(broadcasts, reactor), "RTMP")
+    announcer = Announcer(datadir, readiness, Notifier(environ), reactor)
 
     files = DataDir(datadir, blocking, ctx.logs, log_publisher)
     state = StoredState(ctx)
@@ -296,8 +348,8 @@ def build(
         StartStopService("settings", state.load, state.save),
         transcoder,
         chat,
-        ListenerService("web", reactor, web_endpoint, site, "Web server"),
-        ListenerService("rtmp", reactor, rtmp_endpoint, RtmpFactory(broadcasts, reactor), "RTMP"),
+        web,
+        rtmp,
         publisher,
         DirectoryPinger(
             settings,
@@ -312,7 +364,7 @@ def build(
     ]
     if shared:
         children.append(SharedStateRefresher(ctx))
-    children.append(StartStopService("ready", lambda: _announce_ready(datadir)))
+    children.append(StartStopService("ready", announcer.up, announcer.down))
     for child in children:
         child.setServiceParent(root)
     return root

@@ -149,9 +149,13 @@ class OwncastSite(Site):
         super().__init__(root, reactor=reactor)
         self.hls_fast = hls_fast
         self.displayTracebacks = False
+        #: answers by status code (``/metrics``), for what twisted.web answers
+        self.statuses: dict[int, int] = {}
 
     def log(self, request: Any) -> None:
-        pass
+        # Called by twisted.web for every finished request: a count, not a log line.
+        code = request.code
+        self.statuses[code] = self.statuses.get(code, 0) + 1
 
     def getResourceFor(self, request: Any) -> Resource:
         for name, value in _SECURITY_HEADERS.items():
@@ -183,8 +187,16 @@ def build_root(
     webroot: Path = WEB_ROOT,
     websocket: IResource | None = None,
     hls: HlsResource | None = None,
+    probes: dict[bytes, Resource] | None = None,
+    metrics: Resource | None = None,
 ) -> Resource:
+    """``probes`` (``/healthz``, ``/readyz``) are open to all; ``metrics`` is mounted at
+    ``/metrics`` behind the admin's basic auth."""
     root = File(str(webroot))
+    for name, probe in (probes or {}).items():
+        root.putChild(name, probe)
+    if metrics is not None:
+        root.putChild(b"metrics", AdminGuard(ctx, metrics))
     if websocket is not None:
         root.putChild(b"entry", websocket)
     root.putChild(b"api", ApiRoot(ctx))
@@ -203,8 +215,11 @@ def build_site(
     webroot: Path = WEB_ROOT,
     websocket: IResource | None = None,
     hls: HlsResource | None = None,
+    probes: dict[bytes, Resource] | None = None,
+    metrics: Resource | None = None,
 ) -> OwncastSite:
     """The whole web tree; ``hls`` is also answered below twisted.web by the fast path."""
     hls = hls if hls is not None else hls_resource(ctx)
     fast = HlsFastPath(hls, ctx.viewers.seen, ctx.reactor, _SECURITY_HEADERS.items())
-    return OwncastSite(build_root(ctx, webroot, websocket, hls), fast, reactor=ctx.reactor)
+    root = build_root(ctx, webroot, websocket, hls, probes, metrics)
+    return OwncastSite(root, fast, reactor=ctx.reactor)
