@@ -1,5 +1,6 @@
 """Two daemons on one Redis (``--redis``) share settings, tokens, webhooks, chat history,
-and live chat (a message sent through one node reaches the sockets of the other)."""
+and live chat (a message sent through one node reaches the sockets of the other); a node
+rides out an outage of its Redis."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
-from tests.daemon import start_daemon, wait_until
+from tests.daemon import sleep, start_daemon, wait_until
 from tests.helpers import REDIS
+from tests.redisserver import started_redis
 from tests.test_chat_e2e import connected
 
 
@@ -70,3 +72,49 @@ class SharedRedisTests(unittest.TestCase):
         self.assertEqual((await second.get("/api/config")).json["name"], "Shared")
         # Nothing went to SQLite files in the data dirs.
         self.assertFalse((first.datadir / "owncast.db").exists())
+
+
+class RedisOutageTests(unittest.TestCase):
+    """A node whose Redis goes away: changes answer 503 at once, what is in memory is
+    still served, the outage is logged once, and the node recovers by itself."""
+
+    timeout = 120
+
+    async def test_a_node_rides_out_a_redis_outage(self):
+        server = await started_redis(self)
+        key = "outage-key-" + secrets.token_hex(4)
+        node = await start_daemon(
+            self, Path(self.mktemp()).resolve(), args=["--redis", server.url, "--streamkey", key]
+        )
+        auth = ("admin", key)
+        response = await node.post("/api/admin/config/name", {"value": "Before"}, auth=auth)
+        self.assertEqual(response.code, 200)
+        hook = {"url": "https://hooks.example/x", "events": ["CHAT"]}
+        self.assertEqual((await node.post("/api/admin/webhooks/create", hook, auth=auth)).code, 200)
+        webhooks = (await node.get("/api/admin/webhooks", auth=auth)).json
+
+        await server.stop()
+        for _ in range(3):
+            # within a second (the request's own timeout), a clear JSON answer
+            response = await node.post(
+                "/api/admin/config/name", {"value": "During"}, auth=auth, timeout=1.0
+            )
+            self.assertEqual(response.code, 503, response)
+            self.assertEqual(response.json["success"], False)
+            self.assertIn("Redis", response.json["message"])
+        self.assertEqual((await node.get("/api/config", timeout=1.0)).json["name"], "Before")
+        self.assertEqual((await node.get("/api/admin/webhooks", auth=auth)).json, webhooks)
+        self.assertEqual((await node.get("/api/status", timeout=1.0)).code, 200)
+        await sleep(6)  # a shared-state refresh or more: nothing more is logged
+
+        await server.start()
+
+        async def saved() -> bool:
+            answer = await node.post("/api/admin/config/name", {"value": "After"}, auth=auth)
+            return answer.code == 200
+
+        await wait_until(saved, 20, "a change to be saved again", interval=0.5)
+        self.assertEqual((await node.get("/api/config")).json["name"], "After")
+        self.assertEqual(node.output.count("is unreachable"), 1, node.output)
+        self.assertEqual(node.output.count("reachable again"), 1, node.output)
+        self.assertNotIn("Traceback", node.output)

@@ -12,13 +12,22 @@ import uuid
 from typing import Any
 
 import txredisapi
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from owncast.interfaces import IStore
-from owncast.store.redis import DuplicateRecordError, RedisStore, RedisUnavailableError
+from owncast.store.redis import (
+    DuplicateRecordError,
+    RedisStore,
+    RedisUnavailableError,
+    StoreUnavailableError,
+)
+from owncast.store.redisbus import RedisChatBus
 from owncast.store.redisconfig import RedisConfig
+from tests.daemon import wait_until
 from tests.helpers import redis_config
+from tests.redisserver import started_redis
 from tests.test_store import StoreContract
 
 
@@ -267,3 +276,89 @@ class RedisConfigTests(unittest.TestCase):
         self.assertEqual(RedisConfig.from_url("cache:6380").address, "cache:6380")
         for bad in ("http://x", "redis://h/notanumber", "redis://h:port/0", "redis:///0"):
             self.assertRaises(ValueError, RedisConfig.from_url, bad)
+
+
+class _Log:
+    """Log events of a test, the texts that match ``needle`` counted."""
+
+    def __init__(self, testcase: unittest.TestCase):
+        self.events: list[dict] = []
+        globalLogPublisher.addObserver(self.events.append)
+        testcase.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def count(self, needle: str) -> int:
+        return sum(needle in (formatEvent(e) or "") for e in self.events)
+
+
+class RedisOutageTests(unittest.TestCase):
+    """A Redis of the test's own goes away and comes back while the store and the bus run."""
+
+    timeout = 60
+
+    async def test_writes_fail_fast_reads_come_from_memory_and_it_recovers(self):
+        server = await started_redis(self)
+        log = _Log(self)
+        config = RedisConfig("127.0.0.1", server.port, key_prefix="outage:", connect_timeout=5.0)
+        store = RedisStore(_reactor(), config)
+        await store.start()
+        self.addCleanup(store.stop)
+        await store.set_settings({"name": "before"})
+        await store.add_token({"token": "t1", "name": "bot", "scopes": [], "timestamp": 1.0})
+        hook = await store.add_webhook("https://hooks.example/x", ["CHAT"], 2.0)
+        for i in range(3):
+            await store.add_message(_message(i))
+        settings, tokens = await store.get_settings(), await store.list_tokens()
+        hooks = await store.list_webhooks()
+        history = await store.list_messages(since=100.0, visible_only=True, limit=10)
+        await store.list_samples("cpu", 0.0)
+
+        await server.stop()
+        for _ in range(3):
+            with self.assertRaises(StoreUnavailableError):
+                # within a second, and not a TimeoutError from the deadline
+                await store.set_settings({"name": "during"}).addTimeout(1.0, _reactor())
+        with self.assertRaises(StoreUnavailableError):
+            await store.add_message(_message(9)).addTimeout(1.0, _reactor())
+        self.assertEqual(await store.get_settings(), settings)
+        self.assertEqual(await store.list_tokens(), tokens)
+        self.assertEqual(await store.list_webhooks(), hooks)
+        newer = await store.list_messages(since=101.0, visible_only=True, limit=10)
+        self.assertEqual(newer, [m for m in history if m["timestamp"] > 101.0])
+        self.assertEqual(await store.list_samples("cpu", 10.0), [])
+        with self.assertRaises(StoreUnavailableError):  # never read: nothing to serve
+            await store.list_messages(since=None)
+        # best-effort writes are dropped without a word
+        await store.touch_token("t1", 5.0)
+        await store.touch_webhook(hook["id"], 5.0)
+        await store.add_sample("cpu", 5.0, 1.0)
+        self.assertEqual(log.count("is unreachable"), 1)
+        self.assertFalse(store.outage.up)
+
+        await server.start()
+        await wait_until(lambda: store.outage.up, 10, "the store to reconnect")
+        await store.set_settings({"name": "after"})
+        self.assertEqual((await store.get_settings())["name"], "after")
+        self.assertEqual(log.count("is unreachable"), 1)
+        self.assertEqual(log.count("reachable again"), 1)
+
+    async def test_the_chat_bus_subscribes_again_by_itself(self):
+        server = await started_redis(self)
+        log = _Log(self)
+        config = RedisConfig("127.0.0.1", server.port, key_prefix="outage:", connect_timeout=5.0)
+        bus = RedisChatBus(_reactor(), config)
+        heard: list[dict] = []
+        bus.subscribe(heard.append)
+        await bus.start()
+        self.addCleanup(bus.stop)
+        await bus.publish({"n": 1})
+        await wait_until(lambda: heard, 5, "the first message")
+        await server.stop()
+        await wait_until(lambda: not bus.outage.up, 5, "the bus to notice")
+        with self.assertRaises(StoreUnavailableError):
+            await bus.publish({"n": 2}).addTimeout(1.0, _reactor())
+        await server.start()
+        await wait_until(lambda: bus.outage.up, 10, "the bus to subscribe again")
+        await bus.publish({"n": 3})
+        await wait_until(lambda: len(heard) == 2, 5, "the message after the outage")
+        self.assertEqual(heard, [{"n": 1}, {"n": 3}])
+        self.assertEqual(log.count("Redis"), 0)  # the store announces outages, not the bus

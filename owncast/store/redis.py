@@ -31,29 +31,40 @@ Durability is the operator's job: a write is durable once its Deferred fires onl
 as the Redis server's persistence (AOF with ``appendfsync everysec`` or ``always``, or RDB
 snapshots) makes it so. A Redis without persistence loses everything when it restarts.
 
-While Redis is unreachable, calls wait for txredisapi to reconnect; ``start`` gives up
-after ``connect_timeout`` seconds so a misconfigured node fails at startup, loudly.
+``start`` gives up after ``connect_timeout`` seconds, so a misconfigured node fails at
+startup, loudly. Once running, losing Redis is an outage (``owncast.store.redislink``):
+logged once, writes refused at once with ``StoreUnavailableError`` (a 503), the last
+answer of each read (settings, tokens, webhooks, chat history, stats) served from
+memory, and the best-effort writes (``lastUsed`` touches, stats samples) dropped, until
+Redis is back and the store reconnects by itself.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Hashable
 from typing import Any
 
 import txredisapi
-from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from owncast.interfaces import IStore
 from owncast.store.redisconfig import RedisConfig
+from owncast.store.redislink import (
+    REPLY_TIMEOUT,
+    Outage,
+    RedisUnavailableError,
+    StoreUnavailableError,
+    best_effort,
+    connect,
+    newer_than,
+    remembered,
+)
 
-
-class RedisUnavailableError(ConnectionError):
-    """Redis could not be reached when the store or the chat bus started."""
+__all__ = ["DuplicateRecordError", "RedisStore", "RedisUnavailableError", "StoreUnavailableError"]
 
 
 class DuplicateRecordError(ValueError):
@@ -181,11 +192,12 @@ return n
 
 
 def _as_deferred(method: Callable[..., Coroutine]) -> Callable[..., Deferred]:
-    """Make an ``async def`` method return a Deferred, as IStore promises."""
+    """Make an ``async def`` method return a Deferred, as IStore promises; a lost
+    connection starts an outage and fails the call with ``StoreUnavailableError``."""
 
     @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Deferred:
-        return Deferred.fromCoroutine(method(*args, **kwargs))
+    def wrapper(self: RedisStore, *args: Any, **kwargs: Any) -> Deferred:
+        return Deferred.fromCoroutine(self._guarded(method(self, *args, **kwargs)))
 
     return wrapper
 
@@ -203,51 +215,6 @@ def _duplicates(error: txredisapi.ResponseError) -> bool:
     return str(error).startswith("DUPLICATE")
 
 
-async def connect(
-    config: RedisConfig,
-    reactor: IReactorTime,
-    *,
-    poolsize: int = 1,
-    reply_timeout: float | None = None,
-) -> Any:
-    """A txredisapi connection pool to ``config``'s server that has answered ``PING``.
-
-    txredisapi would wait for Redis for ever; this gives up after ``connect_timeout``
-    (``reactor`` times it), closes the pool and raises ``RedisUnavailableError``.
-    """
-    redis = txredisapi.lazyConnectionPool(
-        host=config.host,
-        port=config.port,
-        dbid=config.dbid,
-        poolsize=poolsize,
-        password=config.password,
-        connectTimeout=config.connect_timeout,
-        replyTimeout=reply_timeout,
-        convertNumbers=False,
-    )
-    await in_time(redis.ping(), config, reactor, "could not reach Redis", redis.disconnect)
-    return redis
-
-
-async def in_time(
-    d: Deferred,
-    config: RedisConfig,
-    reactor: IReactorTime,
-    what: str,
-    undo: Callable[[], Deferred],
-) -> Any:
-    """``d``'s result; if it fails or ``config.connect_timeout`` passes first, ``undo()``
-    (close what was opened) and raise ``RedisUnavailableError`` saying ``what``."""
-    try:
-        return await d.addTimeout(config.connect_timeout, reactor)
-    except Exception as e:
-        await undo()
-        why = "no connection" if isinstance(e, defer.TimeoutError) else repr(e)
-        raise RedisUnavailableError(
-            f"{what} at {config.address} within {config.connect_timeout}s: {why}"
-        ) from e
-
-
 @implementer(IStore)
 class RedisStore:
     """``IStore`` on Redis through a txredisapi connection pool opened by ``start``.
@@ -261,7 +228,7 @@ class RedisStore:
         config: RedisConfig | None = None,
         *,
         poolsize: int = 4,
-        reply_timeout: float | None = 30.0,
+        reply_timeout: float | None = REPLY_TIMEOUT,
     ):
         self._reactor = reactor
         self._config = config or RedisConfig()
@@ -269,6 +236,9 @@ class RedisStore:
         self._poolsize = poolsize
         self._reply_timeout = reply_timeout
         self._redis: Any = None
+        self.outage = Outage(reactor, self._config, self._reopen)
+        #: (read, key) -> (its arguments, its answer), for reads served while Redis is down
+        self._memory: dict[tuple[str, Hashable], tuple[tuple, Any]] = {}
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
@@ -277,26 +247,47 @@ class RedisStore:
     def _r(self) -> Any:
         if self._redis is None:
             raise RuntimeError("store is not open")
+        if not self.outage.up:
+            raise StoreUnavailableError()
         return self._redis
 
+    async def _guarded(self, call: Coroutine) -> Any:
+        try:
+            return await call
+        except txredisapi.ConnectionError as e:  # lost, never connected, or no reply
+            self.outage.lost(str(e) or type(e).__name__)
+            raise StoreUnavailableError() from e
+
     # -- lifecycle ---------------------------------------------------------------------
-    @_as_deferred
-    async def start(self) -> None:
-        self._redis = await connect(
-            self._config,
-            self._reactor,
-            poolsize=self._poolsize,
-            reply_timeout=self._reply_timeout,
+    def _connect(self) -> Coroutine:
+        return connect(
+            self._config, self._reactor, poolsize=self._poolsize, reply_timeout=self._reply_timeout
         )
 
     @_as_deferred
+    async def start(self) -> None:
+        self._redis = await self._connect()
+
+    async def _reopen(self) -> None:
+        """Fresh connections once Redis is back (``Outage`` calls it)."""
+        redis = await self._connect()
+        old, self._redis = self._redis, redis
+        if old is None:  # stopped meanwhile
+            self._redis = None
+            await redis.disconnect()
+        else:
+            old.disconnect().addErrback(lambda _: None)
+
+    @_as_deferred
     async def stop(self) -> None:
+        self.outage.stop()
         redis, self._redis = self._redis, None
         if redis is not None:
             await redis.disconnect()
 
     # -- settings ----------------------------------------------------------------------
     @_as_deferred
+    @remembered(lambda: None)
     async def get_settings(self) -> dict:
         stored = await self._r.hgetall(self._key("settings"))
         return {name: json.loads(value) for name, value in stored.items()}
@@ -357,6 +348,7 @@ class RedisStore:
         return await self._delete_record("tokens", token)
 
     @_as_deferred
+    @remembered(lambda: None)
     async def list_tokens(self) -> list[dict]:
         return [
             dict(stored, lastUsed=last_used)
@@ -364,6 +356,7 @@ class RedisStore:
         ]
 
     @_as_deferred
+    @best_effort
     async def touch_token(self, token: str, when: float) -> None:
         await self._touch_record("tokens", token, when)
 
@@ -382,6 +375,7 @@ class RedisStore:
         return await self._delete_record("webhooks", str(webhook_id))
 
     @_as_deferred
+    @remembered(lambda: None)
     async def list_webhooks(self) -> list[dict]:
         return [
             {"id": webhook_id, **stored, "lastUsed": last_used}
@@ -389,6 +383,7 @@ class RedisStore:
         ]
 
     @_as_deferred
+    @best_effort
     async def touch_webhook(self, webhook_id: str, when: float) -> None:
         await self._touch_record("webhooks", str(webhook_id), when)
 
@@ -419,6 +414,10 @@ class RedisStore:
             raise
 
     @_as_deferred
+    @remembered(
+        lambda since=None, visible_only=False, limit=None: (visible_only, limit),
+        lambda then, last, now: newer_than(then, last, now, lambda m: m["timestamp"]),
+    )
     async def list_messages(
         self, since: float | None = None, visible_only: bool = False, limit: int | None = None
     ) -> list[dict]:
@@ -450,6 +449,7 @@ class RedisStore:
 
     # -- stats samples -----------------------------------------------------------------
     @_as_deferred
+    @best_effort
     async def add_sample(self, kind: str, when: float, value: float) -> None:
         keys = [
             self._key("samples", "kind", kind),
@@ -459,6 +459,10 @@ class RedisStore:
         await self._r.eval(_ADD_SAMPLE, keys, [_number(when), _number(value), kind])
 
     @_as_deferred
+    @remembered(
+        lambda kind, since: kind,
+        lambda then, last, now: newer_than(then[1:], last, now[1:], lambda sample: sample[0]),
+    )
     async def list_samples(self, kind: str, since: float) -> list[tuple[float, float]]:
         members = await self._r.zrangebyscore(
             self._key("samples", "kind", kind), "(" + _number(since), "+inf"
@@ -470,6 +474,7 @@ class RedisStore:
         return samples
 
     @_as_deferred
+    @best_effort
     async def prune_samples(self, before: float) -> None:
         # Idempotent, so one command per kind is enough: no script needed.
         for kind in await self._r.smembers(self._key("samples", "kinds")):

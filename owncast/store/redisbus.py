@@ -6,9 +6,11 @@ nodes that share a Redis store (``--redis``) share chat through Redis pub/sub:
 its own included, so every node delivers every message in the one order Redis gave them.
 
 Pub/sub keeps nothing: a node that is cut off from Redis misses what is published
-meanwhile (its viewers still get the history from the store when they reload), and
-txredisapi reconnects and the bus subscribes again. Messages are stored before they are
-published, so nothing is lost for good.
+meanwhile (its viewers still get the history from the store when they reload). While
+Redis is gone, publishing fails at once (``StoreUnavailableError``), and once it is back
+the bus connects and subscribes again by itself (``owncast.store.redislink.Outage``,
+quietly: the store announces the outage). Messages are stored before they are published,
+so nothing is lost for good.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from zope.interface import implementer
 
 from owncast.chat.bus import Listener, deliver
 from owncast.interfaces import IChatBus
-from owncast.store.redis import connect, in_time
 from owncast.store.redisconfig import RedisConfig
+from owncast.store.redislink import Outage, StoreUnavailableError, connect, in_time
 
 _log = Logger()
 
@@ -33,11 +35,17 @@ class _Subscriber(txredisapi.SubscriberProtocol):
     def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
         self.factory.bus._received(message)
 
+    def connectionLost(self, why: Any) -> None:
+        super().connectionLost(why)
+        if not self.factory.disconnectCalled:
+            self.factory.bus.outage.lost("the chat subscription was lost")
+
 
 class _SubscriberFactory(txredisapi.SubscriberFactory):
-    """Subscribes every connection it makes (the first and each reconnection)."""
+    """Subscribes the one connection it makes; the bus makes a new factory after a loss."""
 
     protocol = _Subscriber
+    reconnect = False
 
     def __init__(self, bus: RedisChatBus, password: str | None):
         super().__init__()
@@ -70,24 +78,35 @@ class RedisChatBus:
         self._listeners: list[Listener] = []
         self._publisher: Any = None
         self._subscriber: _SubscriberFactory | None = None
+        self.outage = Outage(reactor, config, self._start, announce=False)
 
     def start(self) -> Deferred:
+        self.outage = Outage(self._reactor, self._config, self._start, announce=False)
         return Deferred.fromCoroutine(self._start())
 
     async def _start(self) -> None:
+        """Connect and subscribe (at start, and again after an outage). A subscriber left
+        over is closed first: two at once would deliver messages twice."""
         config = self._config
-        self._publisher = await connect(config, self._reactor)
+        subscriber, self._subscriber = self._subscriber, None
+        if subscriber is not None:
+            await subscriber.disconnect()
+        publisher = await connect(config, self._reactor)
+        old, self._publisher = self._publisher, publisher
+        if old is not None:
+            old.disconnect().addErrback(lambda _: None)
         factory = self._subscriber = _SubscriberFactory(self, config.password)
         timeout = config.connect_timeout
         factory.startConnecting(txredisapi._makeEndpoint(config.host, config.port, timeout))
         await in_time(
-            factory.subscribed, config, self._reactor, "chat bus: could not subscribe", self.stop
+            factory.subscribed, config, self._reactor, "chat bus: could not subscribe", self._close
         )
 
     def stop(self) -> Deferred:
-        return Deferred.fromCoroutine(self._stop())
+        self.outage.stop()
+        return Deferred.fromCoroutine(self._close())
 
-    async def _stop(self) -> None:
+    async def _close(self) -> None:
         publisher, self._publisher = self._publisher, None
         subscriber, self._subscriber = self._subscriber, None
         if subscriber is not None:
@@ -99,9 +118,18 @@ class RedisChatBus:
         self._listeners.append(listener)
 
     def publish(self, message: dict) -> Deferred:
-        if self._publisher is None:
+        if self._publisher is None and self.outage.up:
             raise RuntimeError("the chat bus is not started")
-        return self._publisher.publish(self.channel, json.dumps(message))
+        return Deferred.fromCoroutine(self._publish(json.dumps(message)))
+
+    async def _publish(self, raw: str) -> None:
+        if self._publisher is None:
+            raise StoreUnavailableError()
+        try:
+            await self._publisher.publish(self.channel, raw)
+        except txredisapi.ConnectionError as e:
+            self.outage.lost(str(e) or type(e).__name__)
+            raise StoreUnavailableError() from e
 
     def _received(self, raw: Any) -> None:
         try:

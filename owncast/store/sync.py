@@ -3,7 +3,8 @@
 Settings, tokens and webhooks are read at start and then kept in memory; when several
 nodes share one store, this ``GuardedTimerService`` reloads them every few seconds so a change
 made through any node reaches all of them. With the embedded SQLite store there is only
-one node and this service is not started.
+one node and this service is not started. While the store is unreachable a reload keeps
+what is in memory and says nothing (the store has announced the outage).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from owncast.runtime.timers import GuardedTimerService
+from owncast.store.redislink import StoreUnavailableError
 
 REFRESH_INTERVAL = 5.0
 
@@ -28,6 +30,9 @@ class SharedStateRefresher(GuardedTimerService):
 
     async def refresh(self) -> None:
         ctx = self._ctx
-        ctx.settings.reload(await ctx.store.get_settings())
-        await ctx.tokens.refresh(ctx.now())
-        await ctx.webhooks.reload()
+        try:
+            ctx.settings.reload(await ctx.store.get_settings())
+            await ctx.tokens.refresh(ctx.now())
+            await ctx.webhooks.reload()
+        except StoreUnavailableError:
+            pass
