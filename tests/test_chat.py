@@ -24,9 +24,10 @@ from owncast.chat.server import (
     FLOOD_BURST,
     FLOOD_MUTE,
     KEEPALIVE_INTERVAL,
+    WELCOME_DELAY,
     ChatServer,
 )
-from owncast.core.chat import MAX_BODY_BYTES
+from owncast.core.chat import MAX_BODY_BYTES, WELCOME_ID
 from tests.helpers import Client, make_context, result_of
 
 URL = "ws://localhost:8080/entry"
@@ -79,6 +80,8 @@ class ChatHarness:
         self.clock = Clock()
         self.ctx = make_context(Path(testcase.mktemp()), clock=self.clock)
         self.hub = self.ctx.chat
+        # As the service tree wires it: the hub reads the chat settings.
+        self.hub.settings = self.ctx.settings
         self.viewers = self.ctx.viewers
         self.server = ChatServer(
             self.hub, self.viewers, self.clock, lambda: self.ctx.settings["serverUrl"]
@@ -169,7 +172,9 @@ class ChatProtocolTests(unittest.TestCase):
         self.assertEqual(stored["id"], alice.of_type("CHAT")[0]["id"])
 
     def test_user_joined_and_name_change_are_broadcast(self) -> None:
-        """USER_JOINED and NAME_CHANGE reach every client with the documented fields."""
+        """While live, USER_JOINED and NAME_CHANGE reach every client with 0.0.7's fields
+        (a name change has no timestamp)."""
+        self.h.viewers.stream_started()
         alice, bob = self.h.connect(), self.h.connect()
         alice.send_json({"type": "USER_JOINED", "username": " alice "})
         alice.send_json({"type": "NAME_CHANGE", "oldName": "alice", "newName": "alicia"})
@@ -180,10 +185,23 @@ class ChatProtocolTests(unittest.TestCase):
             self.assertEqual(joined["username"], "alice")
             self.assertEqual(joined["timestamp"], iso(self.h.clock.seconds()))
             [renamed] = client.of_type("NAME_CHANGE")
-            self.assertLessEqual({"type", "oldName", "newName", "image", "id"}, set(renamed))
+            self.assertEqual({"type", "oldName", "newName", "image", "id"}, set(renamed))
             self.assertEqual((renamed["oldName"], renamed["newName"]), ("alice", "alicia"))
             self.assertTrue(renamed["id"])
         self.assertEqual(self.h.stored(), [], "joins and renames are not chat history")
+
+    def test_joins_while_offline_reach_webhooks_only(self) -> None:
+        """0.0.7 told connected clients of a join only while a broadcast was live; the
+        USER_JOINED event (webhooks) fires either way."""
+        heard: list[tuple[str, dict]] = []
+        self.h.hub._events = self.h.ctx.events
+        self.h.ctx.events.subscribe(lambda kind, data: heard.append((kind, data)))
+        alice, bob = self.h.connect(), self.h.connect()
+        alice.send_json({"type": "USER_JOINED", "username": "alice"})
+        self.h.flush()
+        self.assertEqual(bob.of_type("USER_JOINED"), [])
+        self.assertEqual([kind for kind, _ in heard], ["USER_JOINED"])
+        self.assertEqual(heard[0][1]["username"], "alice")
 
     def test_oversized_body_refused_to_sender_only(self) -> None:
         """A body over 2048 bytes (UTF-8) is refused with a SYSTEM message to the sender only
@@ -217,7 +235,7 @@ class ChatProtocolTests(unittest.TestCase):
         alice.send_json({"type": "CHAT", "author": "alice", "body": "a\udc00 **b**"})
         self.h.flush()
         [chat] = bob.of_type("CHAT")
-        self.assertEqual(chat["body"], "a\ufffd <strong>b</strong>")
+        self.assertEqual(chat["body"], "<p>a\ufffd <strong>b</strong></p>")
         self.assertEqual(len(self.h.stored()), 1)
 
     def assert_closes_only_offender(self, send: Any) -> None:
@@ -248,7 +266,7 @@ class ChatProtocolTests(unittest.TestCase):
         """A frame over 16 KiB closes that one connection; the others carry on."""
         big = json.dumps({"type": "CHAT", "author": "a", "body": "x" * (MAX_FRAME + 1)})
         self.assert_closes_only_offender(lambda c: c.sendMessage(big.encode()))
-        self.assertEqual(self.h.stored()[0]["body"], "still here")
+        self.assertEqual(self.h.stored()[0]["body"], "<p>still here</p>")
 
     def test_ignore_client_is_accepted_and_not_counted(self) -> None:
         """A socket offering IGNORE_CLIENT gets it back and is never counted as a viewer."""
@@ -268,8 +286,22 @@ class ChatProtocolTests(unittest.TestCase):
         self.assertEqual(self.h.viewers.count(), 1)
         self.assertEqual(len(self.h.hub.clients), 2, "embeds still show as chat clients")
 
-    def test_cross_origin_handshake_refused(self) -> None:
-        """The handshake of a page from another origin fails with 403; the same host passes."""
+    def test_any_origin_is_admitted_by_default(self) -> None:
+        """As 0.0.7: a page on another site (or a bot naming one) gets the chat."""
+        other = self.h.connect(origin="http://other.example")
+        self.assertIsNone(other.closed)
+        other.send_json({"type": "CHAT", "author": "embed", "body": "hi from elsewhere"})
+        self.h.flush()
+        self.assertEqual(other.of_type("CHAT")[0]["body"], "<p>hi from elsewhere</p>")
+
+    def test_allowed_origins_limit_browsers(self) -> None:
+        """With ``chatAllowedOrigins`` set, another site's handshake fails with 403; this
+        host and the listed origins pass."""
+        result_of(
+            Deferred.fromCoroutine(
+                self.h.ctx.save({"chatAllowedOrigins": ["https://embed.example"]})
+            )
+        )
         self.h.open(origin="http://evil.example")
         self.h.flush()
         refused = self.h.clients[-1]
@@ -281,7 +313,9 @@ class ChatProtocolTests(unittest.TestCase):
         self.assertEqual(self.h.server.peers, {})
         ok = self.h.connect(origin="http://localhost:8080")
         self.assertIsNone(ok.closed)
-        self.assertEqual(len(self.h.hub.clients), 1)
+        listed = self.h.connect(origin="https://embed.example")
+        self.assertIsNone(listed.closed)
+        self.assertEqual(len(self.h.hub.clients), 2)
 
     def test_clients_registry_and_admin_api(self) -> None:
         """hub.clients and GET /api/admin/clients list connected sockets with their
@@ -301,7 +335,15 @@ class ChatProtocolTests(unittest.TestCase):
         a = by_agent["alice-browser/2.0"]
         self.assertEqual(
             set(a),
-            {"connectedAt", "messageCount", "userAgent", "ipAddress", "username", "clientID"},
+            {
+                "connectedAt",
+                "messageCount",
+                "userAgent",
+                "ipAddress",
+                "username",
+                "clientID",
+                "geo",
+            },
         )
         self.assertEqual(a["connectedAt"], iso(connected_at))
         self.assertEqual(a["messageCount"], 3)
@@ -342,14 +384,112 @@ class ChatProtocolTests(unittest.TestCase):
         alice.send_json({"type": "CHAT", "author": "alice", "body": "still muted"})
         self.h.flush()
         self.assertEqual(len(alice.of_type("SYSTEM")), 2)
-        self.assertNotIn("still muted", [m["body"] for m in bob.of_type("CHAT")])
+        self.assertNotIn("<p>still muted</p>", [m["body"] for m in bob.of_type("CHAT")])
 
         self.h.clock.advance(FLOOD_MUTE / 2)
         alice.send_json({"type": "CHAT", "author": "alice", "body": "back again"})
         self.h.flush()
-        self.assertEqual(bob.of_type("CHAT")[-1]["body"], "back again")
+        self.assertEqual(bob.of_type("CHAT")[-1]["body"], "<p>back again</p>")
         self.assertEqual(len(alice.of_type("SYSTEM")), 2)
         self.assertEqual(len(self.h.stored()), FLOOD_BURST + 2)
+
+    def test_name_changes_and_joins_count_toward_the_flood_limit(self) -> None:
+        """0.0.7 rate-limited every message a client sent, renames included."""
+        alice, bob = self.h.connect(), self.h.connect()
+        for n in range(FLOOD_BURST + 1):
+            alice.send_json({"type": "NAME_CHANGE", "oldName": f"a{n}", "newName": f"a{n + 1}"})
+        self.h.flush()
+        self.assertEqual(len(bob.of_type("NAME_CHANGE")), FLOOD_BURST)
+        self.assertEqual(len(alice.of_type("SYSTEM")), 1)
+
+    def test_welcome_message_after_7_s_to_the_joiner_only(self) -> None:
+        """The owner's welcome message reaches a client 7 s after it joins, as a SYSTEM
+        message from the server with 0.0.7's id, to it alone, and is never stored."""
+        result_of(
+            Deferred.fromCoroutine(
+                self.h.ctx.save({"welcomeMessage": "Be **kind**", "name": "Casey's"})
+            )
+        )
+        early = self.h.connect()
+        embed = self.h.connect(protocols=[IGNORE_CLIENT])
+        self.h.clock.advance(WELCOME_DELAY / 2)
+        late = self.h.connect()
+        self.h.clock.advance(WELCOME_DELAY / 2)
+        self.h.flush()
+        [welcome] = early.of_type("SYSTEM")
+        self.assertEqual(
+            welcome,
+            {
+                "type": "SYSTEM",
+                "id": WELCOME_ID,
+                "author": "Casey's",
+                "body": "<p>Be <strong>kind</strong></p>",
+                "visible": True,
+                "timestamp": iso(self.h.clock.seconds()),
+            },
+        )
+        self.assertEqual((late.frames, embed.frames), ([], []))
+        self.h.clock.advance(WELCOME_DELAY / 2)
+        self.h.flush()
+        self.assertEqual(len(late.of_type("SYSTEM")), 1)
+        self.assertEqual(len(early.of_type("SYSTEM")), 1)
+        self.assertEqual(embed.frames, [])
+        self.assertEqual(self.h.stored(), [])
+
+    def test_no_welcome_without_a_message_or_after_leaving(self) -> None:
+        gone = self.h.connect()
+        stays = self.h.connect()
+        gone.sendClose()
+        self.h.flush()
+        result_of(Deferred.fromCoroutine(self.h.ctx.save({"welcomeMessage": "hello"})))
+        self.h.clock.advance(WELCOME_DELAY)
+        self.h.flush()
+        self.assertEqual(gone.of_type("SYSTEM"), [])
+        self.assertEqual(len(stays.of_type("SYSTEM")), 1)
+        result_of(Deferred.fromCoroutine(self.h.ctx.save({"welcomeMessage": ""})))
+        third = self.h.connect()
+        self.h.clock.advance(WELCOME_DELAY)
+        self.h.flush()
+        self.assertEqual(third.frames, [])
+
+    def test_disabled_chat_drops_messages_silently(self) -> None:
+        """While ``chatDisabled`` is on, chat, system and action messages go nowhere and
+        are not stored (0.0.7 dropped them without a word); turned on again, chat works."""
+        alice, bob = self.h.connect(), self.h.connect()
+        client = Client(self.h.ctx)
+        self.assertEqual(
+            client.admin_post("/api/admin/config/chat/disable", {"value": True})[0], 200
+        )
+        alice.send_json({"type": "CHAT", "author": "alice", "body": "anyone?"})
+        result_of(Deferred.fromCoroutine(self.h.hub.send_system("maintenance")))
+        self.h.flush()
+        self.assertEqual((alice.frames, bob.frames), ([], []))
+        self.assertEqual(self.h.stored(), [])
+        self.assertIs(client.get("/api/config")[1]["chatDisabled"], True)
+        client.admin_post("/api/admin/config/chat/disable", {"value": False})
+        alice.send_json({"type": "CHAT", "author": "alice", "body": "back"})
+        self.h.flush()
+        self.assertEqual(len(bob.of_type("CHAT")), 1)
+
+    def test_title_change_is_a_notice_never_stored(self) -> None:
+        """A new stream title reaches connected clients as an ephemeral CHAT_ACTION without
+        an author (0.0.7's notice); it is not in the history, and an emptied title says
+        nothing."""
+        alice = self.h.connect()
+        client = Client(self.h.ctx)
+        client.admin_post("/api/admin/config/streamtitle", {"value": "Late show"})
+        self.h.flush()
+        [notice] = alice.of_type("CHAT_ACTION")
+        self.assertEqual(set(notice), {"type", "id", "body", "visible", "timestamp", "ephemeral"})
+        self.assertIs(notice["ephemeral"], True)
+        self.assertEqual(
+            notice["body"], "<p>Stream title changed to <strong>Late show</strong></p>"
+        )
+        self.assertEqual(self.h.stored(), [])
+        self.assertEqual(client.get("/api/chat")[1], [])
+        client.admin_post("/api/admin/config/streamtitle", {"value": ""})
+        self.h.flush()
+        self.assertEqual(len(alice.of_type("CHAT_ACTION")), 1)
 
     def test_keepalive_pings_everyone(self) -> None:
         """Every 30 s (fake clock) each client gets {"type": "PING"}."""

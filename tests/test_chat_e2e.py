@@ -7,13 +7,16 @@ polling with ``deferLater`` against deadlines (``tests.daemon.wait_until``).
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet import reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
 from twisted.trial import unittest
 
 from tests.daemon import Daemon, start_daemon, wait_until
@@ -99,6 +102,76 @@ def tmpdir(testcase: unittest.TestCase) -> Path:
     return Path(testcase.mktemp()).resolve()
 
 
+class PlainSocket(Protocol):
+    """The least a websocket client can be: an HTTP upgrade written by hand, masked
+    text frames out, unmasked text frames in (RFC 6455), over a Twisted TCP connection."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+        self.buffer = b""
+        self.head = b""
+        self.status: int | None = None
+        self.payloads: list[bytes] = []
+
+    @classmethod
+    async def open(cls, testcase: unittest.TestCase, port: int, origin: str) -> PlainSocket:
+        socket = cls(origin)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=WAIT)
+        await connectProtocol(endpoint, socket)
+        testcase.addCleanup(socket.transport.loseConnection)
+        await wait_until(lambda: socket.status is not None, WAIT, "the handshake answer")
+        return socket
+
+    def connectionMade(self) -> None:
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.transport.write(
+            (
+                "GET /entry HTTP/1.1\r\n"
+                "Host: chat.invalid\r\n"
+                "Upgrade: websocket\r\n"
+                "Connection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n"
+                f"Origin: {self.origin}\r\n"
+                "User-Agent: plain-e2e/1.0\r\n\r\n"
+            ).encode()
+        )
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        if self.status is None:
+            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            self.head, self.buffer = head, rest
+            self.status = int(head.split(b" ", 2)[1])
+        while len(self.buffer) >= 2:
+            length, offset = self.buffer[1] & 0x7F, 2
+            if length == 126:
+                length, offset = int.from_bytes(self.buffer[2:4], "big"), 4
+            elif length == 127:
+                length, offset = int.from_bytes(self.buffer[2:10], "big"), 10
+            if len(self.buffer) < offset + length:
+                return
+            opcode = self.buffer[0] & 0x0F
+            if opcode == 0x1:
+                self.payloads.append(self.buffer[offset : offset + length])
+            self.buffer = self.buffer[offset + length :]
+
+    def send_text(self, text: str) -> None:
+        payload = text.encode("utf-8")
+        assert len(payload) < 126
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.transport.write(bytes((0x81, 0x80 | len(payload))) + mask + masked)
+
+    def messages(self) -> list[dict]:
+        return [m for m in map(json.loads, self.payloads) if m.get("type") == "CHAT"]
+
+    def close(self) -> None:
+        self.transport.write(bytes((0x88, 0x80)) + os.urandom(4))
+
+
 class ChatEndToEndTests(unittest.TestCase):
     timeout = 60
 
@@ -130,7 +203,7 @@ class ChatEndToEndTests(unittest.TestCase):
         )
         [chat] = bob.of_type("CHAT")
         self.assertEqual(alice.of_type("CHAT"), [chat])
-        self.assertEqual((chat["author"], chat["body"]), ("alice", "hello <em>world</em>"))
+        self.assertEqual((chat["author"], chat["body"]), ("alice", "<p>hello <em>world</em></p>"))
 
         listed = (await daemon.get("/api/admin/clients", auth=ADMIN)).json
         by_agent = {c["userAgent"]: c for c in listed}
@@ -186,26 +259,38 @@ class ChatEndToEndTests(unittest.TestCase):
         await daemon.start()
         history = (await daemon.get("/api/chat")).json
         self.assertEqual([(m["id"], m["type"]) for m in history], [(system["id"], "SYSTEM")])
+        # Moderators see users' messages, hidden ones too (0.0.7's moderation history).
         everything = (await daemon.get("/api/admin/chat/messages", auth=ADMIN)).json
-        self.assertEqual(
-            [(m["id"], m["visible"]) for m in everything],
-            [(chat["id"], False), (system["id"], True)],
-        )
+        self.assertEqual([(m["id"], m["visible"]) for m in everything], [(chat["id"], False)])
         self.assertEqual((await daemon.get("/api/admin/clients", auth=ADMIN)).json, [])
         for closed in closes:
             self.assertTrue(closed[0], f"socket not closed with a close handshake: {closed}")
 
-    async def test_cross_origin_socket_refused(self) -> None:
-        """A handshake with ``Origin: http://evil.example`` fails with 403 and never
-        shows up as a client."""
+    async def test_plain_client_with_a_foreign_origin_chats(self) -> None:
+        """A bare websocket client (a hand-written RFC 6455 handshake and masked frames,
+        no library) that sends ``Origin: http://other.example`` and a Host the server
+        does not know gets the chat, as with Owncast 0.0.7, and chats with a browser-like
+        client."""
         daemon = await start_daemon(self, tmpdir(self), args=["--streamkey", KEY])
-        evil = await dial(self, daemon.web_port, origin="http://evil.example")
-        await wait_until(lambda: evil.closed is not None, WAIT, "the refused handshake to end")
-        self.assertFalse(evil.opened)
-        self.assertTrue(evil.http_status_line.startswith("HTTP/1.1 403"), evil.http_status_line)
-        self.assertEqual((await daemon.get("/api/admin/clients", auth=ADMIN)).json, [])
-        fine = await connected(self, daemon.web_port)
-        self.assertIsNone(fine.closed)
+        port = daemon.web_port
+        plain = await PlainSocket.open(self, port, origin="http://other.example")
+        self.assertEqual(plain.status, 101, plain.head)
+        viewer = await connected(self, port, useragent="viewer-e2e/1.0")
+        plain.send_text(json.dumps({"type": "CHAT", "author": "embed", "body": "hi **all**"}))
+        await wait_until(lambda: viewer.of_type("CHAT"), WAIT, "the plain client's message")
+        [chat] = viewer.of_type("CHAT")
+        self.assertEqual(
+            (chat["author"], chat["body"]), ("embed", "<p>hi <strong>all</strong></p>")
+        )
+        viewer.send_json({"type": "CHAT", "author": "viewer", "body": "welcome"})
+        await wait_until(lambda: len(plain.messages()) >= 2, WAIT, "both messages, plainly")
+        self.assertEqual(
+            [(m["type"], m["author"]) for m in plain.messages()],
+            [("CHAT", "embed"), ("CHAT", "viewer")],
+        )
+        listed = (await daemon.get("/api/admin/clients", auth=ADMIN)).json
+        self.assertIn("plain-e2e/1.0", [c["userAgent"] for c in listed])
+        plain.close()
 
     async def test_bad_frames_close_only_that_socket(self) -> None:
         """Over real TCP a binary frame and a non-JSON frame each close their socket; a

@@ -102,12 +102,22 @@ def make_server(testcase: unittest.TestCase, server_url: str = "") -> tuple[Chat
 
 
 class AdmissionTests(unittest.TestCase):
-    """``ChatServer.admit``: the Origin check and the per-address cap."""
+    """``ChatServer.admit``: the optional Origin list and the per-address cap."""
 
     def setUp(self) -> None:
         ctx = make_context(Path(self.mktemp()), clock=Clock())
+        ctx.chat.settings = ctx.settings  # as the service tree wires it
+        self.settings = ctx.settings
         self.url = ""
         self.server = ChatServer(ctx.chat, ctx.viewers, ctx.reactor, lambda: self.url)
+
+    def allow(self, *origins: str) -> None:
+        self.settings.update({"chatAllowedOrigins": list(origins)})
+
+    def test_any_origin_without_a_list(self) -> None:
+        """As Owncast 0.0.7: with no origins listed, every page may open the chat."""
+        for origin in ("http://evil.example", "null", "https://embed.example:8443"):
+            self.assertIsNone(self.server.admit("10.0.0.1", origin, "live.example:8080"))
 
     def test_no_origin_is_not_a_browser(self) -> None:
         """No Origin header (a bot, a native client) is admitted."""
@@ -115,7 +125,8 @@ class AdmissionTests(unittest.TestCase):
         self.assertIsNone(self.server.admit("10.0.0.1", "", "live.example:8080"))
 
     def test_same_host_origin_admitted(self) -> None:
-        """A page served by this host (same host and port) may connect."""
+        """A page served by this host (same host and port) may connect, list or not."""
+        self.allow("https://embed.example")
         admit = self.server.admit
         self.assertIsNone(admit("10.0.0.1", "http://live.example:8080", "live.example:8080"))
         self.assertIsNone(admit("10.0.0.1", "http://LIVE.example", "live.example"))
@@ -123,16 +134,21 @@ class AdmissionTests(unittest.TestCase):
 
     def test_server_url_origin_admitted(self) -> None:
         """The configured serverUrl (e.g. behind a TLS proxy) is an allowed origin."""
+        self.allow("https://embed.example")
         origin, host = "https://live.example.com", "127.0.0.1:8080"
         self.assertIsNotNone(self.server.admit("10.0.0.1", origin, host))
         self.url = "https://live.example.com"
         self.assertIsNone(self.server.admit("10.0.0.1", origin, host))
         self.assertIsNone(self.server.admit("10.0.0.1", "https://live.example.com:443", host))
 
-    def test_other_origins_refused(self) -> None:
-        """Another site, another port, another scheme's port, or garbage is refused."""
+    def test_other_origins_refused_once_listed(self) -> None:
+        """With a list: another site, another port, another scheme's port, or garbage is
+        refused; a listed origin is admitted."""
+        self.allow("https://embed.example")
         self.url = "https://live.example.com"
         host = "live.example:8080"
+        self.assertIsNone(self.server.admit("10.0.0.1", "https://embed.example", host))
+        self.assertIsNone(self.server.admit("10.0.0.1", "https://EMBED.example:443", host))
         for origin in (
             "http://evil.example",
             "http://live.example:9090",
@@ -196,7 +212,7 @@ class FanOutTests(unittest.TestCase):
         self.assertTrue(all(w[0] is written[0][0] for w in written))
         opcode, payload = decode_frame(written[0][0])
         self.assertEqual(opcode, 0x81)
-        self.assertEqual(json.loads(payload)["body"], "hello")
+        self.assertEqual(json.loads(payload)["body"], "<p>hello</p>")
 
     def test_text_frame_length_boundaries(self) -> None:
         """Lengths 0..125 use one length byte, up to 65535 two more, beyond that eight."""
@@ -439,7 +455,7 @@ class UpgradeTests(unittest.TestCase):
         message = {"type": "CHAT", "author": "alice", "body": "hello"}
         transport.protocol.dataReceived(client_frame(json.dumps(message).encode()))
         [chat] = [json.loads(p) for p in server_frames(transport.value()[head:])]
-        self.assertEqual((chat["type"], chat["body"]), ("CHAT", "hello"))
+        self.assertEqual((chat["type"], chat["body"]), ("CHAT", "<p>hello</p>"))
 
     def test_open_socket_keeps_no_handshake_or_option_copies(self) -> None:
         """An open socket reads its options from its class, not from copies in its own

@@ -1,7 +1,9 @@
-"""The public endpoints, in memory: shapes, history window, emoji, unknown paths."""
+"""The public endpoints, in memory: shapes (as Owncast 0.0.7), history window, emoji,
+the logo, unknown paths."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 from twisted.trial import unittest
@@ -16,19 +18,50 @@ class PublicApiTests(unittest.TestCase):
         self.client = Client(self.ctx)
 
     def test_config_has_instance_details(self):
-        code, body, _ = self.client.get("/api/config")
+        """0.0.7's /api/config on a fresh data dir: its fields, its defaults, the logo at
+        /logo, no streamTitle while it is empty, any origin may read it."""
+        code, body, response = self.client.get("/api/config")
         self.assertEqual(code, 200)
-        for field in (
-            "name",
-            "summary",
-            "logo",
-            "tags",
-            "socialHandles",
-            "extraPageContent",
-            "version",
-        ):
-            self.assertIn(field, body)
-        self.assertIn("<h1>", body["extraPageContent"])
+        self.assertEqual(
+            set(body),
+            {
+                "name",
+                "summary",
+                "logo",
+                "tags",
+                "version",
+                "nsfw",
+                "extraPageContent",
+                "socialHandles",
+                "chatDisabled",
+                "externalActions",
+                "customStyles",
+            },
+        )
+        self.assertEqual(body["logo"], "/logo")
+        self.assertEqual(body["name"], "Owncast")
+        self.assertEqual(body["tags"], ["owncast", "streaming"])
+        self.assertEqual(
+            body["extraPageContent"],
+            "<p>This is your page's content that can be edited in the admin.</p>",
+        )
+        self.assertEqual(
+            body["socialHandles"],
+            [
+                {
+                    "platform": "github",
+                    "url": "https://github.com/owncast/owncast",
+                    "icon": "/img/platformlogos/github.svg",
+                }
+            ],
+        )
+        self.assertEqual((body["chatDisabled"], body["externalActions"]), (False, []))
+        self.assertTrue(body["version"].startswith("Owncast v0.0.7-"), body["version"])
+        self.assertEqual(response.headers.getRawHeaders("access-control-allow-origin"), ["*"])
+        result_of(_coro(self.ctx.save({"streamTitle": "Live now", "pageContent": "<p>random</p>"})))
+        body = self.client.get("/api/config")[1]
+        self.assertEqual(body["streamTitle"], "Live now")
+        self.assertEqual(body["extraPageContent"], "<p>random</p>")
 
     def test_status_offline(self):
         code, body, response = self.client.get("/api/status")
@@ -38,10 +71,35 @@ class PublicApiTests(unittest.TestCase):
         self.assertEqual(body["viewerCount"], 0)
         self.assertIsNone(body["lastConnectTime"])
         self.assertIsNone(body["lastDisconnectTime"])
-        self.assertEqual(body["overallMaxViewerCount"], 0)
-        self.assertEqual(body["sessionMaxViewerCount"], 0)
+        self.assertEqual(
+            set(body),
+            {
+                "online",
+                "viewerCount",
+                "lastConnectTime",
+                "lastDisconnectTime",
+                "versionNumber",
+                "streamTitle",
+            },
+            "0.0.7 shows no peak viewer counts publicly",
+        )
+        self.assertEqual(body["versionNumber"], "0.0.7")
 
-    def test_yp_shape(self):
+    def test_no_disconnect_time_while_live(self):
+        """0.0.7 cleared lastDisconnectTime when a broadcast began."""
+        stream = self.ctx.stream
+        stream.start("192.0.2.1", {}, lambda: None)
+        stream.stop()
+        self.assertIsNotNone(self.client.get("/api/status")[1]["lastDisconnectTime"])
+        stream.start("192.0.2.1", {}, lambda: None)
+        status = self.client.get("/api/status")[1]
+        self.assertIsNone(status["lastDisconnectTime"])
+        self.assertIsNotNone(status["lastConnectTime"])
+
+    def test_yp_is_404_until_the_directory_is_enabled(self):
+        code, body, _ = self.client.get("/api/yp")
+        self.assertEqual((code, body["success"]), (404, False))
+        result_of(_coro(self.ctx.save({"directoryEnabled": True})))
         code, body, _ = self.client.get("/api/yp")
         self.assertEqual(code, 200)
         self.assertEqual(
@@ -56,8 +114,44 @@ class PublicApiTests(unittest.TestCase):
                 "viewerCount",
                 "overallMaxViewerCount",
                 "sessionMaxViewerCount",
+                "social",
                 "lastConnectTime",
             },
+        )
+        self.assertEqual(body["logo"], "/logo")
+        result_of(_coro(self.ctx.save({"streamTitle": "On air"})))
+        self.assertEqual(self.client.get("/api/yp")[1]["streamTitle"], "On air")
+
+    def test_social_platforms_and_video_variants(self):
+        code, platforms, _ = self.client.get("/api/socialplatforms")
+        self.assertEqual(code, 200)
+        self.assertEqual(
+            platforms["mastodon"],
+            {"platform": "Mastodon", "icon": "/img/platformlogos/mastodon.svg"},
+        )
+        self.assertEqual(
+            self.client.get("/api/video/variants")[1], [{"name": "1.2Mbps@24fps", "index": 0}]
+        )
+        result_of(
+            _coro(
+                self.ctx.save(
+                    {
+                        "videoQualityVariants": [
+                            {"videoBitrate": 800, "scaledHeight": 360, "videoPassthrough": False},
+                            {"videoBitrate": 4000, "videoPassthrough": True, "name": ""},
+                            {"videoBitrate": 1500, "name": "HD"},
+                        ]
+                    }
+                )
+            )
+        )
+        self.assertEqual(
+            self.client.get("/api/video/variants")[1],
+            [
+                {"name": "Source", "index": 1},
+                {"name": "HD", "index": 2},
+                {"name": "360h", "index": 0},
+            ],
         )
 
     def test_chat_history_is_visible_recent_oldest_first_and_capped(self):
@@ -76,6 +170,14 @@ class PublicApiTests(unittest.TestCase):
         self.assertNotIn(hidden["id"], ids)
         self.assertEqual(ids, [m["id"] for m in sent[4:54]])
         self.assertEqual(set(body[0]), {"id", "type", "author", "body", "visible", "timestamp"})
+        self.assertEqual(body[0]["body"], "<p>message 4</p>")
+
+    def test_chat_history_leaves_out_an_empty_author(self):
+        """0.0.7's ChatEvent has ``author,omitempty``: an action without one has none."""
+        result_of(_coro(self.ctx.chat.send_action("waves")))
+        [action] = self.client.get("/api/chat")[1]
+        self.assertEqual(set(action), {"id", "type", "body", "visible", "timestamp"})
+        self.assertEqual(action["type"], "CHAT_ACTION")
 
     def test_emoji_lists_builtin_and_datadir_files(self):
         (self.datadir / "emoji" / "party.gif").write_bytes(b"GIF89a")
@@ -97,6 +199,39 @@ class PublicApiTests(unittest.TestCase):
         code, content, _ = await server.request("GET", "/img/emoji/smile.svg")
         self.assertEqual(code, 200)
         self.assertIn(b"<svg", content)
+
+    async def test_logo_serves_the_configured_image(self):
+        """GET /logo (0.0.7's logo route) serves the default logo, then an uploaded one,
+        cacheable for 30 s; the uploaded file also stays at its own path."""
+        server = LiveServer(self.ctx)
+        self.addCleanup(server.stop)
+
+        def header(response, name):
+            return response.headers.getRawHeaders(name)
+
+        code, content, response = await server.request("GET", "/logo")
+        self.assertEqual(code, 200)
+        self.assertIn(b"<svg", content)
+        self.assertEqual(header(response, "content-type"), ["image/svg+xml"])
+        self.assertEqual(header(response, "cache-control"), ["public, max-age=30"])
+        png = b"\x89PNG\r\n\x1a\n" + bytes(40)
+        uri = "data:image/png;base64," + base64.b64encode(png).decode()
+        code, body = self.client.admin_post("/api/admin/config/logo", {"value": uri})
+        self.assertEqual(code, 200, body)
+        code, content, response = await server.request("GET", "/logo")
+        self.assertEqual((code, content), (200, png))
+        self.assertEqual(header(response, "content-type"), ["image/png"])
+        self.assertEqual(response.length, len(png))
+        stored = self.ctx.settings["logo"]
+        self.assertEqual((await server.request("GET", stored))[:2], (200, png))
+        self.assertEqual(self.client.get("/api/config")[1]["logo"], "/logo")
+        code, content, _ = await server.request("HEAD", "/logo")
+        self.assertEqual((code, content), (200, b""))
+        (self.datadir / "logo" / stored.rsplit("/", 1)[1]).unlink()
+        code, content, _ = await server.request("GET", "/logo")
+        self.assertEqual(code, 200)
+        self.assertIn(b"<svg", content, "a missing file falls back to the default logo")
+        self.assertEqual((await server.request("GET", "/logo/"))[0], 404)
 
     async def test_emoji_path_traversal_is_refused(self):
         (self.datadir / "secret.txt").write_text("secret")
@@ -154,6 +289,6 @@ class PingTests(unittest.TestCase):
         client.post("/api/ping", headers={"User-Agent": ["b"]})
         client.get("/api/ping", headers={"User-Agent": ["a"]})
         status = client.get("/api/status")[1]
-        self.assertEqual((status["viewerCount"], status["sessionMaxViewerCount"]), (2, 2))
+        self.assertEqual((status["viewerCount"], ctx.viewers.session_max), (2, 2))
         ctx.reactor.advance(61)
         self.assertEqual(client.get("/api/status")[1]["viewerCount"], 0)

@@ -2,7 +2,8 @@
 
 Both paths of each renamed endpoint are served: the API page's ``/chat/send`` and
 ``/chat/messagevisibility`` and the OpenAPI document's ``/chat/user`` and
-``/chat/updatemessagevisibility``.
+``/chat/updatemessagevisibility``. Answers as Owncast 0.0.7's (router/router.go routes
+these to controllers/admin/chat.go and controllers/chat.go).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from owncast.api import shapes
-from owncast.api.admin import visibility_request
+from owncast.api.admin import change_title, visibility_request
 from owncast.api.http import JsonApp, body_object, config_value, json_api, json_app, ok, token
 from owncast.core.settings import SETTERS
 from owncast.core.tokens import CAN_SEND_MESSAGES, CAN_SEND_SYSTEM_MESSAGES, HAS_ADMIN_ACCESS
@@ -24,7 +25,7 @@ class IntegrationsApi(JsonApp):
     @token(HAS_ADMIN_ACCESS)
     async def stream_title(self, request):
         key, validate = SETTERS["streamtitle"]
-        await self.ctx.change_title(validate(config_value(request)))
+        await change_title(self.ctx, validate(config_value(request)))
         return ok("changed")
 
     @app.route("/chat/user", methods=["POST"])
@@ -63,7 +64,8 @@ class IntegrationsApi(JsonApp):
     @json_api
     @token(HAS_ADMIN_ACCESS)
     async def chat(self, request):
-        return [shapes.message(m) for m in await self.ctx.chat.everything()]
+        """0.0.7 served the public history here (controllers/chat.go)."""
+        return [shapes.message(m) for m in await self.ctx.chat.history()]
 
     @app.route("/chat/updatemessagevisibility", methods=["POST"])
     @app.route("/chat/messagevisibility", methods=["POST"])
@@ -71,5 +73,5 @@ class IntegrationsApi(JsonApp):
     @token(HAS_ADMIN_ACCESS)
     async def visibility(self, request):
         ids, visible = visibility_request(request)
-        changed = await self.ctx.chat.set_visibility(ids, visible)
-        return ok(f"changed visibility of {len(changed)} messages")
+        await self.ctx.chat.set_visibility(ids, visible)
+        return ok("changed")

@@ -1,4 +1,6 @@
-"""The ``logo`` setting: a file under the web root, or an image uploaded as a ``data:`` URI."""
+"""The ``logo`` setting: a file under the web root, or an image uploaded as a ``data:`` URI;
+and ``GET /logo``, which serves whichever it is, as Owncast 0.0.7 did (controllers/logo.go):
+``/api/config`` and ``/api/yp`` always name the logo ``/logo``."""
 
 from __future__ import annotations
 
@@ -9,12 +11,23 @@ import os
 import posixpath
 import re
 from pathlib import Path
+from typing import Any
+
+from twisted.logger import Logger
+from twisted.web.resource import NoResource, Resource
+from twisted.web.server import NOT_DONE_YET
 
 from owncast.core.errors import ValidationError
+
+_log = Logger()
 
 MAX_LOGO_BYTES = 2 * 1024 * 1024
 #: Served at ``/logo/<file>`` from ``<datadir>/logo``.
 URL_PREFIX = "/logo/"
+#: What ``/logo`` serves when the configured file is gone (0.0.7: its default logo).
+DEFAULT_LOGO = "/img/logo.svg"
+#: 0.0.7 let the logo be cached for 30 s: a new one shows soon after it is saved.
+CACHE_SECONDS = 30
 
 # SVG is refused on upload: served from our origin it could carry script.
 _MAGIC = {
@@ -71,3 +84,68 @@ def local_path(value: str, webroot: Path, datadir: Path) -> str:
     if not candidate.is_file():
         raise ValidationError(f"no file at {normalized}")
     return normalized
+
+
+def file_of(value: str, webroot: Path, datadir: Path) -> Path:
+    """Where the logo named by the setting ``value`` is on disk (not checked)."""
+    if value.startswith(URL_PREFIX):
+        return datadir / "logo" / value[len(URL_PREFIX) :].replace("/", "")
+    return webroot / posixpath.normpath("/" + value).lstrip("/")
+
+
+#: Content types by suffix, as 0.0.7 chose them (anything else it called JPEG).
+_CONTENT_TYPES = {
+    ".svg": "image/svg+xml",
+    ".gif": "image/gif",
+    ".png": "image/png",
+    ".webp": "image/webp",
+}
+
+
+class LogoResource(Resource):
+    """``/logo``: the configured logo image, read off the reactor thread; ``/logo/<file>``:
+    ``uploads``, the uploaded logos by name (stored settings name them so)."""
+
+    def __init__(self, ctx: Any, uploads: Resource):
+        super().__init__()
+        self._ctx = ctx
+        self._uploads = uploads
+
+    def getChild(self, path: bytes, request: Any) -> Resource:
+        if not path:
+            return NoResource()
+        return self._uploads.getChildWithDefault(path, request)
+
+    def render_GET(self, request: Any) -> Any:
+        ctx = self._ctx
+        d = ctx.blocking(_read_logo, str(ctx.settings["logo"]), ctx.webroot, ctx.datadir)
+        d.addCallback(self._send, request)
+        d.addErrback(self._failed, request)
+        return NOT_DONE_YET
+
+    def _send(self, found: tuple[bytes, str], request: Any) -> None:
+        data, suffix = found
+        if request.finished or request.channel is None:
+            return
+        request.setHeader(b"content-type", _CONTENT_TYPES.get(suffix, "image/jpeg").encode())
+        request.setHeader(b"content-length", str(len(data)).encode())
+        request.setHeader(b"cache-control", f"public, max-age={CACHE_SECONDS}".encode())
+        request.write(data)
+        request.finish()
+
+    def _failed(self, failure: Any, request: Any) -> None:
+        _log.failure("serving the logo failed", failure)
+        if not request.finished and request.channel is not None:
+            request.setResponseCode(500)
+            request.finish()
+
+
+def _read_logo(value: str, webroot: Path, datadir: Path) -> tuple[bytes, str]:
+    """The configured logo's bytes and suffix, or the default logo's when it is gone
+    (blocking: run in a thread)."""
+    for path in (file_of(value, webroot, datadir), file_of(DEFAULT_LOGO, webroot, datadir)):
+        try:
+            return path.read_bytes(), path.suffix.lower()
+        except OSError:
+            continue
+    raise FileNotFoundError("no logo, not even the default one")

@@ -1,4 +1,10 @@
-"""Public endpoints: config, status, chat history, directory info, emoji, the OpenAPI file."""
+"""Public endpoints: config, status, chat history, directory info, emoji, social platforms,
+video variants, the OpenAPI file.
+
+Shapes as Owncast 0.0.7's controllers (``owncast.api.shapes``). The endpoints 0.0.7 let
+any web page read (config, status, chat history, social platforms) answer with
+``Access-Control-Allow-Origin: *`` as it did, so dashboards and embeds elsewhere work.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from pathlib import Path
 
 from owncast.api import shapes
 from owncast.api.http import JsonApp, iso, json_api, json_app, ok, viewer_key
+from owncast.core.errors import NotFoundError
 
 EMOJI_SUFFIXES = (".png", ".gif", ".svg", ".webp", ".jpg", ".jpeg")
 
@@ -26,27 +33,34 @@ def list_emoji(*folders: Path) -> list[dict]:
     return sorted(found.values(), key=lambda e: e["name"].lower())
 
 
+def any_origin(request) -> None:
+    """Let pages on any site read this answer (it carries nothing private)."""
+    request.setHeader(b"access-control-allow-origin", b"*")
+
+
 class PublicApi(JsonApp):
     app = json_app()
 
     @app.route("/config", methods=["GET"])
     @json_api
     def config(self, request):
+        any_origin(request)
         return shapes.instance_details(self.ctx.settings)
 
     @app.route("/status", methods=["GET"])
     @json_api
     def status(self, request):
-        ctx = self.ctx
+        """controllers/status.go: 0.0.7 stopped showing the peak viewer counts here, and
+        has no disconnect time while live."""
+        any_origin(request)
+        stream = self.ctx.stream
         return {
-            "online": ctx.stream.online,
-            "viewerCount": ctx.viewers.count(),
-            "sessionMaxViewerCount": ctx.viewers.session_max,
-            "overallMaxViewerCount": ctx.viewers.overall_max,
-            "lastConnectTime": iso(ctx.stream.last_connect_time),
-            "lastDisconnectTime": iso(ctx.stream.last_disconnect_time),
-            "versionNumber": shapes.VERSION_STRING,
-            "streamTitle": ctx.settings["streamTitle"],
+            "online": stream.online,
+            "viewerCount": self.ctx.viewers.count(),
+            "lastConnectTime": iso(stream.last_connect_time),
+            "lastDisconnectTime": None if stream.online else iso(stream.last_disconnect_time),
+            "versionNumber": shapes.API_VERSION,
+            "streamTitle": self.ctx.settings["streamTitle"],
         }
 
     @app.route("/ping", methods=["GET", "POST"])
@@ -59,25 +73,42 @@ class PublicApi(JsonApp):
     @app.route("/chat", methods=["GET"])
     @json_api
     async def chat(self, request):
+        any_origin(request)
         return [shapes.message(m) for m in await self.ctx.chat.history()]
 
     @app.route("/yp", methods=["GET"])
     @json_api
     def yp(self, request):
+        """yp/api.go: what the directory reads; 404 unless the listing is enabled."""
         ctx = self.ctx
         settings = ctx.settings
-        return {
-            "name": settings["name"],
-            "description": settings["summary"],
-            "logo": settings["logo"],
-            "nsfw": settings["nsfw"],
-            "tags": list(settings["tags"]),
-            "online": ctx.stream.online,
-            "viewerCount": ctx.viewers.count(),
-            "overallMaxViewerCount": ctx.viewers.overall_max,
-            "sessionMaxViewerCount": ctx.viewers.session_max,
-            "lastConnectTime": iso(ctx.stream.last_connect_time),
-        }
+        if not settings["directoryEnabled"]:
+            raise NotFoundError("this server is not listed in the directory")
+        details = {"name": settings["name"], "description": settings["summary"]}
+        details.update(shapes.omit_empty(streamTitle=settings["streamTitle"]))
+        details.update(
+            logo="/logo",
+            nsfw=settings["nsfw"],
+            tags=list(settings["tags"]),
+            online=ctx.stream.online,
+            viewerCount=ctx.viewers.count(),
+            overallMaxViewerCount=ctx.viewers.overall_max,
+            sessionMaxViewerCount=ctx.viewers.session_max,
+            social=[dict(h) for h in settings["socialHandles"]],
+            lastConnectTime=iso(ctx.stream.last_connect_time),
+        )
+        return details
+
+    @app.route("/socialplatforms", methods=["GET"])
+    @json_api
+    def social_platforms(self, request):
+        any_origin(request)
+        return shapes.social_platforms()
+
+    @app.route("/video/variants", methods=["GET"])
+    @json_api
+    def video_variants(self, request):
+        return shapes.variants_menu(self.ctx.settings["videoQualityVariants"])
 
     @app.route("/emoji", methods=["GET"])
     @json_api

@@ -1,6 +1,7 @@
 """The chat websocket at ``/entry``, speaking Owncast 0.0.7's messages.
 
-Wire protocol: one flat JSON object per text frame, dispatched on ``type``.
+Wire protocol: one flat JSON object per text frame, dispatched on ``type``; field names
+as 0.0.7's models (chatMessage.go, nameChangeEvent.go, userJoinedEvent.go, pingMessage.go).
 
 Client -> server:
     {"type": "CHAT", "author": str, "body": str}          a message typed by the viewer
@@ -8,16 +9,27 @@ Client -> server:
     {"type": "USER_JOINED", "username": str}
     {"type": "PONG"}                                       answer to PING (optional)
 Server -> client:
-    {"type": "CHAT", "author", "body" (sanitized HTML), "id", "visible", "timestamp"}
-    {"type": "SYSTEM" | "CHAT_ACTION", "author"?, "body", "id", "visible", "timestamp"}
-    {"type": "NAME_CHANGE", "oldName", "newName", "image", "id"}
-    {"type": "USER_JOINED", "username", "id", "timestamp"}
-    {"type": "VISIBILITY-UPDATE", ...the stored message..., "visible"}   one per id
+    {"type": "CHAT", "author", "body", "id", "visible", "timestamp"}
+    {"type": "SYSTEM", "author" (the server name), "body", "id", "visible", "timestamp"}
+    {"type": "CHAT_ACTION", "author"?, "body", "id", "visible", "timestamp"}
+    {"type": "CHAT_ACTION", "body", "id", "visible", "timestamp", "ephemeral": true}
+        a notice (the stream title changed): to connected clients only, never stored
+    {"type": "NAME_CHANGE", "oldName", "newName", "image", "id"}        no timestamp
+    {"type": "USER_JOINED", "username", "id", "timestamp"}     only while live
+    {"type": "VISIBILITY-UPDATE", "author"?, "body", "id", "visible", "timestamp"}
+        the stored message, one frame per id
     {"type": "PING"}                                       every 30 s
 
-The server assigns ids and timestamps. A client offering the sub-protocol
-``IGNORE_CLIENT`` (an embed) is not counted as a viewer. Binary frames, frames that are
-not a JSON object, and oversized frames close that one connection. Timestamps are RFC 3339.
+Bodies are HTML: markdown rendered as a document (``<p>...</p>``) and sanitized. An
+``author`` that is empty is left out, as 0.0.7's ``omitempty`` did. The server assigns
+ids and timestamps (RFC 3339). 7 s after joining, a client gets the welcome message, if
+the owner set one: a ``SYSTEM`` message with the id ``initial-message-1``, to it alone.
+A message refused (too long, sent too fast) gets a ``SYSTEM`` notice to its sender only.
+
+A client offering the sub-protocol ``IGNORE_CLIENT`` (an embed) is not counted as a
+viewer. Any ``Origin`` is admitted unless the operator lists origins (``ChatServer.admit``).
+Binary frames, frames that are not a JSON object with a ``type``, and oversized frames
+close that one connection (0.0.7 skipped them, or crashed on a missing type).
 """
 
 from __future__ import annotations
@@ -49,8 +61,9 @@ MAX_FRAME = 16 * 1024
 
 
 def wire(message: dict) -> dict:
-    """A hub message as clients see it: RFC 3339 timestamps, no internal fields."""
-    out = {k: v for k, v in message.items() if k != "rawBody"}
+    """A hub message as clients see it: RFC 3339 timestamps, no internal fields, no empty
+    ``author`` (0.0.7: ``omitempty``)."""
+    out = {k: v for k, v in message.items() if k != "rawBody" and (k != "author" or v)}
     if isinstance(out.get("timestamp"), (int, float)):
         out["timestamp"] = iso(out["timestamp"])
     return out

@@ -1,5 +1,10 @@
 """The chat service: who is connected, admission (origin, per-IP cap), flood limits,
-keepalive, and broadcasting hub messages to every socket.
+keepalive, the welcome message, and broadcasting hub messages to every socket.
+
+Any ``Origin`` is admitted, as Owncast 0.0.7 did (its chat carries no ambient
+credentials, so refusing other sites' pages protects little and breaks bots and embeds);
+an operator who wants a list sets ``chatAllowedOrigins``, and then only this server's own
+origin and the listed ones get in.
 
 It sits between the websocket protocol (thin: parse and forward) and the chat hub
 (which knows nothing of sockets). Timers belong here, in a Service, because a Site
@@ -32,6 +37,11 @@ MAX_PER_IP = 20
 FLOOD_RATE = 0.6
 FLOOD_BURST = 5
 FLOOD_MUTE = 10.0
+#: Seconds after joining that a client gets the welcome message (0.0.7's delay, "so
+#: people notice this message come in").
+WELCOME_DELAY = 7.0
+#: Client messages the flood limit counts (0.0.7 counted every message it read).
+_FLOODABLE = frozenset({"CHAT", "NAME_CHANGE", "USER_JOINED"})
 
 
 class _Bucket:
@@ -66,6 +76,7 @@ class ChatServer(Service):
         self.peers: dict[Any, Peer] = {}
         self._buckets: dict[Any, _Bucket] = {}
         self._per_ip: dict[str, int] = {}
+        self._welcomes: dict[Any, Any] = {}
         self._keepalive: LoopingCall | None = None
         self._ping = text_frame(b'{"type": "PING"}')
         hub.listeners.append(self.broadcast)
@@ -83,6 +94,9 @@ class ChatServer(Service):
         super().stopService()
         if self._keepalive is not None and self._keepalive.running:
             self._keepalive.stop()
+        for call in self._welcomes.values():
+            call.cancel()
+        self._welcomes.clear()
         for proto in list(self.peers):
             try:
                 ws_close_with(proto, 1001, b"server shutting down")
@@ -104,14 +118,17 @@ class ChatServer(Service):
 
     # -- admission and registry --------------------------------------------------------
     def admit(self, ip: str, origin: str | None, host: str) -> str | None:
-        """Why a handshake is refused, or None. No ``Origin`` header means no browser."""
-        if origin:
+        """Why a handshake is refused, or None. Any origin gets in unless the operator
+        set ``chatAllowedOrigins``; no ``Origin`` header means no browser."""
+        allowed = self.hub.setting("chatAllowedOrigins", [])
+        if origin and allowed:
             mine = {_origin_key("http://" + host)} if host else set()
             if self._server_url():
                 mine.add(_origin_key(self._server_url()))
+            mine.update(_origin_key(o) for o in allowed)
             theirs = _origin_key(origin)
             if theirs is None or theirs not in mine:
-                return "cross-origin websocket connections are not allowed"
+                return "this origin may not open the chat"
         if self._per_ip.get(ip, 0) >= MAX_PER_IP:
             return "too many connections from this address"
         return None
@@ -123,10 +140,24 @@ class ChatServer(Service):
         self.hub.connect(proto.client_id, proto.ip, proto.user_agent)
         if not proto.ignored:
             self.viewers.seen(self._viewer_key(proto))
+            self._welcomes[proto] = self.clock.callLater(WELCOME_DELAY, self._welcome, proto)
+
+    def _welcome(self, proto: Any) -> None:
+        """The welcome message, to this one client (never stored), if the owner set one."""
+        self._welcomes.pop(proto, None)
+        try:
+            message = self.hub.welcome()
+            if message is not None and proto in self.peers:
+                proto.send_json(message)
+        except Exception:
+            _log.failure("sending the welcome message failed")
 
     def closed(self, proto: Any) -> None:
         if self.peers.pop(proto, None) is None:
             return
+        welcome = self._welcomes.pop(proto, None)
+        if welcome is not None:
+            welcome.cancel()
         self._buckets.pop(proto, None)
         left = self._per_ip.get(proto.ip, 1) - 1
         if left > 0:
@@ -142,15 +173,17 @@ class ChatServer(Service):
     # -- messages in -------------------------------------------------------------------
     def received(self, proto: Any, message: dict) -> Deferred | None:
         kind = message["type"]
-        if kind == "CHAT":
+        if kind in _FLOODABLE:
             self._check_flood(proto)
+        if kind == "CHAT":
             return Deferred.fromCoroutine(
                 self.hub.receive_chat(proto.client_id, message.get("author"), message.get("body"))
             )
         if kind == "NAME_CHANGE":
             self.hub.name_change(proto.client_id, message.get("oldName"), message.get("newName"))
         elif kind == "USER_JOINED":
-            self.hub.user_joined(proto.client_id, message.get("username"))
+            live = bool(getattr(self.viewers, "online", True))
+            self.hub.user_joined(proto.client_id, message.get("username"), live)
         elif kind == "PONG" and not proto.ignored:
             self.viewers.seen(self._viewer_key(proto))
         return None

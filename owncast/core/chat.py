@@ -2,6 +2,11 @@
 
 It knows nothing about websockets: the websocket layer registers a listener and calls
 ``receive``; the HTTP API reads history and sends messages for integrations.
+
+As Owncast 0.0.7 (core/chat/server.go): while the ``chatDisabled`` setting is on, chat,
+system and action messages are dropped without a word; notices (a changed stream title)
+go to connected clients only and are never stored; ``USER_JOINED`` reaches clients only
+while a broadcast is live (webhooks always hear it).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from owncast.core.events import (
     EventBus,
     new_id,
 )
-from owncast.core.markup import render_chat, sanitize
+from owncast.core.markup import render_chat, render_server_message
 from owncast.interfaces import IChatBus, IStore
 
 _log = Logger()
@@ -31,6 +36,8 @@ HISTORY_LIMIT = 50
 MAX_BODY_BYTES = 2048
 
 SYSTEM, CHAT_ACTION = "SYSTEM", "CHAT_ACTION"
+#: 0.0.7 gave every welcome message this id.
+WELCOME_ID = "initial-message-1"
 
 
 def check_body(body: Any, what: str = "body") -> str:
@@ -60,7 +67,9 @@ _EVENT_TYPES = {CHAT, NAME_CHANGE, USER_JOINED, VISIBILITY_UPDATE}
 
 class ChatHub:
     """Listeners get every message to broadcast (a dict, once); ``events`` hears the
-    webhook-worthy ones. ``clients`` maps client ids to the seed's ``Client`` records."""
+    webhook-worthy ones. ``clients`` maps client ids to the seed's ``Client`` records.
+    ``settings`` (the server's ``Settings``) gives ``chatDisabled``, ``welcomeMessage``
+    and ``chatAllowedOrigins``; without it chat is on, with no welcome and any origin."""
 
     def __init__(
         self,
@@ -70,10 +79,12 @@ class ChatHub:
         events: EventBus | None = None,
         *,
         bus: IChatBus,
+        settings: Any = None,
     ):
         self._store = store
         self._now = now
         self.server_name = server_name
+        self.settings = settings
         self._events = events
         self._bus = bus
         self._bus.subscribe(self._deliver)
@@ -96,9 +107,18 @@ class ChatHub:
         for listener in list(self.listeners):
             listener(message)
 
+    def setting(self, key: str, default: Any) -> Any:
+        return self.settings.get(key, default) if self.settings is not None else default
+
+    @property
+    def disabled(self) -> bool:
+        return bool(self.setting("chatDisabled", False))
+
     async def _publish(self, message: dict) -> dict:
-        await self._store.add_message(message)
-        self._broadcast(message)
+        """Store and broadcast a message, unless chat is disabled (then it is dropped)."""
+        if not self.disabled:
+            await self._store.add_message(message)
+            self._broadcast(message)
         return message
 
     # -- connected clients ---------------------------------------------------------------
@@ -132,18 +152,14 @@ class ChatHub:
         record = self.clients.get(client_id)
         if record is not None:
             record["username"] = new
-        message = {
-            "type": NAME_CHANGE,
-            "id": new_id(),
-            "oldName": old,
-            "newName": new,
-            "image": "",
-            "timestamp": self._now(),
-        }
+        # 0.0.7's NameChangeEvent: no timestamp. The image a client names is not passed
+        # on: every other viewer's browser would fetch it.
+        message = {"type": NAME_CHANGE, "id": new_id(), "oldName": old, "newName": new, "image": ""}
         self._broadcast(message)
         return message
 
-    def user_joined(self, client_id: str, username: Any) -> dict:
+    def user_joined(self, client_id: str, username: Any, live: bool = True) -> dict:
+        """A client named itself on joining; connected clients hear of it only ``live``."""
         username = check_name(username, "username")
         record = self.clients.get(client_id)
         if record is not None:
@@ -154,7 +170,10 @@ class ChatHub:
             "username": username,
             "timestamp": self._now(),
         }
-        self._broadcast(message)
+        if live:
+            self._broadcast(message)
+        elif self._events is not None:
+            self._events.emit(USER_JOINED, message)
         return message
 
     def _message(self, kind: str, author: str | None, body_html: str, **extra: Any) -> dict:
@@ -174,14 +193,35 @@ class ChatHub:
         return await self._publish(self._message(CHAT, author, render_chat(raw), rawBody=raw))
 
     async def send_system(self, body: str) -> dict:
-        html = sanitize(render_chat(check_body(body)))
+        html = render_server_message(check_body(body))
         return await self._publish(self._message(SYSTEM, self.server_name(), html))
 
     async def send_action(self, body: str, author: str | None = None) -> dict:
-        html = render_chat(check_body(body))
+        """An action; with an author, 0.0.7 wrote the name in front of the body."""
+        text = check_body(body)
         if author is not None:
             author = check_name(author, "author")
-        return await self._publish(self._message(CHAT_ACTION, author, html))
+            text = f"{author} {text}"
+        return await self._publish(self._message(CHAT_ACTION, author, render_chat(text)))
+
+    def announce(self, markdown: str) -> dict | None:
+        """A notice from the server (a changed stream title) for the clients connected
+        now: an ephemeral ``CHAT_ACTION``, never stored, as 0.0.7."""
+        if self.disabled:
+            return None
+        message = self._message(CHAT_ACTION, None, render_server_message(markdown), ephemeral=True)
+        del message["author"]
+        self._broadcast(message)
+        return message
+
+    def welcome(self) -> dict | None:
+        """The welcome message a client gets on joining, or None when there is none."""
+        text = str(self.setting("welcomeMessage", "")).strip()
+        if not text or self.disabled:
+            return None
+        message = self._message(SYSTEM, self.server_name(), render_server_message(text))
+        message["id"] = WELCOME_ID
+        return message
 
     async def history(self) -> list[dict]:
         """What a viewer sees on joining: visible, recent, oldest first."""
@@ -191,6 +231,14 @@ class ChatHub:
 
     async def everything(self) -> list[dict]:
         return await self._store.list_messages(since=None, visible_only=False, limit=None)
+
+    async def moderation(self) -> list[dict]:
+        """What moderators see: users' ``CHAT`` messages of the history window, hidden
+        ones too (0.0.7's moderation history)."""
+        recent = await self._store.list_messages(
+            since=self._now() - HISTORY_WINDOW, visible_only=False, limit=None
+        )
+        return [m for m in recent if m["type"] == CHAT]
 
     async def set_visibility(self, ids: list[str], visible: bool) -> list[dict]:
         changed = await self._store.set_visibility(ids, visible)

@@ -8,6 +8,7 @@ that must ask ffmpeg (codec, binary path) live in ``owncast.transcode.probe``.
 from __future__ import annotations
 
 import copy
+import re
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,7 @@ KNOWN_CODECS = (
     "h264_videotoolbox",
 )
 
+#: What the transcoder assumes for a field a variant lacks (stored variants have them all).
 DEFAULT_VARIANT = {
     "videoPassthrough": False,
     "audioPassthrough": True,
@@ -55,16 +57,24 @@ DEFAULT_VARIANT = {
     "cpuUsageLevel": 2,
 }
 
+#: A fresh data dir's settings: Owncast 0.0.7's (core/data/defaults.go, config/defaults.go),
+#: except the stream key (generated on first start, never ``abc123``) and the logo (ours).
 DEFAULTS: dict[str, Any] = {
     "name": "Owncast",
-    "summary": "A new live stream. The owner can change this text in the admin page.",
+    "summary": "Welcome to your new Owncast server!  This description can be changed in the admin",
     "streamTitle": "",
     "logo": "/img/logo.svg",
     "tags": ["owncast", "streaming"],
-    "socialHandles": [],
-    "pageContent": "# Welcome\n\nThe owner can write this page in the admin page, in markdown.",
+    "socialHandles": [{"platform": "github", "url": "https://github.com/owncast/owncast"}],
+    "pageContent": "This is your page's content that can be edited in the admin.",
+    "welcomeMessage": "",
     "customStyles": "",
     "nsfw": False,
+    "chatDisabled": False,
+    "externalActions": [],
+    #: Origins (``https://host[:port]``) whose pages may open the chat websocket besides
+    #: this server's own; empty: any origin, as 0.0.7.
+    "chatAllowedOrigins": [],
     "streamKey": "",
     "ffmpegPath": "",
     "webServerPort": 8080,
@@ -74,7 +84,7 @@ DEFAULTS: dict[str, Any] = {
     "ypRegistrationKey": "",
     "latencyLevel": 2,
     "videoCodec": "libx264",
-    "videoQualityVariants": [DEFAULT_VARIANT],
+    "videoQualityVariants": [{**DEFAULT_VARIANT, "name": "", "audioBitrate": 0}],
     "s3": {
         "enabled": False,
         "endpoint": "",
@@ -146,8 +156,9 @@ def stream_key(value: Any) -> str:
     return value
 
 
-def port(value: Any, what: str) -> int:
-    return _int(value, what, 1, 65535)
+def port(value: Any, what: str, default: int) -> int:
+    """A TCP port; 0 means "not set" (the default port), as 0.0.7 read it."""
+    return _int(value, what, 0, 65535) or default
 
 
 def tags(value: Any) -> list[str]:
@@ -173,13 +184,32 @@ def social_handles(value: Any) -> list[dict]:
 
 
 def latency_level(value: Any) -> int:
-    return _int(value, "latency level", min(LATENCY_LEVELS), max(LATENCY_LEVELS))
+    """0 to 4; 0.0.7 took any higher level as its highest, 4."""
+    return min(_int(value, "latency level", 0, 1_000_000), max(LATENCY_LEVELS))
+
+
+#: ``StreamQuality`` fields a client may send, with 0.0.7's meaning of an absent field
+#: (Go's zero value); a zero below marked "not set" takes the transcoder's default.
+_VARIANT_FIELDS = {
+    "name": "",
+    "videoPassthrough": False,
+    "audioPassthrough": False,
+    "videoBitrate": 0,  # not set: DEFAULT_VARIANT's (0.0.7 left it to the encoder)
+    "audioBitrate": 0,  # not set: the audio is passed through (0.0.7's rule)
+    "scaledWidth": 0,  # not set: the source's (or kept in proportion)
+    "scaledHeight": 0,
+    "framerate": 0,  # not set: 24 (0.0.7's GetFramerate)
+    "cpuUsageLevel": 0,
+}
 
 
 def variants(value: Any) -> list[dict]:
-    """A non-empty array of ``StreamQuality``; missing fields take the defaults."""
-    if not isinstance(value, list) or not value:
-        raise ValidationError("stream output variants must be a non-empty array")
+    """An array of ``StreamQuality``, normalized the way 0.0.7 read them: an empty array
+    means the default variant, and zeros mean "not set" (see ``_VARIANT_FIELDS``)."""
+    if not isinstance(value, list):
+        raise ValidationError("stream output variants must be an array")
+    if not value:
+        return copy.deepcopy(DEFAULTS["videoQualityVariants"])
     if len(value) > 10:
         raise ValidationError("at most 10 stream output variants")
     result = []
@@ -187,18 +217,19 @@ def variants(value: Any) -> list[dict]:
         what = f"variant {index}"
         if not isinstance(item, dict):
             raise ValidationError(f"{what} must be an object")
-        unknown = set(item) - set(DEFAULT_VARIANT)
+        unknown = set(item) - set(_VARIANT_FIELDS)
         if unknown:
             raise ValidationError(f"{what} has unknown fields: {', '.join(sorted(unknown))}")
-        merged = {**DEFAULT_VARIANT, **item}
-        variant = {
+        merged = {**_VARIANT_FIELDS, **item}
+        variant: dict[str, Any] = {
+            "name": _string(merged["name"], f"{what} name", 100).strip(),
             "videoPassthrough": _bool(merged["videoPassthrough"], f"{what} videoPassthrough"),
             "audioPassthrough": _bool(merged["audioPassthrough"], f"{what} audioPassthrough"),
-            "videoBitrate": _int(merged["videoBitrate"], f"{what} videoBitrate", 100, 100_000),
+            "videoBitrate": _int(merged["videoBitrate"], f"{what} videoBitrate", 0, 100_000),
             "audioBitrate": _int(merged["audioBitrate"], f"{what} audioBitrate", 0, 1_024),
             "scaledWidth": _int(merged["scaledWidth"], f"{what} scaledWidth", 0, 7_680),
             "scaledHeight": _int(merged["scaledHeight"], f"{what} scaledHeight", 0, 4_320),
-            "framerate": _int(merged["framerate"], f"{what} framerate", 1, 120),
+            "framerate": _int(merged["framerate"], f"{what} framerate", 0, 120),
             "cpuUsageLevel": _int(
                 merged["cpuUsageLevel"], f"{what} cpuUsageLevel", 0, max(X264_PRESETS)
             ),
@@ -206,8 +237,43 @@ def variants(value: Any) -> list[dict]:
         for side in ("scaledWidth", "scaledHeight"):
             if variant[side] % 2:
                 raise ValidationError(f"{what} {side} must be even (0 keeps the source size)")
+        if not variant["videoBitrate"] and not variant["videoPassthrough"]:
+            variant["videoBitrate"] = DEFAULT_VARIANT["videoBitrate"]
+        if not variant["framerate"]:
+            variant["framerate"] = DEFAULT_VARIANT["framerate"]
+        if not variant["audioBitrate"]:
+            variant["audioPassthrough"] = True
         result.append(variant)
     return result
+
+
+def variant_name(variant: dict) -> str:
+    """A variant's label as 0.0.7 made one when the owner gave none (``GetName``)."""
+    if variant.get("name"):
+        return variant["name"]
+    if variant.get("videoPassthrough"):
+        return "Source"
+    bitrate = _bitrate_label(variant.get("videoBitrate", 0))
+    width, height = variant.get("scaledWidth", 0), variant.get("scaledHeight", 0)
+    if (width, height) == (1080, 720):  # sic: 0.0.7 matched this pair for "720p"
+        return f"720p @{bitrate}"
+    if (width, height) == (1920, 1080):
+        return f"1080p @{bitrate}"
+    if height:
+        return f"{height}h"
+    if width:
+        return f"{width}w"
+    return f"{bitrate}@{variant.get('framerate', 0)}fps"
+
+
+def _bitrate_label(kbps: int) -> str:
+    if kbps <= 0:
+        return ""
+    if kbps < 1000:
+        return f"{kbps}Kbps"
+    if kbps % 1000 == 0:
+        return f"{kbps // 1000}Mbps"
+    return f"{kbps / 1000:.1f}Mbps"
 
 
 def s3(value: Any) -> dict:
@@ -240,6 +306,56 @@ def custom_styles(value: Any) -> str:
     return value
 
 
+_CSS_COLOR = re.compile(r"^[#a-zA-Z0-9(),.% -]{0,64}$")
+
+
+def external_actions(value: Any) -> list[dict]:
+    """0.0.7's ``ExternalAction`` list: buttons on the viewer page that open a URL."""
+    if not isinstance(value, list):
+        raise ValidationError("external actions must be an array of objects")
+    if len(value) > 20:
+        raise ValidationError("at most 20 external actions")
+    actions = []
+    for index, item in enumerate(value):
+        what = f"external action {index}"
+        if not isinstance(item, dict):
+            raise ValidationError(f"{what} must be an object {{url, title, ...}}")
+        icon = _string(item.get("icon", ""), f"{what} icon", 2048).strip()
+        if icon and not icon.startswith("/"):
+            icon = http_url(icon, f"{what} icon")
+        color = _string(item.get("color", ""), f"{what} color", 64).strip()
+        if not _CSS_COLOR.match(color):
+            raise ValidationError(f"{what} color must be a CSS color")
+        actions.append(
+            {
+                "url": http_url(item.get("url"), f"{what} url"),
+                "title": _string(item.get("title"), f"{what} title", 100, False).strip(),
+                "description": _string(item.get("description", ""), f"{what} description", 500),
+                "icon": icon,
+                "color": color,
+                "openExternally": _bool(
+                    item.get("openExternally", False), f"{what} openExternally"
+                ),
+            }
+        )
+    return actions
+
+
+def origins(value: Any) -> list[str]:
+    """Origins allowed to open the chat websocket: ``http(s)://host[:port]``, no path."""
+    if not isinstance(value, list) or not all(isinstance(o, str) for o in value):
+        raise ValidationError("allowed origins must be an array of strings")
+    if len(value) > 50:
+        raise ValidationError("at most 50 allowed origins")
+    result = []
+    for origin in value:
+        parts = urlsplit(http_url(origin, "allowed origin"))
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            raise ValidationError(f"{origin} is not an origin: scheme://host[:port] only")
+        result.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return list(dict.fromkeys(result))
+
+
 #: ``/api/admin/config/<path>`` -> (setting key, validator). Codec, ffmpeg path and logo
 #: are validated in the API layer because they ask ffmpeg or write files.
 SETTERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
@@ -249,8 +365,8 @@ SETTERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "name": ("name", lambda v: _string(v, "name", 200, allow_empty=False).strip()),
     "serversummary": ("summary", lambda v: _string(v, "summary", 2_000)),
     "tags": ("tags", tags),
-    "webserverport": ("webServerPort", lambda v: port(v, "web server port")),
-    "rtmpserverport": ("rtmpServerPort", lambda v: port(v, "RTMP server port")),
+    "webserverport": ("webServerPort", lambda v: port(v, "web server port", 8080)),
+    "rtmpserverport": ("rtmpServerPort", lambda v: port(v, "RTMP server port", 1935)),
     "nsfw": ("nsfw", lambda v: _bool(v, "nsfw")),
     "directoryenabled": ("directoryEnabled", lambda v: _bool(v, "directory enabled")),
     "serverurl": ("serverUrl", lambda v: http_url(v, "server URL", allow_empty=True)),
@@ -259,6 +375,11 @@ SETTERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "s3": ("s3", s3),
     "socialhandles": ("socialHandles", social_handles),
     "customstyles": ("customStyles", custom_styles),
+    "welcomemessage": ("welcomeMessage", lambda v: _string(v, "welcome message", 5_000).strip()),
+    "chat/disable": ("chatDisabled", lambda v: _bool(v, "chat disabled")),
+    "externalactions": ("externalActions", external_actions),
+    # Ours, not 0.0.7's: see DEFAULTS["chatAllowedOrigins"].
+    "chat/allowedorigins": ("chatAllowedOrigins", origins),
 }
 
 
