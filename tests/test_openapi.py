@@ -284,8 +284,6 @@ class DocumentTests(unittest.TestCase):
         good = {
             "online": False,
             "viewerCount": 0,
-            "sessionMaxViewerCount": 0,
-            "overallMaxViewerCount": 0,
             "lastConnectTime": None,
             "lastDisconnectTime": "2023-11-14T22:13:20+00:00",
             "versionNumber": "v",
@@ -300,11 +298,10 @@ class DocumentTests(unittest.TestCase):
         ):
             self.assertTrue(list(validator(status, True).iter_errors(bad)), bad)
         self.assertEqual(list(validator(status, False).iter_errors({**good, "extra": 1})), [])
-        # allOf parts are merged before strictness, so the extra pageContent is allowed there.
-        config = DOC["components"]["schemas"]["ServerConfig"]["properties"]["instanceDetails"]
-        merged = to_json_schema(config, strict=True)
-        self.assertIn("pageContent", merged["properties"])
-        self.assertIn("extraPageContent", merged["properties"])
+        # allOf parts are merged before strictness, so each part's fields are allowed.
+        setter = request_schema("post", "/api/admin/config/nsfw")
+        merged = to_json_schema(setter, strict=True)
+        self.assertEqual(list(merged["properties"]), ["value"])
         self.assertIs(merged["additionalProperties"], False)
 
 
@@ -435,6 +432,10 @@ class _Base(unittest.TestCase):
             "/api/admin/webhooks/create",
             body={"url": "https://bot.example.com/hook", "events": ["CHAT", "STREAM_STARTED"]},
         )[1]
+        # Live and listed in the directory, so that every operation can succeed
+        # (disconnect needs a broadcaster, /api/yp a listing).
+        run(self.ctx.save({"directoryEnabled": True}))
+        self.ctx.stream.start("192.0.2.10", empty_details(), lambda: None)
 
 
 # Success cases: (method, path) -> request body (a callable gets the test case). The two
@@ -447,6 +448,8 @@ SUCCESS: dict[tuple[str, str], Any] = {
     ("get", "/api/chat"): None,
     ("get", "/api/yp"): None,
     ("get", "/api/emoji"): None,
+    ("get", "/api/socialplatforms"): None,
+    ("get", "/api/video/variants"): None,
     ("get", "/api/openapi.yaml"): None,
     ("get", "/api/admin/status"): None,
     ("post", "/api/admin/disconnect"): None,
@@ -502,6 +505,21 @@ SUCCESS: dict[tuple[str, str], Any] = {
         "value": [{"platform": "github", "url": "https://github.com/owncast/owncast"}]
     },
     ("post", "/api/admin/config/customstyles"): {"value": "body { color: orange; }"},
+    ("post", "/api/admin/config/welcomemessage"): {"value": " Welcome, be *kind* "},
+    ("post", "/api/admin/config/chat/disable"): {"value": True},
+    ("post", "/api/admin/config/externalactions"): {
+        "value": [
+            {
+                "url": "https://shop.example.com",
+                "title": "Merch",
+                "description": "Shirts",
+                "icon": "/img/logo.svg",
+                "color": "#ff8800",
+                "openExternally": True,
+            }
+        ]
+    },
+    ("post", "/api/admin/config/chat/allowedorigins"): {"value": ["https://embed.example.com"]},
     ("get", "/api/admin/viewersOverTime"): None,
     ("get", "/api/admin/hardwarestats"): None,
     ("get", "/api/admin/accesstokens"): None,
@@ -589,15 +607,16 @@ for _method, _path in SUCCESS:
 class BehaviourTests(_Base):
     """Particular answers: fields that appear with state, both id forms, the key change."""
 
-    def test_every_message_type_and_a_null_author_validate(self):
+    def test_every_message_type_and_an_absent_author_validate(self):
         self.populate()
-        _, body, _ = self.call("get", "/api/admin/chat/messages")
-        self.assertEqual({m["type"] for m in body}, {"CHAT", "SYSTEM", "CHAT_ACTION"})
-        self.assertIn(None, [m["author"] for m in body])
-        self.assertIn(False, [m["visible"] for m in body])
         _, public, _ = self.call("get", "/api/chat")
-        self.assertEqual(len(public), len(body) - 1)
+        self.assertEqual({m["type"] for m in public}, {"CHAT", "SYSTEM", "CHAT_ACTION"})
+        self.assertIn(False, ["author" in m for m in public])
         self.assertTrue(all(m["visible"] for m in public))
+        # Moderators see users' messages (0.0.7's moderation history), hidden ones too.
+        _, body, _ = self.call("get", "/api/admin/chat/messages")
+        self.assertEqual({m["type"] for m in body}, {"CHAT"})
+        self.assertIn(False, [m["visible"] for m in body])
 
     def test_clients_carry_connection_time_and_a_nullable_username(self):
         self.populate()
@@ -617,7 +636,7 @@ class BehaviourTests(_Base):
         for agent in ("Firefox", "Chrome", "Chrome"):
             self.call("post", "/api/ping", headers={"User-Agent": [agent]})
         _, status, _ = self.call("get", "/api/status")
-        self.assertEqual((status["viewerCount"], status["sessionMaxViewerCount"]), (2, 2))
+        self.assertEqual(status["viewerCount"], 2)
         _, admin, _ = self.call("get", "/api/admin/status")
         self.assertEqual(admin["sessionPeakViewerCount"], 2)
 
@@ -650,11 +669,13 @@ class BehaviourTests(_Base):
         _, status, _ = self.call("get", "/api/status")
         self.assertIsNotNone(status["lastConnectTime"])
         self.assertIsNone(status["lastDisconnectTime"])
+        self.call("get", "/api/yp", expect=404)
+        run(self.ctx.save({"directoryEnabled": True}))
         _, yp, _ = self.call("get", "/api/yp")
         self.assertTrue(yp["online"])
         _, dropped, _ = self.call("post", "/api/admin/disconnect")
         self.assertIs(dropped["success"], True)
-        _, idle, _ = self.call("post", "/api/admin/disconnect")
+        _, idle, _ = self.call("post", "/api/admin/disconnect", expect=400)
         self.assertIs(idle["success"], False)
         _, status, _ = self.call("get", "/api/status")
         self.assertIsNotNone(status["lastDisconnectTime"])
@@ -676,7 +697,7 @@ class BehaviourTests(_Base):
         self.assertIsNotNone(mine[0]["lastUsed"])
         self.assertNotEqual(mine[0]["lastUsed"], mine[0]["timestamp"])
 
-    def test_webhook_ids_are_strings_and_delete_takes_either_form(self):
+    def test_webhook_ids_are_numbers_and_delete_takes_either_form(self):
         made = [
             self.call(
                 "post",
@@ -685,10 +706,10 @@ class BehaviourTests(_Base):
             )[1]
             for _ in range(2)
         ]
-        self.assertTrue(all(isinstance(w["id"], str) for w in made))
+        self.assertTrue(all(type(w["id"]) is int for w in made))
         _, listed, _ = self.call("get", "/api/admin/webhooks")
         self.assertEqual([w["id"] for w in listed], [w["id"] for w in made])
-        for body in ({"id": int(made[0]["id"])}, {"id": made[1]["id"]}):
+        for body in ({"id": made[0]["id"]}, {"id": str(made[1]["id"])}):
             self.assert_request_documented("post", "/api/admin/webhooks/delete", body)
             self.call("post", "/api/admin/webhooks/delete", body=body)
         self.assertEqual(self.call("get", "/api/admin/webhooks")[1], [])
@@ -702,8 +723,9 @@ class BehaviourTests(_Base):
     def test_uploaded_logo_is_stored_and_served_as_a_path(self):
         png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(24)).decode()
         self.call("post", "/api/admin/config/logo", body={"value": "data:image/png;base64," + png})
-        _, config, _ = self.call("get", "/api/config")
-        self.assertRegex(config["logo"], r"^/logo/logo-[0-9a-f]{16}\.png$")
+        _, config, _ = self.call("get", "/api/admin/serverconfig")
+        self.assertRegex(config["instanceDetails"]["logo"], r"^/logo/logo-[0-9a-f]{16}\.png$")
+        self.assertEqual(self.call("get", "/api/config")[1]["logo"], "/logo")
 
     def test_served_document_is_this_file(self):
         _, content, _ = self.call("get", "/api/openapi.yaml")
@@ -736,7 +758,7 @@ class ErrorTests(_Base):
             token = self.tokens["HAS_ADMIN_ACCESS"]
             self.call(method, path, auth=None, bearer=token, expect=401)
             count += 1
-        self.assertEqual(count, 36)
+        self.assertEqual(count, 40)
 
     def test_integration_operations_refuse_missing_or_unknown_tokens(self):
         count = 0
@@ -794,7 +816,7 @@ class ErrorTests(_Base):
 
     def test_malformed_bodies_are_400(self):
         ops = self.body_operations()
-        self.assertEqual(len(ops), 31)
+        self.assertEqual(len(ops), 35)
         for method, path in ops:
             for raw in (b"", b"   ", b"{nope", b"\xff\xfe{}", b"[1, 2]", b'"text"', b"null"):
                 _, body, _ = self.call(method, path, raw=raw, expect=400)
@@ -892,7 +914,7 @@ INVALID: list[tuple[str, Any, bool]] = [
     ("/api/admin/config/logo", {"value": "data:image/svg+xml;base64,PHN2Zz4="}, False),
     ("/api/admin/config/tags", {"value": "games"}, True),
     ("/api/admin/config/tags", {"value": ["ok", 5]}, True),
-    ("/api/admin/config/webserverport", {"value": 0}, True),
+    ("/api/admin/config/webserverport", {"value": -1}, True),
     ("/api/admin/config/webserverport", {"value": "8080"}, True),
     ("/api/admin/config/webserverport", {"value": 65536}, True),
     ("/api/admin/config/webserverport", {"value": 80.5}, True),
@@ -902,15 +924,26 @@ INVALID: list[tuple[str, Any, bool]] = [
     ("/api/admin/config/directoryenabled", {"value": 1}, True),
     ("/api/admin/config/serverurl", {"value": "ftp://example.com"}, True),
     ("/api/admin/config/serverurl", {"value": "example.com"}, True),
-    ("/api/admin/config/video/streamlatencylevel", {"value": 9}, True),
+    ("/api/admin/config/video/streamlatencylevel", {"value": 1_000_001}, True),
     ("/api/admin/config/video/streamlatencylevel", {"value": -1}, True),
     ("/api/admin/config/video/streamlatencylevel", {"value": "low"}, True),
-    ("/api/admin/config/video/streamoutputvariants", {"value": []}, True),
+    ("/api/admin/config/video/streamoutputvariants", {"value": {"framerate": 24}}, True),
     ("/api/admin/config/video/streamoutputvariants", {"value": [{"bogus": 1}]}, True),
     ("/api/admin/config/video/streamoutputvariants", {"value": [{"scaledWidth": 641}]}, True),
-    ("/api/admin/config/video/streamoutputvariants", {"value": [{"framerate": 0}]}, True),
+    ("/api/admin/config/video/streamoutputvariants", {"value": [{"framerate": -1}]}, True),
     ("/api/admin/config/video/streamoutputvariants", {"value": [{"framerate": 121}]}, True),
-    ("/api/admin/config/video/streamoutputvariants", {"value": [{"videoBitrate": 99}]}, True),
+    ("/api/admin/config/video/streamoutputvariants", {"value": [{"videoBitrate": -1}]}, True),
+    ("/api/admin/config/video/streamoutputvariants", {"value": [{"name": 5}]}, True),
+    ("/api/admin/config/welcomemessage", {"value": 5}, True),
+    ("/api/admin/config/chat/disable", {"value": "yes"}, True),
+    ("/api/admin/config/externalactions", {"value": [{"title": "no url"}]}, True),
+    (
+        "/api/admin/config/externalactions",
+        {"value": [{"url": "javascript:alert(1)", "title": "x"}]},
+        True,
+    ),
+    ("/api/admin/config/chat/allowedorigins", {"value": ["https://x.example/path"]}, True),
+    ("/api/admin/config/chat/allowedorigins", {"value": "https://x.example"}, True),
     ("/api/admin/config/video/streamoutputvariants", {"value": [{"audioBitrate": 1025}]}, True),
     ("/api/admin/config/video/streamoutputvariants", {"value": [{"cpuUsageLevel": 5}]}, True),
     ("/api/admin/config/video/streamoutputvariants", {"value": [{"scaledHeight": 4322}]}, True),

@@ -1,10 +1,13 @@
-"""Admin endpoints under ``/api/admin``: basic auth ``admin`` / stream key on every route."""
+"""Admin endpoints under ``/api/admin``: basic auth ``admin`` / stream key on every route.
+
+Answers as Owncast 0.0.7's controllers/admin/ (shapes in ``owncast.api.shapes``), success
+messages included; failures are our ``{"success": false, "message"}`` with a status.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from owncast import VERSION_STRING
 from owncast.api import logo, shapes
 from owncast.api.http import (
     JsonApp,
@@ -18,8 +21,33 @@ from owncast.api.http import (
 )
 from owncast.core import events
 from owncast.core.errors import ApiError, NotFoundError, ValidationError
-from owncast.core.settings import SETTERS, http_url
+from owncast.core.settings import KNOWN_CODECS, SETTERS, http_url
 from owncast.core.tokens import validate_new_token
+
+#: What 0.0.7 answered each setting with (controllers/admin/config.go); "changed" otherwise.
+SAVED_MESSAGES = {
+    "webserverport": "http port set",
+    "rtmpserverport": "rtmp port set",
+    "serverurl": "server url set",
+    "directoryenabled": "directory state changed",
+    "video/streamlatencylevel": "set stream latency",
+    "video/streamoutputvariants": "stream output variants updated",
+    "video/codec": "video codec updated",
+    "s3": "storage configuration changed",
+    "socialhandles": "social handles updated",
+    "customstyles": "custom styles updated",
+    "chat/disable": "chat disabled status updated",
+    "externalactions": "external actions update",
+}
+
+
+async def change_title(ctx: Any, title: str) -> None:
+    """Store a new stream title; unless it was emptied, tell the connected chat clients
+    (a notice, never stored, as 0.0.7) and the ``STREAM_TITLE_UPDATED`` webhooks."""
+    await ctx.save({"streamTitle": title})
+    if title:
+        ctx.chat.announce(f"Stream title changed to **{title}**")
+        ctx.events.emit(events.STREAM_TITLE_UPDATED, events.stream_event(ctx.settings, ctx.now()))
 
 
 def visibility_request(request: Any) -> tuple[list[str], bool]:
@@ -56,17 +84,30 @@ class AdminApi(JsonApp):
     @json_api
     @admin
     def status(self, request):
+        """controllers/admin/status.go; ``currentBroadcast`` (the variants and latency the
+        broadcast uses) is null while offline, as ``broadcaster`` is."""
         ctx = self.ctx
         broadcaster = ctx.stream.broadcaster
+        current = None
         if broadcaster is not None:
-            broadcaster = dict(broadcaster, time=iso(broadcaster["time"]))
+            broadcaster = {
+                "remoteAddr": broadcaster["remoteAddr"],
+                "streamDetails": dict(broadcaster["streamDetails"]),
+                "time": iso(broadcaster["time"]),
+            }
+            current = {
+                "outputSettings": [shapes.variant(v) for v in ctx.settings["videoQualityVariants"]],
+                "latencyLevel": {"level": ctx.settings["latencyLevel"]},
+            }
         return {
             "broadcaster": broadcaster,
+            "currentBroadcast": current,
             "online": ctx.stream.online,
             "viewerCount": ctx.viewers.count(),
-            "sessionPeakViewerCount": ctx.viewers.session_max,
             "overallPeakViewerCount": ctx.viewers.overall_max,
-            "versionNumber": VERSION_STRING,
+            "sessionPeakViewerCount": ctx.viewers.session_max,
+            "streamTitle": ctx.settings["streamTitle"],
+            "versionNumber": shapes.API_VERSION,
         }
 
     @app.route("/disconnect", methods=["POST"])
@@ -74,7 +115,7 @@ class AdminApi(JsonApp):
     @admin
     def disconnect(self, request):
         if not self.ctx.stream.disconnect():
-            return {"success": False, "message": "no inbound stream connected"}
+            raise ApiError("no inbound stream connected")
         return ok("inbound stream disconnected")
 
     @app.route("/yp/reset", methods=["POST"])
@@ -82,7 +123,7 @@ class AdminApi(JsonApp):
     @admin
     async def yp_reset(self, request):
         await self.ctx.save({"ypRegistrationKey": ""})
-        return ok("directory registration key reset")
+        return ok("reset")
 
     @app.route("/clients", methods=["GET"])
     @json_api
@@ -105,43 +146,60 @@ class AdminApi(JsonApp):
     @app.route("/serverconfig", methods=["GET"])
     @json_api
     @admin
-    def serverconfig(self, request):
-        settings = self.ctx.settings
-        details = shapes.instance_details(settings)
-        details["pageContent"] = settings["pageContent"]
+    async def serverconfig(self, request):
+        """controllers/admin/serverConfig.go."""
+        ctx = self.ctx
+        settings = ctx.settings
+        ffmpeg = ctx.ffmpeg_path() or ""
         return {
-            "instanceDetails": details,
-            "ffmpegPath": self.ctx.ffmpeg_path() or "",
+            "instanceDetails": shapes.admin_instance_details(settings),
+            "ffmpegPath": ffmpeg,
             "streamKey": settings["streamKey"],
             "webServerPort": settings["webServerPort"],
             "rtmpServerPort": settings["rtmpServerPort"],
-            "serverUrl": settings["serverUrl"],
-            "s3": dict(settings["s3"]),
+            "s3": shapes.s3(settings["s3"]),
             "videoSettings": {
-                "videoQualityVariants": [dict(v) for v in settings["videoQualityVariants"]],
+                "videoQualityVariants": [
+                    shapes.variant(v, as_configured=True) for v in settings["videoQualityVariants"]
+                ],
                 "latencyLevel": settings["latencyLevel"],
-                "videoCodec": settings["videoCodec"],
             },
+            # 0.0.7 sent an unset field here (always 0); ours carries the level.
+            "latencyLevel": settings["latencyLevel"],
             "yp": {
                 "enabled": settings["directoryEnabled"],
                 "instanceUrl": settings["serverUrl"],
             },
+            "chatDisabled": settings["chatDisabled"],
+            "externalActions": [dict(a) for a in settings["externalActions"]],
+            "supportedCodecs": await self._supported_codecs(ffmpeg),
+            "videoCodec": settings["videoCodec"],
         }
+
+    async def _supported_codecs(self, ffmpeg: str) -> list[str]:
+        """The H.264 encoders we drive that this ffmpeg offers (cached by the probe)."""
+        if not ffmpeg:
+            return []
+        try:
+            offered = await self.ctx.probe.encoders(ffmpeg)
+        except Exception:
+            return []
+        return [codec for codec in KNOWN_CODECS if codec in offered]
 
     # -- chat moderation ---------------------------------------------------------------
     @app.route("/chat/messages", methods=["GET"])
     @json_api
     @admin
     async def messages(self, request):
-        return [shapes.message(m) for m in await self.ctx.chat.everything()]
+        return [shapes.message(m) for m in await self.ctx.chat.moderation()]
 
     @app.route("/chat/updatemessagevisibility", methods=["POST"])
     @json_api
     @admin
     async def visibility(self, request):
         ids, visible = visibility_request(request)
-        changed = await self.ctx.chat.set_visibility(ids, visible)
-        return ok(f"changed visibility of {len(changed)} messages")
+        await self.ctx.chat.set_visibility(ids, visible)
+        return ok("changed")
 
     # -- settings ----------------------------------------------------------------------
     @app.route("/config/<path:name>", methods=["POST"])
@@ -165,11 +223,11 @@ class AdminApi(JsonApp):
             await self._save(key, validate(value))
         else:
             raise NotFoundError(f"no such setting: {name}")
-        return ok("changed")
+        return ok(SAVED_MESSAGES.get(name, "changed"))
 
     async def _save(self, key: str, value: Any) -> None:
         if key == "streamTitle":
-            await self.ctx.change_title(value)
+            await change_title(self.ctx, value)
         else:
             await self.ctx.save({key: value})
 
@@ -244,11 +302,11 @@ class AdminApi(JsonApp):
     @admin
     async def delete_webhook(self, request):
         value = body_object(request, "id")["id"]
-        # Owncast 0.0.7 clients send the id as a number, the seed says string: take both.
+        # 0.0.7 took a number (and answers with one), the seed says string: take both.
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise ValidationError("id must be a webhook id")
         if not (str(value).isascii() and str(value).isdigit()):
             raise ValidationError("id must be a webhook id")
         if not await self.ctx.webhooks.delete(str(int(value))):
             raise ApiError("no such webhook", 404)
-        return ok(f"deleted webhook {int(value)}")
+        return ok("deleted webhook")

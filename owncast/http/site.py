@@ -14,6 +14,7 @@ from owncast.api.admin import AdminApi
 from owncast.api.context import AppContext
 from owncast.api.http import check_admin, viewer_key
 from owncast.api.integrations import IntegrationsApi
+from owncast.api.logo import LogoResource
 from owncast.api.public import PublicApi
 from owncast.core.errors import ApiError
 from owncast.http.fastpath import HlsFastPath, OwncastChannel
@@ -203,7 +204,7 @@ def build_root(
     img = File(str(webroot / "img"))
     img.putChild(b"emoji", MergedFolder(ctx.datadir / "emoji", webroot / "img" / "emoji"))
     root.putChild(b"img", img)
-    root.putChild(b"logo", MergedFolder(ctx.datadir / "logo"))
+    root.putChild(b"logo", LogoResource(ctx, MergedFolder(ctx.datadir / "logo")))
     root.putChild(b"customstyles.css", CustomStyles(ctx))
     root.putChild(b"hls", hls if hls is not None else hls_resource(ctx))
     root.putChild(b"admin", AdminGuard(ctx, File(str(webroot / "admin"))))

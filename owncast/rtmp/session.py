@@ -79,13 +79,16 @@ def details_from_metadata(meta: dict, details: dict) -> set[str]:
     for key, field in (
         ("width", "width"),
         ("height", "height"),
-        ("framerate", "frameRate"),
+        ("framerate", "framerate"),
         ("videodatarate", "videoBitrate"),
         ("audiodatarate", "audioBitrate"),
     ):
         if number(key):
             details[field] = number(key)
             filled.add(field)
+    rate = meta.get("framerate")
+    if "framerate" in filled and isinstance(rate, float) and not rate.is_integer():
+        details["framerate"] = round(rate, 3)  # 29.97 stays 29.97, as 0.0.7's float32
     video = codec_name(meta.get("videocodecid"), _VIDEO_CODECS)
     audio = codec_name(meta.get("audiocodecid"), _AUDIO_CODECS)
     if video:
@@ -101,7 +104,7 @@ def empty_details() -> dict:
     return {
         "width": 0,
         "height": 0,
-        "frameRate": 0,
+        "framerate": 0,
         "videoBitrate": 0,
         "videoCodec": "",
         "audioBitrate": 0,

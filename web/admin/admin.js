@@ -126,12 +126,12 @@
     const details = c.instanceDetails;
     const map = {
       name: details.name, streamTitle: details.streamTitle, summary: details.summary,
-      logo: details.logo, tags: details.tags, pageContent: details.pageContent,
+      logo: details.logo, tags: details.tags, pageContent: details.extraPageContent,
       socialHandles: details.socialHandles, customStyles: details.customStyles,
-      nsfw: details.nsfw, serverUrl: c.serverUrl, directoryEnabled: c.yp.enabled,
+      nsfw: details.nsfw, serverUrl: c.yp.instanceUrl, directoryEnabled: c.yp.enabled,
       streamKey: c.streamKey, webServerPort: c.webServerPort, rtmpServerPort: c.rtmpServerPort,
       ffmpegPath: c.ffmpegPath, s3: c.s3, latencyLevel: c.videoSettings.latencyLevel,
-      videoCodec: c.videoSettings.videoCodec,
+      videoCodec: c.videoCodec,
     };
     return map[key];
   }
@@ -212,7 +212,9 @@
       const form = $("preview-button").form;
       await saveSetting(form, readSetting(form));
       const preview = $("page-preview");
-      preview.innerHTML = config.instanceDetails.extraPageContent;
+      // serverconfig has the markdown (as Owncast 0.0.7); /api/config the rendered page.
+      const rendered = await (await fetch("/api/config", { cache: "no-store" })).json();
+      preview.innerHTML = rendered.extraPageContent;
       preview.hidden = false;
     });
   }
