@@ -52,7 +52,7 @@ from owncast.core.events import EventBus
 from owncast.core.samples import StatsHistory
 from owncast.core.settings import Settings, generate_stream_key
 from owncast.core.stream import StreamState
-from owncast.core.throttle import AuthThrottle
+from owncast.core.throttle import AuthThrottle, TrustedProxies
 from owncast.core.tokens import TokenRegistry
 from owncast.core.viewers import Viewers
 from owncast.core.webhooks import WebhookDispatcher, WebhookRegistry
@@ -96,6 +96,10 @@ class Config:
     ffmpeg: str | None = None
     directory_url: str = DEFAULT_DIRECTORY
     webroot: Path = WEB_ROOT
+    #: ``--trustedproxy``: reverse proxies whose forwarding headers name the client
+    trusted_proxies: tuple[str, ...] = ()
+    #: ``--allowprivate``: webhooks and S3 may reach loopback and private addresses
+    allow_private: bool = False
 
 
 class OwncastService(OrderedMultiService):
@@ -275,15 +279,18 @@ def build(
         logs=LogBuffer(),
         history=StatsHistory(store, reactor.seconds),
         probe=FfmpegProbe(reactor),
-        throttle=AuthThrottle(reactor.seconds),
+        throttle=AuthThrottle(reactor.seconds, proxies=TrustedProxies(config.trusted_proxies)),
         datadir=datadir,
         webroot=config.webroot,
         blocking=blocking,
         ffmpeg_option=config.ffmpeg,
         ffmpeg_default=bundled_ffmpeg,
     )
-    client = JsonClient(reactor)
-    dispatcher = WebhookDispatcher(webhooks, reactor, client.status_poster())
+    # Webhook URLs come from admins: private targets only with --allowprivate. The
+    # directory URL is the operator's own --directoryurl.
+    hooks_client = JsonClient(reactor, allow_private=config.allow_private)
+    client = JsonClient(reactor, allow_private=True)
+    dispatcher = WebhookDispatcher(webhooks, reactor, hooks_client.status_poster())
     bus.subscribe(dispatcher)
 
     hls_dir = datadir / "hls"
@@ -295,12 +302,13 @@ def build(
     publisher = SegmentPublisher(
         hls_dir,
         lambda: settings["s3"],
-        lambda s3: S3SegmentStorage(s3, reactor),
+        lambda s3: S3SegmentStorage(s3, reactor, allow_private=config.allow_private),
         blocking,
         reactor,
         playlists.forget,
     )
-    broadcasts = Broadcasts(ctx.stream, lambda: settings["streamKey"], transcoder)
+    # A wrong stream key counts in the same throttle as a wrong admin password.
+    broadcasts = Broadcasts(ctx.stream, lambda: settings["streamKey"], transcoder, ctx.throttle)
 
     def web_endpoint() -> str:
         return config.listen or f"tcp:{settings['webServerPort']}:backlog=1024"

@@ -9,6 +9,7 @@ from typing import Any
 
 from twisted.python import usage
 
+from owncast.core.throttle import parse_networks
 from owncast.listing.directory import DEFAULT_DIRECTORY
 from owncast.service import Config, OwncastService, build
 from owncast.store.redisconfig import RedisConfig
@@ -25,6 +26,9 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {
     "listen": (None, str),
     "rtmplisten": (None, str),
 }
+#: Keys of the config file that are not parameters: flags and repeatable options.
+_CONFIG_FLAGS = ("allowprivate",)
+_CONFIG_LISTS = ("trustedproxy",)
 
 
 def _port(value: str) -> int:
@@ -35,6 +39,14 @@ def _port(value: str) -> int:
 
 
 class Options(usage.Options):
+    optFlags = [
+        [
+            "allowprivate",
+            None,
+            "Let webhooks and the S3 endpoint reach loopback, private and link-local "
+            "addresses (refused by default).",
+        ],
+    ]
     optParameters = [
         ["datadir", None, None, "Data directory: database, HLS output, logs, emoji. [./data]"],
         ["webserverport", None, None, "HTTP port for viewers, the API and chat. [8080]", _port],
@@ -71,6 +83,15 @@ class Options(usage.Options):
         ["config", None, None, "An INI file with an [owncast] section of these options."],
     ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self["trustedproxy"] = []
+
+    def opt_trustedproxy(self, value: str) -> None:
+        """A reverse proxy (address or CIDR) whose X-Forwarded-For or Forwarded header
+        names the client, for throttling logins; repeatable."""
+        self["trustedproxy"].append(value)
+
     def postOptions(self) -> None:
         if self["config"]:
             parser = configparser.ConfigParser()
@@ -80,10 +101,20 @@ class Options(usage.Options):
             except (OSError, configparser.Error) as e:
                 raise usage.UsageError(f"cannot read --config {self['config']}: {e}") from e
             section = parser["owncast"] if parser.has_section("owncast") else {}
-            unknown = set(section) - set(_OPTIONS)
+            unknown = set(section) - set(_OPTIONS) - set(_CONFIG_FLAGS) - set(_CONFIG_LISTS)
             if unknown:
                 raise usage.UsageError(f"unknown keys in --config: {', '.join(sorted(unknown))}")
             for key, value in section.items():
+                if key in _CONFIG_FLAGS:
+                    try:
+                        self[key] = self[key] or parser.getboolean("owncast", key)
+                    except ValueError as e:
+                        raise usage.UsageError(f"--config {key}: {e}") from e
+                    continue
+                if key in _CONFIG_LISTS:
+                    if not self[key]:
+                        self[key] = value.replace(",", " ").split()
+                    continue
                 if self[key] is None and value.strip():
                     try:
                         self[key] = _port(value) if key.endswith("port") else value.strip()
@@ -94,6 +125,10 @@ class Options(usage.Options):
                 self[key] = default
         if self["redis"]:
             redis_config(self["redis"])  # fail now, not at startup
+        try:
+            parse_networks(self["trustedproxy"])
+        except ValueError as e:
+            raise usage.UsageError(f"--trustedproxy: {e}") from e
 
 
 def makeService(options: Options, reactor: Any = None) -> OwncastService:
@@ -113,6 +148,8 @@ def makeService(options: Options, reactor: Any = None) -> OwncastService:
         rtmp_listen=options["rtmplisten"],
         ffmpeg=options["ffmpeg"],
         directory_url=options["directoryurl"] or DEFAULT_DIRECTORY,
+        trusted_proxies=tuple(options["trustedproxy"]),
+        allow_private=bool(options["allowprivate"]),
     )
     if not options["redis"]:
         return build(reactor, config)

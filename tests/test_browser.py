@@ -28,6 +28,8 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial import unittest
+from twisted.web.resource import Resource
+from twisted.web.server import Site
 
 from tests.daemon import REPO_ROOT, Daemon, sleep, start_daemon
 
@@ -230,8 +232,43 @@ async def overflow(page: Any) -> int:
     )
 
 
+#: Another site's page that tries to forge admin requests: fetches that need no preflight
+#: (a form's content type, or a body without a type) and a form posting JSON as text/plain.
+_FORGERY = """<!doctype html><html><head><title>Cute cats</title></head><body>
+<form id="form" method="POST" enctype="text/plain" action="TARGET/api/admin/config/name">
+<input name='{"value": "Forged by a form", "pad": "' value='"}'></form>
+<script>
+async function forge() {
+  const post = (path, body, type) => fetch("TARGET/api/admin/" + path, {
+    method: "POST", mode: "no-cors", credentials: "include",
+    headers: type ? {"Content-Type": type} : {}, body: type ? body : new Blob([body])});
+  await Promise.allSettled([
+    post("config/name", JSON.stringify({value: "Forged by fetch"}), "text/plain"),
+    post("config/key", JSON.stringify({value: "forged-key-123"}), null),
+    post("webhooks/create", JSON.stringify({url: "https://evil.example/", events: ["CHAT"]}),
+         "text/plain"),
+  ]);
+  return "done";
+}
+</script></body></html>"""
+
+
+class _ForeignSite(Resource):
+    """Serves ``_FORGERY`` aimed at ``target``, from a port of its own: another origin."""
+
+    isLeaf = True
+
+    def __init__(self, target: str):
+        super().__init__()
+        self._page = _FORGERY.replace("TARGET", target).encode()
+
+    def render_GET(self, request: Any) -> bytes:
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return self._page
+
+
 class BrowserTests(unittest.TestCase):
-    timeout = 80
+    timeout = 150
 
     def setUp(self) -> None:
         if async_playwright is None:
@@ -490,6 +527,58 @@ class BrowserTests(unittest.TestCase):
                 "document": name,
             },
         )
+        self.assertNoPageErrors(browser)
+
+    # -- cross-site requests -----------------------------------------------------------
+    async def test_another_sites_page_cannot_forge_admin_requests(self):
+        """The admin is logged in (the browser holds the basic credentials); a page on
+        another origin makes the browser post to the admin API. Every attempt is refused
+        and changes nothing; the admin page, in the same browser, still saves."""
+        daemon, browser = await self.start()
+        before = (await daemon.get("/api/admin/serverconfig", auth=ADMIN)).json
+        port = reactor.listenTCP(0, Site(_ForeignSite(daemon.base)), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        foreign = f"http://127.0.0.1:{port.getHost().port}/"  # another port: another origin
+
+        async def forge() -> list[tuple[str, int]]:
+            context = await browser.context(admin=True)
+            admin = await browser.page(context, daemon.base + "/admin/")
+            await admin.wait_for_selector("#tabs a")
+            page = await context.new_page()
+            answers: list[tuple[str, int]] = []
+            page.on(
+                "response",
+                lambda r: answers.append((r.url, r.status)) if "/api/admin/" in r.url else None,
+            )
+            await page.goto(foreign)
+            await page.evaluate("forge()")
+            async with page.expect_navigation():
+                await page.evaluate("document.getElementById('form').submit()")
+            # The admin page, in the same browser, saves as before.
+            settings = await browser.page(context, daemon.base + "/admin/#settings")
+            await settings.wait_for_function(
+                "() => document.querySelector(\"form[data-key='name'] [name=value]\").value"
+            )
+            form = settings.locator("form.setting[data-key='name']")
+            await form.locator("[name=value]").fill("Saved by the admin")
+            async with settings.expect_response(lambda r: "/api/admin/config/" in r.url) as info:
+                await form.locator("button:not([type=button])").click()
+            saved = await info.value
+            assert saved.ok, (saved.status, await saved.text())
+            return answers
+
+        answers = await browser.run(forge())
+        paths = sorted(url.rpartition("/api/admin/")[2] for url, _ in answers)
+        self.assertEqual(paths, ["config/key", "config/name", "config/name", "webhooks/create"])
+        self.assertEqual({status for _, status in answers}, {403}, answers)
+        after = (await daemon.get("/api/admin/serverconfig", auth=ADMIN)).json
+        self.assertEqual(after["instanceDetails"]["name"], "Saved by the admin")
+        self.assertEqual(after["streamKey"], before["streamKey"])
+        self.assertEqual((await daemon.get("/api/admin/webhooks", auth=ADMIN)).json, [])
+        # Chromium logs the refused requests themselves, and the favicon it looked for
+        # beside the form's refused answer; nothing else went wrong.
+        for error in [e for e in browser.errors if "status of 403" in e or "favicon.ico" in e]:
+            browser.errors.remove(error)
         self.assertNoPageErrors(browser)
 
     # -- layout, screenshots, CSP -------------------------------------------------------

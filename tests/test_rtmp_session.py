@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import struct
+from pathlib import Path
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import fail
@@ -15,14 +16,23 @@ from zope.interface.verify import verifyObject
 
 from owncast.core.broadcast import Broadcasts, NullSink
 from owncast.core.stream import StreamState
+from owncast.core.throttle import AuthThrottle
 from owncast.interfaces import IMediaSink
 from owncast.media import flv
 from owncast.rtmp import amf, chunks
 from owncast.rtmp.chunks import ChunkReader, Message, encode_chunks
 from owncast.rtmp.handshake import HANDSHAKE_SIZE
-from owncast.rtmp.session import IDLE_TIMEOUT, OUT_CHUNK_SIZE, WINDOW_SIZE, RtmpFactory
+from owncast.rtmp.session import (
+    AUTH_DEADLINE,
+    IDLE_TIMEOUT,
+    OUT_CHUNK_SIZE,
+    WINDOW_SIZE,
+    RtmpFactory,
+)
 from owncast.runtime import compat
 from tests.fakes import RecordingSink
+from tests.helpers import ADMIN, make_context
+from tests.helpers import Client as HttpClient
 from tests.test_rtmp_parser import ChunkEncoder, interleave, ref3, s3, shared
 from tests.test_rtmp_parser import message as hand_built
 
@@ -377,7 +387,7 @@ class PublishTests(SessionTestCase):
                 for k in (
                     "width",
                     "height",
-                    "frameRate",
+                    "framerate",
                     "videoCodec",
                     "audioCodec",
                     "encoder",
@@ -388,7 +398,7 @@ class PublishTests(SessionTestCase):
             {
                 "width": 1280,
                 "height": 720,
-                "frameRate": 30,
+                "framerate": 30,
                 "videoCodec": "H.264",
                 "audioCodec": "AAC",
                 "encoder": "obs-output module (libobs version 30.1.2)",
@@ -792,30 +802,140 @@ class MalformedInputTests(SessionTestCase):
         self.assertEqual((self.sink.starts, self.sink.stops), (1, 1))
 
 
-class FactoryTests(SessionTestCase):
-    def test_max_connections(self):
-        self.factory.max_connections = 3
-        clients = [self.client(port=40000 + i) for i in range(3)]
-        self.assertEqual(self.factory.connections, 3)
-        self.assertIsNone(self.factory.buildProtocol(IPv4Address("TCP", "10.0.0.5", 1)))
-        clients[0].close()
-        self.assertEqual(self.factory.connections, 2)
-        fourth = self.client(port=40010)
-        fourth.publish_flow()
-        self.assertTrue(self.stream.online)
-        self.assertIsNone(self.factory.buildProtocol(IPv4Address("TCP", "10.0.0.5", 2)))
+class AdmissionTests(SessionTestCase):
+    """Connections that have not published hold one of a few slots per address, for
+    ``AUTH_DEADLINE`` at most; however many idle ones there are, the encoder gets in."""
 
-    def test_default_cap(self):
-        self.assertEqual(RtmpFactory.max_connections, 64)
-        for i in range(64):
-            self.client(port=i + 1)
-        self.assertIsNone(self.factory.buildProtocol(IPv4Address("TCP", "10.0.0.5", 1)))
+    PER_ADDRESS = RtmpFactory.pending_per_address
+
+    def flood(self, count: int, host: str = "127.0.0.1", first_port: int = 10000) -> list[Client]:
+        return [self.client(host=host, port=first_port + i) for i in range(count)]
+
+    def held(self, clients: list[Client]) -> list[Client]:
+        return [c for c in clients if not c.dropped]
+
+    def test_idle_connections_from_the_publishers_address_do_not_keep_it_out(self):
+        idle = self.flood(500)
+        self.assertEqual(len(self.held(idle)), self.PER_ADDRESS)
+        # ffmpeg and OBS send C0+C1 as soon as they connect; the flood goes on meanwhile.
+        publisher = self.client(host="127.0.0.1", port=20000)
+        publisher.send(b"\x03" + u32(0) + u32(0) + bytes(HANDSHAKE_SIZE - 8))
+        idle += self.flood(500, first_port=30000)
+        self.assertFalse(publisher.dropped)
+        publisher.send(publisher.transport.value()[1 : 1 + HANDSHAKE_SIZE])  # C2 echoes S1
+        publisher.connect()
+        publisher.command("createStream", None)
+        publisher.command("publish", None, KEY, "live", stream_id=1)
+        self.assertIn("NetStream.Publish.Start", codes(publisher.commands()))
+        self.assertTrue(self.stream.online)
+        # Publishing, it holds no slot: more idle ones never push it out.
+        idle += self.flood(100, first_port=40000)
+        self.assertFalse(publisher.dropped)
+        self.assertEqual(self.factory.admission.count, self.PER_ADDRESS)
+        self.assertTrue(all(c.transport.disconnected for c in idle if c.dropped))
+
+    def test_a_flood_from_one_address_never_pushes_out_another(self):
+        waiting = self.client(host="10.0.0.2")  # silent all along
+        self.flood(1000)
+        self.assertFalse(waiting.dropped)
+        waiting.publish_flow()
+        self.assertIn("NetStream.Publish.Start", codes(waiting.commands()))
+
+    def test_when_every_slot_is_taken_the_busiest_address_gives_one_up(self):
+        busy = self.flood(self.PER_ADDRESS)
+        others = [
+            self.client(host=f"10.1.{n}.1")
+            for n in range(RtmpFactory.pending_slots - self.PER_ADDRESS)
+        ]
+        quiet = self.client(host="10.2.0.1")
+        self.assertEqual(len(self.held(busy)), self.PER_ADDRESS - 1)
+        self.assertEqual(self.held(others), others)
+        self.assertFalse(quiet.dropped)
+        # Many addresses, one idle connection each: the least advanced, oldest go first.
+        publisher = self.client(host="10.3.0.1")
+        publisher.handshake()
+        for n in range(300):
+            self.client(host=f"10.4.{n}.1")
+        self.assertFalse(publisher.dropped)
+        self.assertEqual(self.factory.admission.count, RtmpFactory.pending_slots)
+        publisher.connect()
+        publisher.command("publish", None, KEY, "live", stream_id=1)
+        self.assertIn("NetStream.Publish.Start", codes(publisher.commands()))
+
+    def test_connections_that_do_not_publish_in_time_are_dropped(self):
+        idle = self.flood(3)
+        slow = self.client(host="10.0.0.3")
+        slow.handshake()
+        slow.connect()
+        publisher = self.publishing(host="10.0.0.4")
+        self.tick(AUTH_DEADLINE - 0.5)
+        self.assertFalse(any(c.dropped for c in [*idle, slow]))
+        self.tick(0.5)
+        self.assertTrue(all(c.dropped and c.transport.disconnected for c in [*idle, slow]))
+        self.assertEqual(self.factory.admission.count, 0)
+        publisher.video(0, b"\x17a")
+        self.tick(IDLE_TIMEOUT / 2)
+        self.assertFalse(publisher.dropped)
+
+    def test_closed_connections_free_their_slots(self):
+        clients = self.flood(self.PER_ADDRESS)
+        for client in clients:
+            client.close()
+        self.assertEqual((self.factory.connections, self.factory.admission.count), (0, 0))
+        fresh = self.flood(self.PER_ADDRESS, first_port=50000)
+        self.assertEqual(len(self.held(fresh)), self.PER_ADDRESS)
+
+
+class KeyGuessingTests(SessionTestCase):
+    """Wrong stream keys count against their address in the same throttle as wrong admin
+    passwords (the key is the password)."""
+
+    def setUp(self):
+        super().setUp()
+        self.broadcasts.throttle = AuthThrottle(self.clock.seconds)
+
+    def attempt(self, key: str, host: str = "10.0.0.7") -> list[str]:
+        client = self.client(host=host)
+        client.handshake()
+        client.connect()
+        client.command("createStream", None)
+        client.command("publish", None, key, "live", stream_id=1)
+        result = codes(client.commands())
+        if client.dropped:
+            client.close()
+        return result
+
+    def test_wrong_keys_are_throttled_per_address(self):
+        results = [self.attempt("wrong") for _ in range(8)]
+        bad, denied = ["NetStream.Publish.BadName"], ["NetStream.Publish.Denied"]
+        self.assertEqual(results, [bad] * 6 + [denied] * 2)
+        self.assertEqual(self.attempt(KEY), denied)  # not even checked
+        self.assertFalse(self.stream.online)
+        self.assertEqual(self.attempt(KEY, host="10.0.0.8"), ["NetStream.Publish.Start"])
+        self.assertTrue(self.stream.online)
+
+    def test_the_penalty_passes(self):
+        for _ in range(6):
+            self.attempt("wrong")
+        self.tick(1.0)
+        self.assertEqual(self.attempt(KEY), ["NetStream.Publish.Start"])
+
+    def test_stream_keys_and_admin_passwords_share_one_penalty(self):
+        ctx = make_context(Path(self.mktemp()), clock=self.clock)
+        self.broadcasts.throttle = ctx.throttle
+        http = HttpClient(ctx)
+        for _ in range(3):
+            self.attempt("wrong", host="127.0.0.1")
+        for _ in range(3):
+            self.assertEqual(http.get("/api/admin/status", auth=("admin", "wrong"))[0], 401)
+        self.assertEqual(http.get("/api/admin/status", auth=ADMIN)[0], 429)
+        self.assertEqual(self.attempt(KEY, host="127.0.0.1"), ["NetStream.Publish.Denied"])
 
 
 class IdleTests(SessionTestCase):
-    def test_never_sending_is_dropped_after_the_timeout(self):
+    def test_never_sending_is_dropped_at_the_deadline(self):
         client = self.client()
-        self.tick(IDLE_TIMEOUT - 0.5)
+        self.tick(AUTH_DEADLINE - 0.5)
         self.assertFalse(client.dropped)
         self.tick(0.5)
         self.assertTrue(client.dropped)  # silent since the connection was made
@@ -845,14 +965,16 @@ class IdleTests(SessionTestCase):
         self.assertFalse(client.dropped)
         self.assertTrue(self.stream.online)
 
-    def test_slow_handshake_is_kept_while_bytes_arrive(self):
+    def test_a_trickle_does_not_keep_an_unpublished_connection(self):
         client = self.client()
         for i in range(1 + HANDSHAKE_SIZE):
             if i % 200 == 0:
-                self.tick(3)
+                self.tick(1)
             client.send(b"\x03" if i == 0 else b"\x00")
-        self.assertFalse(client.dropped)
-        self.assertEqual(len(client.transport.value()), SERVER_HANDSHAKE)
+            if client.dropped:
+                break
+        self.assertTrue(client.dropped)
+        self.assertLess(i, 1200)  # at AUTH_DEADLINE, not when it finished
 
     def test_bitrate_measured_without_metadata(self):
         client = self.publishing()

@@ -17,6 +17,7 @@ from twisted.internet.task import Clock
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
+from owncast.http.client import RefusedAddressError
 from owncast.interfaces import ISegmentStorage
 from owncast.segments.publisher import DELETE_AFTER, RETRY_AFTER, SegmentPublisher, list_segments
 from owncast.segments.s3 import S3Error, S3SegmentStorage
@@ -116,7 +117,8 @@ class S3StorageTests(StorageContract, unittest.TestCase):
     async def setUp(self):
         self.server = await start_s3(self)
         self.config = self.server.config(f"owncast-{uuid.uuid4().hex[:12]}")
-        self.storage = S3SegmentStorage(self.config, reactor)
+        # The test server is on loopback: private targets must be allowed explicitly.
+        self.storage = S3SegmentStorage(self.config, reactor, allow_private=True)
         await self.storage.create_bucket()
 
     async def read_back(self, url: str) -> bytes | None:
@@ -127,10 +129,21 @@ class S3StorageTests(StorageContract, unittest.TestCase):
         return body
 
     async def test_a_wrong_secret_is_refused_by_the_server(self):
-        wrong = S3SegmentStorage(dict(self.config, secret="not-the-secret"), reactor)
+        wrong = S3SegmentStorage(
+            dict(self.config, secret="not-the-secret"), reactor, allow_private=True
+        )
         with self.assertRaises(S3Error) as caught:
             await wrong.put("hls/0/x.ts", b"x", "video/mp2t", "")
         self.assertEqual(caught.exception.code, 403)
+
+    async def test_a_private_endpoint_is_refused_by_default(self):
+        """Without the allowance nothing reaches the loopback server: the upload fails
+        with the reason, and the object is not there."""
+        refused = S3SegmentStorage(self.config, reactor)
+        with self.assertRaises(RefusedAddressError) as caught:
+            await refused.put("hls/0/x.ts", b"x", "video/mp2t", "")
+        self.assertIn("--allowprivate", str(caught.exception))
+        self.assertIsNone(await self.read_back(self.storage.url("hls/0/x.ts")))
 
     def test_players_fetch_from_the_serving_endpoint_when_set(self):
         storage = S3SegmentStorage(

@@ -375,7 +375,9 @@ class WebhookEndToEndTests(unittest.TestCase):
         (from the admin API) to a subscribed receiver, and records lastUsed."""
         received: list[dict] = []
         base = listen(self, Site(_Recorder(received)))
-        daemon = await start_daemon(self, Path(self.mktemp()).resolve(), args=["--streamkey", KEY])
+        daemon = await start_daemon(
+            self, Path(self.mktemp()).resolve(), args=["--streamkey", KEY, "--allowprivate"]
+        )
         hook = await daemon.post(
             "/api/admin/webhooks/create",
             {"url": base + "/hook", "events": ["CHAT", "STREAM_TITLE_UPDATED"]},
@@ -435,7 +437,9 @@ class WebhookEndToEndTests(unittest.TestCase):
         /api/chat at once while the delivery hangs."""
         silent = _SilentFactory()
         base = listen(self, silent)
-        daemon = await start_daemon(self, Path(self.mktemp()).resolve(), args=["--streamkey", KEY])
+        daemon = await start_daemon(
+            self, Path(self.mktemp()).resolve(), args=["--streamkey", KEY, "--allowprivate"]
+        )
         hook = await daemon.post(
             "/api/admin/webhooks/create", {"url": base + "/hook", "events": ["CHAT"]}, auth=ADMIN
         )
@@ -462,3 +466,41 @@ class WebhookEndToEndTests(unittest.TestCase):
         )
         [listed] = (await daemon.get("/api/admin/webhooks", auth=ADMIN)).json
         self.assertIsNone(listed["lastUsed"])
+
+    async def test_private_receivers_are_refused_without_allowprivate(self) -> None:
+        """By default the daemon refuses to deliver to loopback (any spelling of it): the
+        receiver hears nothing, and the log says why once, naming --allowprivate."""
+        received: list[dict] = []
+        base = listen(self, Site(_Recorder(received)))
+        port = base.rpartition(":")[2]
+        daemon = await start_daemon(self, Path(self.mktemp()).resolve(), args=["--streamkey", KEY])
+        urls = [
+            f"{base}/hook",
+            f"http://localhost:{port}/hook",
+            f"http://127.1:{port}/hook",
+            f"http://2130706433:{port}/hook",
+            f"http://[::ffff:127.0.0.1]:{port}/hook",
+        ]
+        for url in urls:
+            hook = await daemon.post(
+                "/api/admin/webhooks/create", {"url": url, "events": ["CHAT"]}, auth=ADMIN
+            )
+            self.assertEqual(hook.code, 200, hook)
+        token = await daemon.post(
+            "/api/admin/accesstokens/create",
+            {"name": "bot", "scopes": ["CAN_SEND_MESSAGES"]},
+            auth=ADMIN,
+        )
+        sent = await daemon.post(
+            "/api/integrations/chat/user", {"user": "bot", "body": "hi"}, bearer=token.json["token"]
+        )
+        self.assertEqual(sent.code, 200, sent)
+        await wait_until(
+            lambda: daemon.output.count("Outbound request refused") >= len(urls),
+            WAIT,
+            "every refusal to be logged",
+        )
+        self.assertIn("private targets need --allowprivate", daemon.output)
+        for listed in (await daemon.get("/api/admin/webhooks", auth=ADMIN)).json:
+            self.assertIsNone(listed["lastUsed"])
+        self.assertEqual(received, [])

@@ -9,12 +9,14 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import SplitResult, urlsplit
 
 from klein import Klein
 from twisted.logger import Logger
 from werkzeug.exceptions import HTTPException
 
 from owncast.core.errors import ApiError
+from owncast.core.throttle import parse_ip
 from owncast.core.times import iso as iso  # re-exported: the apps format times with it
 
 if TYPE_CHECKING:
@@ -123,12 +125,30 @@ class _UnauthenticatedError(ApiError):
         self.guess = guess
 
 
+def auth_address(ctx: Any, request: Any) -> str:
+    """The address an authentication attempt counts against: the peer, or the client a
+    trusted reverse proxy (``--trustedproxy``) names in ``X-Forwarded-For``/``Forwarded``."""
+    peer = _client_address(request)
+    proxies = ctx.throttle.proxies
+    if not proxies:
+        return peer
+    headers = request.requestHeaders
+    forwarded_for = headers.getRawHeaders(b"x-forwarded-for")
+    forwarded = headers.getRawHeaders(b"forwarded")
+    return proxies.client(
+        peer,
+        b",".join(forwarded_for).decode("latin-1") if forwarded_for else None,
+        b",".join(forwarded).decode("latin-1") if forwarded else None,
+    )
+
+
 @contextmanager
 def _throttled(ctx: Any, request: Any) -> Iterator[None]:
-    """One authentication attempt, throttled per address: refused (429, ``Retry-After``)
-    while its address is locked out; an ``_UnauthenticatedError`` raised inside counts as a
-    failure when it was a guess, and getting through counts as a success."""
-    address = _client_address(request)
+    """One authentication attempt, throttled per address (``core.throttle``): refused
+    (429, ``Retry-After``) while its address is penalized, credentials unchecked; an
+    ``_UnauthenticatedError`` raised inside counts as a failure when it was a guess.
+    Getting through clears nothing."""
+    address = auth_address(ctx, request)
     wait = ctx.throttle.retry_after(address)
     if wait > 0:
         refused = TooManyAttemptsError(wait)
@@ -141,11 +161,69 @@ def _throttled(ctx: Any, request: Any) -> Iterator[None]:
             ctx.throttle.failed(address)
         request.setHeader(b"www-authenticate", e.challenge)
         raise
-    ctx.throttle.succeeded(address)
+
+
+#: Methods that change nothing, so a cross-site one is harmless (its answer is unreadable).
+_SAFE_METHODS = frozenset((b"GET", b"HEAD", b"OPTIONS"))
+#: The content types an HTML form, or a cross-site fetch without a preflight, can send.
+_FORM_TYPES = frozenset(
+    (b"application/x-www-form-urlencoded", b"multipart/form-data", b"text/plain")
+)
+
+
+def _host_port(url: SplitResult, scheme: str) -> tuple[str | None, int]:
+    """Host and port of ``url``, the port defaulting to ``scheme``'s; ValueError for a
+    port that is not a number."""
+    return url.hostname, url.port or (443 if scheme == "https" else 80)
+
+
+def _own_origin(ctx: Any, request: Any, value: bytes) -> bool:
+    """``value`` names this server: the host the browser asked for (``Host``, or a
+    trusted proxy's ``X-Forwarded-Host``; the scheme is unknown behind a proxy that ends
+    TLS, so the Origin's is assumed), or exactly the ``serverUrl`` setting's origin."""
+    try:
+        source = urlsplit(value.decode("latin-1").strip())
+        if source.scheme not in ("http", "https") or not source.hostname:
+            return False  # "null" (sandboxed frames, no-referrer), file:, extensions
+        origin = _host_port(source, source.scheme)
+        hosts = [request.getHeader(b"host") or b""]
+        if ctx.throttle.proxies:
+            peer = parse_ip(_client_address(request))
+            if peer is not None and ctx.throttle.proxies.trusts(peer):
+                hosts.append((request.getHeader(b"x-forwarded-host") or b"").split(b",")[0])
+        for host in hosts:
+            asked = urlsplit("//" + host.decode("latin-1").strip())
+            if asked.hostname and _host_port(asked, source.scheme) == origin:
+                return True
+        server = urlsplit(ctx.settings["serverUrl"] or "")
+        return server.scheme == source.scheme and _host_port(server, server.scheme) == origin
+    except ValueError:  # a port that is not a number
+        return False
+
+
+def check_same_site(ctx: Any, request: Any, bearer: bool) -> None:
+    """Refuse a state-changing request another site's page made the browser send (the
+    admin's browser holds cached basic credentials). Browsers send ``Origin`` with every
+    such request (``Referer`` where old ones do not); it must name this server. Requests
+    with neither (curl, bots) pass. A body in a form's content type is refused unless the
+    request carries a bearer token, which no form or simple request can."""
+    if request.method in _SAFE_METHODS:
+        return
+    source = request.getHeader(b"origin")
+    if source is None:
+        source = request.getHeader(b"referer")
+    if source is not None and not _own_origin(ctx, request, source):
+        raise ApiError("cross-site request refused: its Origin is not this server", 403)
+    if not bearer:
+        kind = (request.getHeader(b"content-type") or b"").partition(b";")[0]
+        if kind.strip().lower() in _FORM_TYPES:
+            raise ApiError("send the body as JSON, with Content-Type: application/json", 415)
 
 
 def check_admin(ctx: Any, request: Any) -> None:
-    """Basic auth ``admin`` / stream key, compared in constant time, throttled per address."""
+    """Basic auth ``admin`` / stream key, compared in constant time, throttled per address;
+    state-changing requests must come from this server's own pages."""
+    check_same_site(ctx, request, bearer=False)
     with _throttled(ctx, request):
         user = request.getUser() or b""
         password = request.getPassword() or b""
@@ -161,7 +239,9 @@ def check_admin(ctx: Any, request: Any) -> None:
 
 
 async def check_token(ctx: Any, request: Any, scope: str) -> dict:
-    """Bearer token with ``scope``: 401 for a missing or unknown token, 403 without the scope."""
+    """Bearer token with ``scope``: 401 for a missing or unknown token, 403 without the scope
+    (neither a success nor a failure for the throttle)."""
+    check_same_site(ctx, request, bearer=True)
     with _throttled(ctx, request):
         header = (request.getHeader(b"authorization") or b"").decode("latin-1").strip()
         scheme, _, token = header.partition(" ")

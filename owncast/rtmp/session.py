@@ -7,6 +7,8 @@ hands to its media sink; nothing downstream parses the payload again. Anything m
 raises, and only this connection is dropped. Flow handled (as OBS and ffmpeg send it):
 ``connect`` -> ``releaseStream`` / ``FCPublish`` -> ``createStream`` -> ``publish`` -> media ->
 ``FCUnpublish`` / ``deleteStream`` (or a closed socket).
+Until it publishes with the right key a connection has ``AUTH_DEADLINE`` seconds and
+holds one of its address's few slots (``RtmpFactory``), so idle ones cannot keep it out.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from typing import Any
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
-from owncast.core.broadcast import AlreadyLiveError, Broadcast, Broadcasts
+from owncast.core.broadcast import (
+    Admission,
+    AlreadyLiveError,
+    Broadcast,
+    Broadcasts,
+    TooManyAttemptsError,
+)
+from owncast.core.throttle import address_key
 from owncast.media import media_tag, metadata_tag
 from owncast.rtmp import amf, chunks
 from owncast.rtmp.chunks import ChunkReader, Message, encode_chunks
@@ -32,6 +41,9 @@ OUT_CHUNK_SIZE = 4096
 WINDOW_SIZE = 2_500_000
 #: A publisher silent this long (seconds) is dropped so a reconnect can take over.
 IDLE_TIMEOUT = 10.0
+#: Seconds from accept to publishing with the right key (a few round trips for OBS or
+#: ffmpeg); checked with the idle timer, so a multiple of ``IDLE_TIMEOUT / 4``.
+AUTH_DEADLINE = 5.0
 #: How much media (seconds) to let arrive before waking for it, and the largest mark.
 WAKEUP_SECONDS = 0.15
 MAX_LOW_WATER = 256 * 1024
@@ -142,6 +154,11 @@ class RtmpSession(Protocol):
         self._received_at_check = 0
         self._low_water = 1
         self._closing = False
+        #: for ``Admission``: the address's share key and how far the connection got
+        self.address = ""
+        self.progress = 0
+        self._opened = self._last_rx
+        self._published = False
 
     # -- connection lifecycle ----------------------------------------------------------
     def connectionMade(self) -> None:
@@ -159,6 +176,11 @@ class RtmpSession(Protocol):
             _log.info("Dropping RTMP connection from {peer}: {why}", peer=self._peer(), why=why)
             self.transport.loseConnection()
 
+    def give_up(self) -> None:
+        """Close at once, unlogged (one that has not published: too slow, or making room)."""
+        self._closing = True
+        self.transport.abortConnection()
+
     def _peer(self) -> str:
         peer = self.transport.getPeer()
         return getattr(peer, "host", str(peer))
@@ -167,6 +189,9 @@ class RtmpSession(Protocol):
         self._idle_check = self._clock.callLater(IDLE_TIMEOUT / 4, self._check_idle)
 
     def _check_idle(self) -> None:
+        if not self._published and self._clock.seconds() - self._opened >= AUTH_DEADLINE:
+            self.give_up()
+            return
         if self._clock.seconds() - self._last_rx >= IDLE_TIMEOUT:
             self._drop(f"nothing received for {IDLE_TIMEOUT:.0f} s")
             self.transport.abortConnection()
@@ -210,12 +235,14 @@ class RtmpSession(Protocol):
         self._last_rx = self._clock.seconds()
         try:
             if self._handshake is not None:
+                self.progress = 1
                 reply, data = self._handshake.feed(data)
                 if reply:
                     self.transport.write(reply)
                 if not self._handshake.done:
                     return
                 self._handshake = None
+                self.progress = 2
             for message in self._reader.feed(data):
                 self._dispatch(message)
                 if self._closing:
@@ -335,6 +362,7 @@ class RtmpSession(Protocol):
             self._drop(f"unknown application {app!r}")
             return
         self._app = app
+        self.progress = 3
         self._send(chunks.WINDOW_ACK_SIZE, _U32.pack(WINDOW_SIZE))
         self._send(chunks.SET_PEER_BANDWIDTH, _U32.pack(WINDOW_SIZE) + b"\x02")
         self._send(chunks.SET_CHUNK_SIZE, _U32.pack(OUT_CHUNK_SIZE))
@@ -372,10 +400,19 @@ class RtmpSession(Protocol):
         if self._app is None:
             raise RtmpError("publish before connect")
         key = args[1] if len(args) > 1 and isinstance(args[1], str) else ""
-        if not self._broadcasts.authorize(key):
+        try:
+            authorized = self._broadcasts.authorize(key, self._peer())
+        except TooManyAttemptsError as e:
+            self._status(stream_id, "error", "NetStream.Publish.Denied", f"{e}.")
+            self._drop("too many failed attempts from this address")
+            return
+        if not authorized:
             self._status(stream_id, "error", "NetStream.Publish.BadName", "Invalid stream key.")
             self._drop("invalid stream key")
             return
+        if not self._published:
+            self._published = True
+            self._authenticated()
         if self.broadcast is not None:
             raise RtmpError("publish twice on one connection")
         try:
@@ -406,6 +443,9 @@ class RtmpSession(Protocol):
         self._send(chunks.USER_CONTROL, b"\x00\x00" + _U32.pack(stream_id))
         self._status(stream_id, "status", "NetStream.Publish.Start", "Publishing live.")
         _log.info("Inbound stream connected from {peer}", peer=self._peer())
+
+    def _authenticated(self) -> None:
+        """The key was right: the connection no longer waits for admission."""
 
     def _cmd_FCUnpublish(self, txn: float, args: list, stream_id: int) -> None:
         self._end_broadcast()
@@ -442,28 +482,60 @@ class RtmpSession(Protocol):
 
 
 class RtmpFactory(Factory):
-    """Builds a session per connection; caps connections so a flood cannot exhaust memory."""
+    """Builds a session per connection. Connections that have not published yet are held
+    by ``admission`` (64 in all, 8 per address, each for ``AUTH_DEADLINE`` at most); a
+    newcomer always gets in, in place of a less advanced one (``core.broadcast.Admission``).
+    A publisher holds no slot, and only one can be live."""
 
-    max_connections = 64
+    pending_slots = 64
+    pending_per_address = 8
 
     def __init__(self, broadcasts: Broadcasts, clock: Any):
         self.broadcasts = broadcasts
         self.clock = clock
         self.connections = 0
+        self.admission = Admission(self.pending_slots, self.pending_per_address)
+        #: connections given up to make room, since the last time that was logged
+        self.given_up = 0
+        self._reported = -60.0
 
     def buildProtocol(self, addr: Any) -> RtmpSession | None:
-        if self.connections >= self.max_connections:
-            return None
-        session = _CountedSession(self.broadcasts, self.clock)
+        session = _AdmittedSession(self.broadcasts, self.clock)
         session.factory = self
         return session
 
+    def admit(self, session: _AdmittedSession) -> None:
+        for victim in self.admission.admit(session):
+            victim.give_up()
+            self.given_up += 1
+        now = self.clock.seconds()
+        if self.given_up and now - self._reported >= 60:
+            _log.warn(
+                "RTMP: {count} connection(s) that had not published made room for newer "
+                "ones (the latest from {peer}): more are connecting than publish",
+                count=self.given_up,
+                peer=session.address,
+            )
+            self.given_up, self._reported = 0, now
 
-class _CountedSession(RtmpSession):
+
+class _AdmittedSession(RtmpSession):
+    factory: RtmpFactory
+
     def connectionMade(self) -> None:
         self.factory.connections += 1
+        self.address = address_key(self._peer())
+        self.factory.admit(self)
         super().connectionMade()
+
+    def _authenticated(self) -> None:
+        self.factory.admission.settled(self)
+
+    def give_up(self) -> None:
+        self.factory.admission.settled(self)
+        super().give_up()
 
     def connectionLost(self, reason: Any = None) -> None:
         self.factory.connections -= 1
+        self.factory.admission.settled(self)
         super().connectionLost(reason)

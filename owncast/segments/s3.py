@@ -1,10 +1,12 @@
-"""Segments in S3-compatible storage (AWS S3, MinIO, Spaces, B2, Wasabi...), over treq.
+"""Segments in S3-compatible storage (AWS S3, MinIO, Spaces, B2, Wasabi...).
 
 Requests are path-style (``<endpoint>/<bucket>/<key>``), which every S3-compatible
 service accepts, signed with Signature Version 4 (``sigv4``). Viewers fetch from
 ``servingEndpoint`` when it is set (a CDN in front of the bucket), else from the bucket
 URL itself, so the bucket (or the CDN) must let them read: set ``acl`` to
-``public-read`` or give the bucket a public-read policy.
+``public-read`` or give the bucket a public-read policy. Requests go out through
+``http.client.OutboundClient``: a private endpoint (a MinIO on this host or network)
+needs ``allow_private`` (``--allowprivate``).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import hashlib
 from typing import Any
 from urllib.parse import urlsplit
 
-import treq
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
+from owncast.http.client import OutboundClient
 from owncast.interfaces import ISegmentStorage
 from owncast.segments.sigv4 import canonical_path, sign
 
@@ -34,12 +36,19 @@ class S3Error(Exception):
 
 @implementer(ISegmentStorage)
 class S3SegmentStorage:
-    """``config`` is the ``s3`` setting; ``clock`` dates the signatures."""
+    """``config`` is the ``s3`` setting; ``reactor`` dates the signatures and, unless an
+    ``OutboundClient`` is given as ``http``, carries the requests."""
 
-    def __init__(self, config: dict, clock: Any, http: Any = treq):
+    def __init__(
+        self,
+        config: dict,
+        reactor: Any,
+        http: OutboundClient | None = None,
+        allow_private: bool = False,
+    ):
         self.config = dict(config)
-        self._clock = clock
-        self._http = http
+        self._clock = reactor
+        self._http = http if http is not None else OutboundClient(reactor, allow_private)
         endpoint = urlsplit(config["endpoint"].rstrip("/"))
         self._scheme, self._host = endpoint.scheme, endpoint.netloc
         self._base_path = endpoint.path.rstrip("/")
@@ -69,16 +78,11 @@ class S3SegmentStorage:
             self._region,
             self._clock.seconds(),
         )
-        response = await self._http.request(
-            method,
-            f"{self._scheme}://{self._host}{canonical_path(path)}",
-            headers={name: [value] for name, value in signed.items()},
-            data=body if body else None,
-            timeout=TIMEOUT,
+        code, content = await self._http.request(
+            method, f"{self._scheme}://{self._host}{canonical_path(path)}", signed, body, TIMEOUT
         )
-        content = await response.content()
-        if response.code >= 300:
-            raise S3Error(method, key, response.code, content)
+        if code >= 300:
+            raise S3Error(method, key, code, content)
         return content
 
     def put(self, key: str, data: bytes, content_type: str, cache_control: str) -> Deferred:
