@@ -38,6 +38,7 @@ class TooManyAttemptsError(Exception):
         super().__init__(f"too many failed attempts; retry in {int(wait) + 1} s")
         self.wait = int(wait) + 1
 
+
 @implementer(IMediaSink)
 class NullSink:
     """A media sink that drops everything: the sink when no transcoder is given."""
