@@ -79,6 +79,11 @@ def webhook_request(body: dict) -> tuple[str, list[str]]:
 class AdminApi(JsonApp):
     app = json_app()
 
+    def __init__(self, ctx: Any, disk: Any = None):
+        super().__init__(ctx)
+        #: the disk-full watch (``owncast.http.diskfull.DiskWatch``), for the status
+        self.disk = disk
+
     # -- status and control ------------------------------------------------------------
     @app.route("/status", methods=["GET"])
     @json_api
@@ -108,6 +113,8 @@ class AdminApi(JsonApp):
             "sessionPeakViewerCount": ctx.viewers.session_max,
             "streamTitle": ctx.settings["streamTitle"],
             "versionNumber": shapes.API_VERSION,
+            # ours, not 0.0.7's: the data dir's disk is full (``http.diskfull``)
+            "diskFull": bool(self.disk is not None and self.disk.full),
         }
 
     @app.route("/disconnect", methods=["POST"])

@@ -90,6 +90,8 @@ def json_api(fn):
                 result = await result
         except ApiError as e:
             request.setResponseCode(e.status)
+            if e.status == 503:  # the shared store is unreachable for now
+                request.setHeader(b"retry-after", b"5")
             result = {"success": False, "message": e.message}
         except Exception:
             _log.failure(

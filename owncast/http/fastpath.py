@@ -12,6 +12,12 @@ keep-alive connection with no request in progress, no header that changes the an
 ``HlsResource.from_memory`` can answer. Everything else (a cold file, a 404, HEAD, a
 range request, HTTP/1.0, a request split over reads) goes to twisted.web untouched, and
 a fast answer carries the same status, headers and body as twisted.web's would.
+
+The channel also times out slow request heads: a request whose line and headers have
+not all arrived ``HEAD_TIMEOUT`` seconds after its first byte is answered 408 and its
+connection closed, however the bytes trickle in (the idle timeout alone restarts with
+every byte). A request that arrives whole in one read, as nearly all do, costs nothing
+for it; fast answers never reach that code at all.
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.server import version as server_version
 
 from owncast.api.http import viewer_key_of
 from owncast.http.hls import LARGE_BODY, send_ahead
-from owncast.runtime.compat import channel_idle, set_send_limit
+from owncast.runtime.compat import channel_idle, reading_head, set_send_limit
 from owncast.runtime.netio import direct_socket, pending_bytes, send_now
 
 PREFIX = b"/hls/"
@@ -51,6 +59,9 @@ _NOT_PLAIN = frozenset(
 MAX_UNREAD = 4 * 1024 * 1024
 #: Bytes a TCP transport offers the socket per send (Twisted's default is 128 KiB).
 SEND_LIMIT = 1024 * 1024
+#: Seconds from a request's first byte until its head (line and headers) must be in.
+HEAD_TIMEOUT = 5.0
+_TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
 def plain_get(data: bytes, prefix: bytes = PREFIX) -> tuple[bytes, bytes | None, int] | None:
@@ -154,12 +165,20 @@ class HlsFastPath:
 
 class OwncastChannel(http.HTTPChannel):
     """``HTTPChannel`` that offers each request to the site's ``hls_fast`` first, while
-    no request is in progress on it (``compat.channel_idle``: so answers stay in order)."""
+    no request is in progress on it (``compat.channel_idle``: so answers stay in order),
+    and closes it when a request's head takes longer than ``head_timeout`` to arrive.
+
+    The site hears of it leaving (``site.released``: per-address connection counts)."""
 
     peer_host = ""
     direct: Any = None
     fast: HlsFastPath | None = None
     _reset_at = -1
+    head_timeout = HEAD_TIMEOUT
+    #: the peer address the site counts this connection against, if any
+    counted: str | None = None
+    #: the timer of the request head being read, while one is
+    _head_call: Any = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -177,7 +196,7 @@ class OwncastChannel(http.HTTPChannel):
                 used = fast.answer(self, data)
                 if not used:
                     break
-                # The idle timeout (minutes) moves on at most once a second: moving a
+                # The idle timeout (30 s) moves on at most once a second: moving a
                 # DelayedCall for every request would cost more than the answer.
                 if fast.second != self._reset_at:
                     self._reset_at = fast.second
@@ -186,3 +205,32 @@ class OwncastChannel(http.HTTPChannel):
                 if not data:
                     return
         super().dataReceived(data)
+        # Whole requests leave no head behind: only a partial one starts (and a finished
+        # one stops) the timer.
+        if reading_head(self) != (self._head_call is not None):
+            self._time_head()
+
+    def _time_head(self) -> None:
+        call = self._head_call
+        if call is None:
+            transport: Any = self.transport
+            if transport is not None and not transport.disconnecting:
+                self._head_call = self.callLater(self.head_timeout, self._head_timed_out)
+        else:
+            self._head_call = None
+            call.cancel()
+
+    def _head_timed_out(self) -> None:
+        self._head_call = None
+        transport: Any = self.transport
+        if reading_head(self) and transport is not None:
+            transport.write(_TIMED_OUT)
+            self.loseConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._head_call is not None:
+            self._time_head()
+        super().connectionLost(reason)
+        released = getattr(getattr(self, "site", None), "released", None)
+        if released is not None:
+            released(self)

@@ -271,6 +271,7 @@ class HlsResource(Resource):
         *,
         rewrite: Callable[[bytes, bytes], bytes] | None = None,
         playlists: PlaylistCache | None = None,
+        read_playlist: Callable[[str], Playlist] = read_playlist_keyed,
         segment_cache_bytes: int = SEGMENT_CACHE_BYTES,
         max_cached_segment: int = MAX_CACHED_SEGMENT,
     ):
@@ -290,6 +291,9 @@ class HlsResource(Resource):
         self._names: dict[bytes, tuple[str | None, str]] = {}
         #: ``rewrite(name, body) -> body`` for variant playlists (``SegmentPublisher``)
         self.rewrite = rewrite
+        #: blocking: a playlist as served (``diskfull.CompleteSegments.read`` leaves out
+        #: segments a full disk cut short)
+        self.read_playlist = read_playlist
 
     def render_GET(self, request: Any) -> Any:
         request.setHeader(b"access-control-allow-origin", b"*")
@@ -419,7 +423,7 @@ class HlsResource(Resource):
             self.playlists[path] = Playlist(self._rewritten(name, playlist.body), playlist.key)
 
         wanted, playlist = await self._read(
-            request, path, "playlist", read_playlist_keyed, path, store=store
+            request, path, "playlist", self.read_playlist, path, store=store
         )
         if wanted:
             body = self._rewritten(name, playlist.body)

@@ -17,6 +17,8 @@ from owncast.api.integrations import IntegrationsApi
 from owncast.api.logo import LogoResource
 from owncast.api.public import PublicApi
 from owncast.core.errors import ApiError
+from owncast.core.throttle import address_key
+from owncast.http.diskfull import CompleteSegments, DiskWatch
 from owncast.http.fastpath import HlsFastPath, OwncastChannel
 from owncast.http.hls import HlsResource, PlaylistCache
 from owncast.http.webroot import WEB_ROOT
@@ -38,10 +40,10 @@ _SECURITY_HEADERS = {
 class ApiRoot(Resource):
     """``/api``: admin and integrations are apps of their own; the rest goes to the public app."""
 
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: Any, disk: DiskWatch | None = None):
         super().__init__()
         self._public = PublicApi(ctx).app.resource()
-        self.putChild(b"admin", AdminApi(ctx).app.resource())
+        self.putChild(b"admin", AdminApi(ctx, disk).app.resource())
         self.putChild(b"integrations", IntegrationsApi(ctx).app.resource())
 
     def getChild(self, path: bytes, request: Any) -> Resource:
@@ -134,6 +136,36 @@ class CustomStyles(Resource):
         return self._ctx.settings["customStyles"].encode("utf-8")
 
 
+#: Connections one address may hold open at once (a browser opens at most 6 to a host;
+#: chat sockets, once upgraded, are the chat server's to count).
+MAX_PER_ADDRESS = 128
+#: Seconds an idle keep-alive connection is kept (players poll every few seconds).
+IDLE_TIMEOUT = 30
+#: Peers whose connections are not counted: a reverse proxy on this host connects from
+#: there, so every visitor behind it would share one count (the proxy limits its own).
+UNCOUNTED = frozenset(("127.0.0.1", "::1"))
+
+
+class Upgrade(Resource):
+    """The chat websocket (``/entry``): a connection it takes over counts against its
+    address no more here (the chat server caps its sockets per address itself)."""
+
+    isLeaf = True
+
+    def __init__(self, websocket: IResource):
+        super().__init__()
+        self._websocket = websocket
+
+    def render(self, request: Any) -> Any:
+        channel = request.channel
+        result = self._websocket.render(request)
+        if channel.transport is None:  # taken over
+            released = getattr(getattr(channel, "site", None), "released", None)
+            if released is not None:
+                released(channel)
+        return result
+
+
 class OwncastSite(Site):
     """A Site that adds security headers and our cache rules to every response.
 
@@ -141,22 +173,80 @@ class OwncastSite(Site):
     playlist, and thousands of players poll playlists every second. (Owncast keeps none.)
     Its channels answer plain requests for HLS files in memory themselves through
     ``hls_fast`` (``owncast.http.fastpath``), so it speaks HTTP/1.1 only, never HTTP/2.
+
+    Against exhaustion: a peer address may hold ``max_per_address`` connections at once
+    (more are closed as they are accepted), idle keep-alive connections close after
+    ``IDLE_TIMEOUT`` seconds, and a request head must arrive within the channel's
+    ``HEAD_TIMEOUT``.
     """
 
     # twisted's stubs want a _GenericHTTPChannelProtocol factory; ours is an HTTPChannel
     protocol = OwncastChannel  # type: ignore[assignment]
 
-    def __init__(self, root: Resource, hls_fast: HlsFastPath | None = None, reactor: Any = None):
-        super().__init__(root, reactor=reactor)
+    def __init__(
+        self,
+        root: Resource,
+        hls_fast: HlsFastPath | None = None,
+        reactor: Any = None,
+        max_per_address: int = MAX_PER_ADDRESS,
+        uncounted: frozenset[str] = UNCOUNTED,
+        disk: DiskWatch | None = None,
+    ):
+        super().__init__(root, reactor=reactor, timeout=IDLE_TIMEOUT)
         self.hls_fast = hls_fast
+        #: watches the HLS directory's disk while the site listens
+        self.disk = disk
         self.displayTracebacks = False
+        self.max_per_address = max_per_address
+        self.uncounted = uncounted
+        #: open connections by peer address (those counted)
+        self.connections: dict[str, int] = {}
+        #: connections closed as they came because their address held its share
+        self.refused = 0
         #: answers by status code (``/metrics``), for what twisted.web answers
         self.statuses: dict[int, int] = {}
+
+    def startFactory(self) -> None:
+        super().startFactory()
+        if self.disk is not None:
+            self.disk.startService()
+
+    def stopFactory(self) -> None:
+        if self.disk is not None and self.disk.running:
+            self.disk.stopService()
+        super().stopFactory()
 
     def log(self, request: Any) -> None:
         # Called by twisted.web for every finished request: a count, not a log line.
         code = request.code
         self.statuses[code] = self.statuses.get(code, 0) + 1
+
+    def buildProtocol(self, addr: Any) -> Any:
+        """A channel for a new connection, or None (the port closes it) when its address
+        already holds its share."""
+        host = getattr(addr, "host", None)
+        if host in self.uncounted:
+            host = None
+        if host is not None:
+            host = address_key(host)  # an IPv6 /64 is one address, as for the throttle
+            count = self.connections.get(host, 0)
+            if count >= self.max_per_address:
+                self.refused += 1
+                return None
+            self.connections[host] = count + 1
+        channel = super().buildProtocol(addr)
+        channel.counted = host
+        return channel
+
+    def released(self, channel: Any) -> None:
+        """``channel`` closed, or a websocket took its connection over: it counts no more."""
+        host, channel.counted = channel.counted, None
+        if host is not None:
+            left = self.connections[host] - 1
+            if left:
+                self.connections[host] = left
+            else:
+                del self.connections[host]
 
     def getResourceFor(self, request: Any) -> Resource:
         for name, value in _SECURITY_HEADERS.items():
@@ -180,6 +270,7 @@ def hls_resource(
         on_playlist=lambda request: ctx.viewers.seen(viewer_key(request)),
         rewrite=rewrite,
         playlists=playlists,
+        read_playlist=CompleteSegments(),
     )
 
 
@@ -190,17 +281,18 @@ def build_root(
     hls: HlsResource | None = None,
     probes: dict[bytes, Resource] | None = None,
     metrics: Resource | None = None,
+    disk: DiskWatch | None = None,
 ) -> Resource:
     """``probes`` (``/healthz``, ``/readyz``) are open to all; ``metrics`` is mounted at
-    ``/metrics`` behind the admin's basic auth."""
+    ``/metrics`` behind the admin's basic auth; ``disk`` tells the admin status."""
     root = File(str(webroot))
     for name, probe in (probes or {}).items():
         root.putChild(name, probe)
     if metrics is not None:
         root.putChild(b"metrics", AdminGuard(ctx, metrics))
     if websocket is not None:
-        root.putChild(b"entry", websocket)
-    root.putChild(b"api", ApiRoot(ctx))
+        root.putChild(b"entry", Upgrade(websocket))
+    root.putChild(b"api", ApiRoot(ctx, disk))
     img = File(str(webroot / "img"))
     img.putChild(b"emoji", MergedFolder(ctx.datadir / "emoji", webroot / "img" / "emoji"))
     root.putChild(b"img", img)
@@ -222,5 +314,7 @@ def build_site(
     """The whole web tree; ``hls`` is also answered below twisted.web by the fast path."""
     hls = hls if hls is not None else hls_resource(ctx)
     fast = HlsFastPath(hls, ctx.viewers.seen, ctx.reactor, _SECURITY_HEADERS.items())
-    root = build_root(ctx, webroot, websocket, hls, probes, metrics)
-    return OwncastSite(root, fast, reactor=ctx.reactor)
+    segments = hls.read_playlist if isinstance(hls.read_playlist, CompleteSegments) else None
+    disk = DiskWatch(hls.directory, ctx.blocking, ctx.reactor, segments)
+    root = build_root(ctx, webroot, websocket, hls, probes, metrics, disk)
+    return OwncastSite(root, fast, reactor=ctx.reactor, disk=disk)

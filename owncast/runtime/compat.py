@@ -26,7 +26,8 @@ Twisted ``HTTPChannel``:
     ``requests``, ``_handlingRequest``, ``line_mode``, ``_buffer``, ``_busyReceiving``,
     ``paused``, ``persistent``, ``_receivedHeaderSize``  whether the channel is between
         requests, so a fast answer cannot overtake one twisted.web is still writing;
-        ``requests`` is also emptied after a websocket upgrade (4 KiB a socket).
+        ``requests`` is also emptied after a websocket upgrade (4 KiB a socket);
+        whether it is partway through a request's head (slow heads are timed out).
 Autobahn ``WebSocketProtocol``:
     ``state``, ``STATE_OPEN``  the fan-out writes pre-built frames only to open sockets
         (RFC 6455: no data frame after a Close frame).
@@ -136,6 +137,16 @@ def channel_idle(channel: Any) -> bool:
         or not channel.persistent
         or channel._receivedHeaderSize
         or channel.transport.disconnecting
+    )
+
+
+def reading_head(channel: Any) -> bool:
+    """Whether an ``HTTPChannel`` has part of a request's head (its request line and
+    headers) and is waiting for the rest: no request handled, no body being read."""
+    return bool(
+        channel.line_mode
+        and not channel._handlingRequest
+        and (channel._buffer or channel._receivedHeaderSize)
     )
 
 
@@ -253,8 +264,12 @@ def _check_web() -> None:
     ):
         _attribute(channel, name, kind, owner)
     _expect(channel_idle(channel), owner, "a new channel is not idle")
-    channel.dataReceived(b"GET / HTTP/1.1\r\n")
+    _expect(not reading_head(channel), owner, "a new channel is reading a head")
+    channel.dataReceived(b"GET / HT")
+    _expect(reading_head(channel), owner, "half a request line is not seen")
+    channel.dataReceived(b"TP/1.1\r\n")
     _expect(not channel_idle(channel), owner, "a half-read request looks idle")
+    _expect(reading_head(channel), owner, "a request line without headers is not seen")
     forget_requests(channel)
 
 

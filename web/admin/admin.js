@@ -96,6 +96,7 @@
   async function loadDashboard() {
     const [status, viewers, hardware, warnings] = await Promise.all([
       api("status"), api("viewersOverTime"), api("hardwarestats"), api("logs/warnings")]);
+    $("dash-disk-full").hidden = !status.diskFull;
     $("dash-online").textContent = status.online ? "Live" : "Offline";
     $("dash-viewers").textContent = status.viewerCount;
     $("dash-peaks").textContent = "session " + status.sessionPeakViewerCount + " · all time " +
