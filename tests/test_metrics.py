@@ -240,6 +240,7 @@ class LiveScrapeTests(LiveCase):
         self.assertGreaterEqual(value(samples, requests, code="404"), 1)
         self.assertGreaterEqual(value(samples, requests, code="401"), 2)
         self.assertGreaterEqual(value(samples, requests, code="200"), 3)
+        self.assertEqual(value(samples, "owncast_auth_failures_total"), 1)  # the bad password
         deliveries = "owncast_webhook_deliveries_total"
         self.assertEqual(value(samples, deliveries, result="failed"), 0)
         self.assertGreater(value(samples, "process_resident_memory_bytes"), 0)

@@ -201,7 +201,7 @@ class DaemonCollector(Collector):
         yield from self._webhooks(r)
         yield from _counter(
             "owncast_auth_failures",
-            "Failed logins (admin password or access token).",
+            "Wrong admin passwords, stream keys and access tokens.",
             r.auth_failures,
         )
         if r.http is not None:
