@@ -97,6 +97,11 @@ class WebhookDispatcher:
         self.delivered = 0
         self.failed = 0
 
+    @property
+    def queued(self) -> int:
+        """Deliveries waiting for a free slot (retries waiting for their delay excluded)."""
+        return len(self._queue)
+
     def __call__(self, event_type: str, data: dict) -> None:
         """An ``EventBus`` subscriber: queue one delivery per subscribed webhook."""
         targets = self._registry.subscribed(event_type)
