@@ -167,6 +167,37 @@ class ArgvTests(unittest.TestCase):
         self.assertNotIn("-c:a:0", argv)
         self.assertEqual(value(argv, "-var_stream_map"), "v:0 v:1")
 
+    def test_audio_only(self):
+        """A broadcast without video gets one AAC rendition per variant and no thumbnail;
+        nothing is encoded as video, so no hardware set-up is asked for either."""
+        argv = build_argv(FF, [variant(), variant(audioPassthrough=False, audioBitrate=64)],
+                          "h264_vaapi", 1, OUT, video=False)  # fmt: skip
+        self.assertNotIn("0:v:0", argv)
+        self.assertEqual(argv.count("0:a:0"), 2)
+        self.assertNotIn("-vaapi_device", argv)
+        self.assertFalse([a for a in argv if a.startswith(("-c:v", "-filter:v", "-g:v"))])
+        self.assertEqual(value(argv, "-c:a:0"), "copy")
+        self.assertEqual(value(argv, "-c:a:1"), "aac")
+        self.assertEqual(value(argv, "-var_stream_map"), "a:0 a:1")
+        self.assertNotIn(f"{OUT}/thumbnail.jpg", argv)
+        with self.assertRaises(ValueError):
+            build_argv(FF, [variant()], "libx264", 1, OUT, audio=False, video=False)
+
+    def test_one_track_is_probed_briefly(self):
+        """ffmpeg's FLV reader ends its probe early only once it has both tracks: with one,
+        it would read 5 s of media before the first segment."""
+        for audio, video in ((False, True), (True, False)):
+            argv = build_argv(FF, [variant()], "libx264", 0, OUT, audio=audio, video=video)
+            self.assertEqual(argv[argv.index("-analyzeduration") : argv.index("-i")],
+                             ["-analyzeduration", "500000", "-f", "flv"])  # fmt: skip
+        self.assertNotIn("-analyzeduration", build_argv(FF, [variant()], "libx264", 0, OUT))
+
+    def test_playlists_are_never_ended_by_ffmpeg(self):
+        """ffmpeg leaves EXT-X-ENDLIST out: the transcoder ends the playlists itself once
+        the reconnect grace is over."""
+        self.assertIn("omit_endlist", value(build_argv(FF, [variant()], "libx264", 1, OUT),
+                                            "-hls_flags").split("+"))  # fmt: skip
+
     def test_thumbnail_output(self):
         """A second output writes thumbnail.jpg at once, then every 10 s, in place, atomically."""
         argv = build_argv(FF, [variant()], "libx264", 1, OUT)

@@ -4,7 +4,9 @@ child left.
 Runs the bundled static ffmpeg on the real reactor (skipped when there is none). The
 input is 8 seconds of a generated test pattern with a tone, encoded to FLV by ffmpeg and
 handed over tag by tag as the ingest would; ffmpeg is killed halfway and must come back;
-then a quick reconnect checks that the playlists continue after a discontinuity.
+then a quick reconnect checks that the playlists continue after a discontinuity, with no
+end marker until the reconnect grace is over. Sources with only video or only audio
+come out as video-only or audio-only variants.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ VARIANTS = [
     {"videoPassthrough": True, "audioPassthrough": True},
 ]
 _SEGMENT = re.compile(r"^stream-([0-9]+)\.ts$", re.M)
+#: The reconnect grace of these tests' transcoders, in seconds (the daemon's is 30).
+GRACE = 5.0
 
 
 async def sleep(seconds: float) -> None:
@@ -126,13 +130,7 @@ class RealFfmpegTests(unittest.TestCase):
         self.assertEqual(tags[0].kind, SCRIPT)
 
         output = Path(self.mktemp())
-        transcoder = Transcoder(
-            reactor,
-            lambda: TranscodeConfig(FFMPEG, VARIANTS, "libx264", 0),
-            output,
-        )
-        transcoder.startService()
-        self.addCleanup(transcoder.stopService)
+        transcoder = self.transcoder(output)
 
         master = output / "stream.m3u8"
         playlists = [output / "0" / "stream.m3u8", output / "1" / "stream.m3u8"]
@@ -171,15 +169,17 @@ class RealFfmpegTests(unittest.TestCase):
         self.assertEqual(code, 0, err)
         self.assertEqual(thumbnail.read_bytes()[:3], b"\xff\xd8\xff")
 
-        await transcoder.end()
-        self.assertIsNone(transcoder.pid)
+        left = transcoder.end()
+        await wait_until(lambda: transcoder.pid is None, 10, "ffmpeg to end on EOF")
         self.assertFalse(pid_exists(pid), f"ffmpeg {pid} is still there")
+        self.assertFalse(left.called)
         for playlist in playlists:
-            # stdin EOF ended ffmpeg gracefully: the playlists are complete, and the
-            # respawn after the crash continued them after one discontinuity (a fresh
-            # broadcast starts without one).
+            # stdin EOF ended ffmpeg gracefully: its last segment is there, the playlists
+            # are not ended (the publisher may come back), and the respawn after the
+            # crash continued them after one discontinuity (a fresh broadcast starts
+            # without one).
             text = playlist.read_text()
-            self.assertIn("#EXT-X-ENDLIST", text)
+            self.assertNotIn("#EXT-X-ENDLIST", text)
             self.assertEqual(text.count("#EXT-X-DISCONTINUITY\n"), 1)
             self.assertGreater(text.index("#EXT-X-DISCONTINUITY\n"), text.index("#EXTINF"))
             numbers = segments(playlist)
@@ -188,6 +188,7 @@ class RealFfmpegTests(unittest.TestCase):
 
         # A quick reconnect continues the same playlists after a discontinuity.
         await self.broadcast(transcoder, tags)
+        self.assertTrue(left.called)
         await wait_until(
             lambda: all(len(segments(p)) >= len(before[i]) + 2 for i, p in enumerate(playlists)),
             20,
@@ -209,6 +210,44 @@ class RealFfmpegTests(unittest.TestCase):
                 "#EXT-X-DISCONTINUITY", text[text.index(f"stream-{before[i][-1]}.ts") : boundary]
             )
             self.assertEqual(text.count("#EXT-X-ENDLIST"), 1)
+
+    async def test_video_only_and_audio_only_sources(self):
+        """A source without audio, then one without video (after the grace: a new
+        broadcast each): video-only, then audio-only variants, each decodable."""
+        output = Path(self.mktemp())
+        transcoder = self.transcoder(output)
+        playlist = output / "1" / "stream.m3u8"
+        for drop, kept in (("-an", "Video: h264"), ("-vn", "Audio: aac")):
+            flv, err, code = await run(
+                "-hide_banner", "-v", "error",
+                "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
+                "-f", "lavfi", "-i", "sine=frequency=440",
+                "-t", "4", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast",
+                "-g", "30", "-c:a", "aac", drop, "-f", "flv", "pipe:1",
+            )  # fmt: skip
+            self.assertEqual(code, 0, err)
+            await self.broadcast(transcoder, as_tags(flv))
+            await wait_until(lambda: len(segments(playlist)) >= 2, 20, f"segments ({drop})")
+            await transcoder.end()  # after the grace: ended
+            self.assertIn("#EXT-X-ENDLIST", playlist.read_text())
+            _, err, code = await run("-hide_banner", "-i", str(playlist), "-f", "null", "-")
+            self.assertEqual(code, 0, err)
+            self.assertIn(kept.encode(), err)
+            gone = b"Audio:" if drop == "-an" else b"Video:"
+            self.assertNotIn(gone, err)
+        self.assertIn("mp4a", (output / "stream.m3u8").read_text())
+        self.assertNotIn("RESOLUTION", (output / "stream.m3u8").read_text())
+
+    def transcoder(self, output: Path) -> Transcoder:
+        transcoder = Transcoder(
+            reactor,
+            lambda: TranscodeConfig(FFMPEG, VARIANTS, "libx264", 0),
+            output,
+            keep_output_for=GRACE,
+        )
+        transcoder.startService()
+        self.addCleanup(transcoder.stopService)
+        return transcoder
 
     async def broadcast(self, transcoder: Transcoder, tags: list[MediaTag]) -> None:
         await transcoder.begin()

@@ -69,11 +69,15 @@ class TranscoderTests(unittest.TestCase):
         self.assertTrue(verifyObject(IMediaSink, self.transcoder))
 
     def test_spawns_once_the_output_is_ready(self):
-        """begin() prepares the output and spawns ffmpeg with a writable stdin; ffmpeg
-        reads an FLV header, then the tags that came before it started, then the rest."""
+        """begin() prepares the output; ffmpeg is spawned with a writable stdin once the
+        first tags tell the tracks, and reads an FLV header announcing them, then the tags
+        that came before it started, then the rest."""
         d = self.transcoder.begin()
         self.assertTrue(d.called)
         self.assertTrue(self.output.is_dir())
+        self.send(STREAM_START[0], STREAM_START[1])
+        self.assertEqual(self.processes, [])  # audio is still expected
+        self.send(STREAM_START[2])
         [process] = self.processes
         self.assertEqual(process.executable, FFMPEG)
         self.assertEqual(process.args[0], FFMPEG)
@@ -82,28 +86,34 @@ class TranscoderTests(unittest.TestCase):
         self.assertEqual(process.childFDs, {0: "w", 1: "r", 2: "r"})
         self.assertIsNone(process.env)
         self.assertIsNotNone(process.producer)
-        self.assertEqual(process.stdin, flv_header())
-        self.send(*STREAM_START)
         self.assertEqual(process.stdin, FLV_START)
+        self.send(keyframe(0))
+        self.assertEqual(process.stdin, FLV_START + as_flv(keyframe(0)))
         self.assertEqual(self.transcoder.pid, process.pid)
 
     def test_tags_that_come_before_ffmpeg_are_replayed(self):
         """The output is prepared in a thread: tags arriving meanwhile are not lost, the
         new ffmpeg reads the configuration and the current GOP first."""
         prepared: list = []
+        at_once: list = []
 
         def later(fn, *args):
+            if at_once:
+                return inline(fn, *args)
             prepared.append((Deferred(), fn, args))
             return prepared[-1][0]
 
         self.transcoder.stopService()
         self.transcoder = Transcoder(self.reactor, lambda: self.config, self.output, blocking=later)
         self.transcoder.startService()
+        [(started, fn, args)] = prepared  # the start ends what a killed daemon left
+        started.callback(fn(*args))
         d = self.transcoder.begin()
         self.send(*STREAM_START, interframe(0), keyframe(40), aac_frame(40))
         self.assertEqual(self.processes, [])
-        [(pending, fn, args)] = prepared
+        [_, (pending, fn, args)] = prepared
         pending.callback(fn(*args))
+        at_once.append(True)
         self.assertTrue(d.called)
         [process] = self.processes
         self.assertEqual(process.stdin, FLV_START + as_flv(keyframe(40), aac_frame(40)))
@@ -153,8 +163,8 @@ class TranscoderTests(unittest.TestCase):
         self.assertIn("append_list", restarted.args[restarted.args.index("-hls_flags") + 1])
 
     def test_end_closes_stdin_then_terms_then_kills(self):
-        """end(): stdin closed, TERM after the grace period, KILL 5 s later; it fires only
-        when the process has ended, and nothing is respawned."""
+        """end(): stdin closed, TERM after the grace period, KILL 5 s later; nothing is
+        respawned, and it fires once the reconnect grace is over too."""
         process = self.go_live()
         d = self.transcoder.end()
         self.assertTrue(process.stdin_closed)
@@ -168,19 +178,23 @@ class TranscoderTests(unittest.TestCase):
         self.assertEqual(process.signals, ["TERM", "KILL"])
         self.assertFalse(d.called)
         process.exit(signal=9)
-        self.assertTrue(d.called)
-        self.assertEqual(self.reactor.getDelayedCalls(), [])
-        self.assertEqual(len(self.processes), 1)
         self.assertIsNone(self.transcoder.pid)
         self.assertFalse(self.transcoder.live)
+        self.assertTrue(self.transcoder.holding)
+        self.assertFalse(d.called)
+        self.reactor.advance(30 - 7)
+        self.assertTrue(d.called)
+        self.assertFalse(self.transcoder.holding)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertEqual(len(self.processes), 1)
 
     def test_end_when_ffmpeg_ends_on_eof(self):
         """ffmpeg usually exits on EOF: no signal is sent then."""
         process = self.go_live()
         d = self.transcoder.end()
         process.exit(0)
-        self.assertTrue(d.called)
         self.reactor.advance(60)
+        self.assertTrue(d.called)
         self.assertEqual(process.signals, [])
         self.assertEqual(len(self.processes), 1)
 
@@ -199,8 +213,8 @@ class TranscoderTests(unittest.TestCase):
         process = self.go_live()
         process.exit(1)
         d = self.transcoder.end()
-        self.assertTrue(d.called)
         self.reactor.advance(60)
+        self.assertTrue(d.called)
         self.assertEqual(len(self.processes), 1)
 
     def test_media_when_not_live_is_ignored(self):
@@ -324,6 +338,7 @@ class TranscoderTests(unittest.TestCase):
     def test_spawn_failure_is_retried(self):
         self.reactor.spawn_error = OSError("no such file")
         self.transcoder.begin()
+        self.send(*STREAM_START)
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
         self.reactor.spawn_error = None
         self.reactor.advance(0.5)
@@ -332,6 +347,7 @@ class TranscoderTests(unittest.TestCase):
     def test_no_ffmpeg_is_logged_and_retried(self):
         self.config = TranscodeConfig(None, [dict(DEFAULT_VARIANT)], "libx264", 1)
         self.transcoder.begin()
+        self.send(*STREAM_START)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertEqual(self.processes, [])
         self.config = TranscodeConfig(FFMPEG, [dict(DEFAULT_VARIANT)], "libx264", 1)
@@ -388,7 +404,9 @@ class ConfigFromContextTests(unittest.TestCase):
         current = config_from_context(ctx)
         self.assertEqual(
             current(),
-            TranscodeConfig("/usr/bin/ffmpeg", [DEFAULT_VARIANT], "libx264", 2),
+            TranscodeConfig(
+                "/usr/bin/ffmpeg", ctx.settings["videoQualityVariants"], "libx264", 2
+            ),
         )
         ctx.settings.update({"latencyLevel": 4, "videoCodec": "h264_nvenc"})
         self.assertEqual((current().latency_level, current().codec), (4, "h264_nvenc"))

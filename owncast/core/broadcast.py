@@ -2,11 +2,12 @@
 
 The RTMP session asks ``authorize`` and ``begin``; a ``Broadcast`` handle then carries
 media tags to the sink (the transcoder, an ``IMediaSink``) and ends the stream state when
-the publisher goes away. Only one broadcast is live at a time: a second publisher is
-refused and the first goes on. A wrong stream key counts against its address in the
-same ``AuthThrottle`` as the admin password (they are one secret). ``Admission`` decides
-which connections that have not published yet are held, so idle ones cannot crowd out
-the encoder.
+the publisher is gone for good: once the sink has let go of the broadcast (the transcoder
+waits out a reconnect grace, during which a publisher that comes back resumes it). Only
+one broadcast is live at a time: a second publisher is refused and the first goes on. A
+wrong stream key counts against its address in the same ``AuthThrottle`` as the admin
+password (they are one secret). ``Admission`` decides which connections that have not
+published yet are held, so idle ones cannot crowd out the encoder.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class Broadcasts:
         self._stream_key = stream_key
         self.sink: IMediaSink = sink if sink is not None else NullSink()
         self.current: Broadcast | None = None
+        #: the last broadcast while its publisher may still come back
+        self._leaving: Broadcast | None = None
         #: shared with the HTTP API's auth in the daemon; None: keys are not throttled
         self.throttle = throttle
 
@@ -112,12 +115,13 @@ class Broadcasts:
             raise AlreadyLiveError()
         broadcast = Broadcast(self, details)
         self.current = broadcast
+        self._leaving = None  # a broadcast in its reconnect grace goes on with this one
 
         def dropped() -> None:
             broadcast.ended = True
             if self.current is broadcast:
                 self.current = None
-                self._end_sink()
+                self._end_sink(broadcast)
             drop()
 
         self.sink.begin()
@@ -127,12 +131,22 @@ class Broadcasts:
     def _ended(self, broadcast: Broadcast) -> None:
         if self.current is broadcast:
             self.current = None
-            self.stream.stop()
-            self._end_sink()
+            self.stream.publisher_left()
+            self._end_sink(broadcast)
 
-    def _end_sink(self) -> None:
+    def _end_sink(self, broadcast: Broadcast) -> None:
+        """The publisher is gone. The broadcast stays on (``reconnecting``) until the sink
+        has let go of it: the transcoder holds its playlists for the reconnect grace, a
+        sink without one lets go at once. A publisher back before then resumes it."""
+        self._leaving = broadcast
         d = maybeDeferred(self.sink.end)
         d.addErrback(lambda f: _log.failure("ending the broadcast's media failed", f))
+        d.addCallback(lambda _: self._let_go(broadcast))
+
+    def _let_go(self, broadcast: Broadcast) -> None:
+        if self._leaving is broadcast:
+            self._leaving = None
+            self.stream.stop()
 
 
 class Candidate(Protocol):

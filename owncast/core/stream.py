@@ -1,8 +1,17 @@
-"""The broadcast's lifecycle as an explicit state machine: idle -> live -> ended -> live ...
+"""The broadcast's lifecycle as an explicit state machine::
 
-The RTMP ingest drives it (``start``/``stop``); the HTTP API reads it and may ask for a
-``disconnect``. It knows nothing of sockets: the publisher hands in a callable that
-drops its connection.
+    idle -> live -> reconnecting -> live ...   (the publisher came back within the grace)
+                                 -> ended -> live ...
+
+The RTMP ingest drives it (``start``/``stop``, through ``owncast.core.broadcast``); the
+HTTP API reads it and may ask for a ``disconnect``. It knows nothing of sockets: the
+publisher hands in a callable that drops its connection.
+
+*Reconnecting* is the grace after a publisher went away (OBS reconnecting, ffmpeg
+restarted, a clean stop and start to change a setting): the broadcast is still on, so
+``online`` stays true (an Owncast 0.0.7 client sees a live stream, as its players do),
+no ``STREAM_STOPPED`` is sent, and a publisher that comes back resumes it without a
+``STREAM_STARTED``. ``stop()`` when the grace is over ends it.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from zope.interface import implementer
 
 from owncast.interfaces import IStream
 
-IDLE, LIVE, ENDED = "idle", "live", "ended"
+IDLE, LIVE, RECONNECTING, ENDED = "idle", "live", "reconnecting", "ended"
 
 
 @implementer(IStream)
@@ -37,20 +46,34 @@ class StreamState:
 
     @property
     def online(self) -> bool:
-        return self.state == LIVE
+        return self.state in (LIVE, RECONNECTING)
+
+    @property
+    def reconnecting(self) -> bool:
+        """True while the broadcast waits for its publisher to come back."""
+        return self.state == RECONNECTING
 
     def start(self, remote_addr: str, details: dict, drop: Callable[[], None]) -> None:
+        """A publisher is live: a new broadcast, or the one that was reconnecting."""
         if self.state == LIVE:
             raise RuntimeError("a broadcast is already live")
+        resumed = self.state == RECONNECTING
         now = self._now()
         self.state = LIVE
-        self.last_connect_time = now
         self.broadcaster = {"remoteAddr": remote_addr, "time": now, "streamDetails": details}
         self._drop = drop
-        self._notify("STREAM_STARTED")
+        if not resumed:
+            self.last_connect_time = now
+            self._notify("STREAM_STARTED")
+
+    def publisher_left(self) -> None:
+        """The publisher went away; the broadcast stays on until ``stop()``."""
+        if self.state == LIVE:
+            self.state = RECONNECTING
+            self._drop = None
 
     def stop(self) -> None:
-        if self.state != LIVE:
+        if self.state not in (LIVE, RECONNECTING):
             return
         self.state = ENDED
         self.last_disconnect_time = self._now()
@@ -59,7 +82,8 @@ class StreamState:
         self._notify("STREAM_STOPPED")
 
     def disconnect(self) -> bool:
-        if self.state != LIVE:
+        """Drop the publisher and end the broadcast now (also one that is reconnecting)."""
+        if self.state not in (LIVE, RECONNECTING):
             return False
         drop = self._drop
         self.stop()

@@ -13,11 +13,17 @@ Segments cut cleanly because every encoded variant has a fixed GOP of
 each segment boundary. ``append_list`` makes a restarted ffmpeg continue the existing
 playlists: it reads them back, numbers new segments after the last one and puts an
 ``EXT-X-DISCONTINUITY`` before them. (``discont_start`` is deliberately not used: with
-``append_list`` it only adds a second, misplaced discontinuity tag at the top.)
+``append_list`` it only adds a second, misplaced discontinuity tag at the top.) ffmpeg
+never ends the playlists (``omit_endlist``): that is the transcoder's call.
+
+An audio-only broadcast gets audio-only variants (one AAC rendition per configured
+variant, no thumbnail); a video-only one gets variants without audio.
 
 No low-latency input flags are set: the FLV carries correct timestamps and its sequence
 headers up front, so ffmpeg probes it quickly and ``-fflags nobuffer``/``genpts`` gain
-nothing.
+nothing. The exception is an input with one track (video or audio only), whose probe is
+bounded (``ANALYZE_SINGLE_TRACK``): ffmpeg's FLV reader only ends the probe early once it
+has seen both tracks.
 """
 
 from __future__ import annotations
@@ -40,8 +46,15 @@ HLS_FLAGS = (
     "independent_segments",
     "delete_segments",  # segments that leave the playlist are removed
     "temp_file",  # segments appear under their name only once complete
+    # No EXT-X-ENDLIST when ffmpeg ends: the publisher may come back within the reconnect
+    # grace, and players must not take the list for a finished recording meanwhile. The
+    # transcoder ends the playlists itself once the grace is over (``output.finish_output``).
+    "omit_endlist",
 )
 VAAPI_DEVICE = "/dev/dri/renderD128"
+#: Microseconds of a one-track input ffmpeg probes before it starts (the default is 5 s;
+#: less than a segment, so the first segment is not later for it).
+ANALYZE_SINGLE_TRACK = 500_000
 
 _NVENC_PRESETS = ("p1", "p2", "p3", "p4", "p5")
 _QSV_PRESETS = ("veryfast", "faster", "fast", "medium", "slow")
@@ -110,6 +123,7 @@ def build_argv(
     start_number: int = 0,
     *,
     audio: bool = True,
+    video: bool = True,
     thumbnail: bool = True,
     append: bool = False,
 ) -> list[str]:
@@ -118,9 +132,10 @@ def build_argv(
     ``variants`` are ``StreamQuality`` dicts (missing fields take the defaults);
     ``append`` continues playlists already there (a restart or reconnect), after a
     discontinuity; a fresh broadcast must not append, or ffmpeg tags its first segment;
-    ``audio=False`` when the broadcast has no audio track; ``start_number`` numbers the
-    first segment when no playlist is there to append to. Raises ``ValueError`` for an
-    unknown codec or latency level, or no variants.
+    ``audio=False`` / ``video=False`` when the broadcast has no audio / video track (an
+    audio-only broadcast gets audio-only variants and no thumbnail); ``start_number``
+    numbers the first segment when no playlist is there to append to. Raises
+    ``ValueError`` for an unknown codec or latency level, no variants or no track.
     """
     if codec not in ENCODERS:
         raise ValueError(f"unknown video codec {codec!r}")
@@ -128,27 +143,35 @@ def build_argv(
         raise ValueError(f"unknown latency level {latency_level!r}")
     if not variants:
         raise ValueError("at least one variant is needed")
+    if not (audio or video):
+        raise ValueError("a broadcast needs an audio or a video track")
     output_dir = os.fspath(output_dir)
     if "%" in output_dir:
         raise ValueError("the output directory must not contain '%'")
     seconds, list_size = LATENCY_LEVELS[latency_level]
     filters, global_args, encoder_options = ENCODERS[codec]
     merged = [{**DEFAULT_VARIANT, **v} for v in variants]
-    encoding = any(not v["videoPassthrough"] for v in merged)
+    encoding = video and any(not v["videoPassthrough"] for v in merged)
 
     argv = command(ffmpeg, "level+warning", reads_stdin=True)
     if encoding:
         argv += global_args
+    if not (audio and video):
+        # With one track, ffmpeg's FLV reader never says it has found all streams, so
+        # the probe would first read its default of 5 s of media.
+        argv += ["-analyzeduration", str(ANALYZE_SINGLE_TRACK)]
     argv += ["-f", "flv", "-i", "pipe:0"]
 
     for _ in merged:
-        argv += ["-map", "0:v:0"] + (["-map", "0:a:0"] if audio else [])
+        argv += (["-map", "0:v:0"] if video else []) + (["-map", "0:a:0"] if audio else [])
     for i, v in enumerate(merged):
-        argv += _video_options(i, v, codec, filters, encoder_options, seconds)
+        if video:
+            argv += _video_options(i, v, codec, filters, encoder_options, seconds)
         if audio:
             argv += _audio_options(i, v)
 
-    stream_map = " ".join(f"v:{i},a:{i}" if audio else f"v:{i}" for i in range(len(merged)))
+    kinds = [kind for kind, on in (("v", video), ("a", audio)) if on]
+    stream_map = " ".join(",".join(f"{k}:{i}" for k in kinds) for i in range(len(merged)))
     argv += [
         "-f", "hls",
         "-hls_time", str(seconds),
@@ -161,7 +184,7 @@ def build_argv(
         "-var_stream_map", stream_map,
         os.path.join(output_dir, "%v", VARIANT_PLAYLIST),
     ]  # fmt: skip
-    if thumbnail:
+    if thumbnail and video:
         argv += [
             "-map", "0:v:0", "-an", "-sn",
             # The first frame at once, then one every THUMBNAIL_INTERVAL seconds (``fps``

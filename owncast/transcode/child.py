@@ -30,9 +30,11 @@ class FfmpegProtocol(ProcessProtocol):
     max_lines = 30
     window = 10.0
 
-    def __init__(self, owner: Any, audio: bool):
+    def __init__(self, owner: Any, audio: bool, video: bool = True):
         self._owner = owner
+        #: the tracks this run reads (its FLV header announces them)
         self.audio = audio
+        self.video = video
         self.pid: int | None = None
         self.ended = False
         #: True once we asked it to end: its exit is not a crash.

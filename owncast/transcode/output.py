@@ -1,8 +1,11 @@
 """Upkeep of the HLS output directory between two ffmpeg runs (blocking: run in a thread).
 
 A new broadcast starts from an empty directory. A restarted ffmpeg (a crash, a reload,
-a reconnect within 30 s) continues the playlists already there, so the directory is
-tidied first: partial segments and segments no playlist lists any more are removed.
+a reconnect within the grace period) continues the playlists already there, so the
+directory is tidied first: partial segments and segments no playlist lists any more are
+removed. ffmpeg never ends a playlist (``omit_endlist``): once a broadcast is over for
+good, ``finish_output`` does, and makes sure that what stays served while offline only
+names segments that are there.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import os
 import re
 import shutil
 
-from owncast.transcode.argv import VARIANT_PLAYLIST
+from owncast.transcode.argv import MASTER_PLAYLIST, VARIANT_PLAYLIST
 
 #: Per variant directory: the segment numbers where a restarted ffmpeg appended.
 DISCONTINUITIES = "discontinuities"
@@ -19,6 +22,19 @@ _SEGMENT = re.compile(r"stream-([0-9]{1,19})\.ts(\.tmp)?")
 _VARIANT_DIR = re.compile(r"[0-9]{1,2}")
 #: A sequence or segment number (``int`` refuses over 4300 digits; ffmpeg writes 64 bits).
 _NUMBER = re.compile(rb"[0-9]{1,19}")
+ENDLIST = "#EXT-X-ENDLIST"
+#: Playlist tags that describe the whole list, not the segment that follows them.
+_LIST_TAGS = (
+    "#EXTM3U",
+    "#EXT-X-VERSION",
+    "#EXT-X-TARGETDURATION",
+    "#EXT-X-MEDIA-SEQUENCE",
+    "#EXT-X-DISCONTINUITY-SEQUENCE",
+    "#EXT-X-INDEPENDENT-SEGMENTS",
+    "#EXT-X-PLAYLIST-TYPE",
+    "#EXT-X-ALLOW-CACHE",
+    "#EXT-X-START",
+)
 
 
 def prepare_output(output_dir: str, clear: bool, fresh_number: int) -> int:
@@ -103,3 +119,103 @@ def _read_playlist(playlist: str) -> tuple[int | None, set[str]]:
     except OSError:
         pass
     return sequence, listed
+
+
+def finish_output(output_dir: str) -> None:
+    """Blocking: the broadcast in ``output_dir`` is over for good: end its playlists.
+
+    Each variant playlist keeps only the segments that are still there and gets
+    ``EXT-X-ENDLIST``; a playlist left with none is removed, and the master playlist
+    with the last of them, so a player offline finds either a finished list it can play
+    to the end or nothing (404), never a reference to a deleted file. Partial (``.tmp``)
+    segments go. Also run on a directory a previous run of the daemon left behind, which
+    may have been killed mid-broadcast.
+    """
+    try:
+        entries = list(os.scandir(output_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    variants = 0
+    for entry in entries:
+        if not entry.is_dir(follow_symlinks=False) or not _VARIANT_DIR.fullmatch(entry.name):
+            continue
+        present = set()
+        for item in os.scandir(entry.path):
+            match = _SEGMENT.fullmatch(item.name)
+            if match is not None and match.group(2):
+                os.unlink(item.path)
+            elif match is not None:
+                present.add(item.name)
+        path = os.path.join(entry.path, VARIANT_PLAYLIST)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except FileNotFoundError:
+            continue
+        finished = ended_playlist(text, present)
+        if finished is None:
+            os.unlink(path)
+            continue
+        variants += 1
+        if finished != text:
+            _replace(path, finished)
+    if not variants:
+        try:
+            os.unlink(os.path.join(output_dir, MASTER_PLAYLIST))
+        except FileNotFoundError:
+            pass
+
+
+def ended_playlist(text: str, present: set[str]) -> str | None:
+    """``text`` (a media playlist) listing only the segments named in ``present``, with
+    ``EXT-X-ENDLIST``; None when no segment is left.
+
+    Segments missing at the head move ``EXT-X-MEDIA-SEQUENCE`` on (as if they had slid
+    out of the window); a missing segment further on hands its discontinuity, if it had
+    one, to the next segment kept.
+    """
+    head: list[str] = []
+    groups: list[list[str]] = []
+    pending: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line == ENDLIST:
+            continue
+        if line.startswith(_LIST_TAGS):
+            head.append(line)
+        elif line.startswith("#"):
+            pending.append(line)
+        else:
+            groups.append(pending + [line])
+            pending = []
+    kept: list[list[str]] = []
+    dropped_at_head = 0
+    carry = False
+    for group in groups:
+        if group[-1] not in present:
+            if kept:
+                carry = carry or "#EXT-X-DISCONTINUITY" in group
+            else:
+                dropped_at_head += 1
+            continue
+        if carry and "#EXT-X-DISCONTINUITY" not in group:
+            group = ["#EXT-X-DISCONTINUITY", *group]
+        carry = False
+        kept.append(group)
+    if not kept:
+        return None
+    if dropped_at_head:
+        for i, line in enumerate(head):
+            value = line.partition(":")[2]
+            if line.startswith("#EXT-X-MEDIA-SEQUENCE:") and value.isdigit():
+                head[i] = f"#EXT-X-MEDIA-SEQUENCE:{int(value) + dropped_at_head}"
+    lines = head + [line for group in kept for line in group] + [ENDLIST]
+    return "\n".join(lines) + "\n"
+
+
+def _replace(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` at once for readers: a new file renamed over it."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -2,10 +2,13 @@
 
 Life of a broadcast, as the ingest drives it (see ``ITranscoder``, an ``IMediaSink``)::
 
-    begin()  -> the output directory is prepared off the reactor thread: emptied when the
-                last broadcast ended more than ``keep_output_for`` (30 s) ago or never in
-                this run, else kept so the playlists continue (``append_list``); then
-                ffmpeg is spawned and reads an FLV header first.
+    begin()  -> the output directory is prepared off the reactor thread: emptied for a
+                new broadcast, kept when the last one is still in its reconnect grace
+                (see ``end()``), so the playlists continue (``append_list``). ffmpeg is
+                spawned once the tracks the publisher really sends are known
+                (``owncast.media.tracks``: from onMetaData and the first tags, so at
+                once for every common encoder), and reads an FLV header announcing
+                exactly those first.
     media()  -> each ``MediaTag`` is written to ffmpeg's stdin as an FLV tag: the only
                 place the broadcast becomes FLV. A ``Replay`` remembers, from the tags'
                 flags, the metadata and sequence headers and the tags since the last
@@ -15,12 +18,18 @@ Life of a broadcast, as the ingest drives it (see ``ITranscoder``, an ``IMediaSi
                 the remembered metadata, sequence headers and current GOP, so it starts
                 on a keyframe; the playlists get a discontinuity and keep their media
                 sequence.
-    end()    -> stdin closed (ffmpeg flushes and writes its last segment), TERM after
-                ``stop_grace`` seconds, KILL ``kill_timeout`` seconds later; the Deferred
-                fires once the process has ended. ``stopService`` does the same.
+    end()    -> the publisher left. stdin is closed (ffmpeg flushes and writes its last
+                segment), TERM after ``stop_grace`` seconds, KILL ``kill_timeout``
+                seconds later. The playlists get no end marker: for ``keep_output_for``
+                seconds (30) the broadcast may go on, and a player that waits at the
+                live edge carries on with the next segment. Only when that grace is
+                over are the playlists ended (``output.finish_output``:
+                ``EXT-X-ENDLIST``, missing segments dropped); the Deferred fires then,
+                or as soon as a new ``begin()`` took the broadcast over.
+                ``stopService`` ends everything at once.
 
 While live, ``PreviewMaker`` (``preview``) refreshes ``preview.gif`` every 15 s with a
-separate short-lived ffmpeg; ``end()`` ends that one too.
+separate short-lived ffmpeg (when there is video); ``end()`` ends that one too.
 
 If ffmpeg reads slower than the broadcast arrives, stdin backs up: past ``max_backlog``
 bytes written while the pipe is full, tags are dropped until the next keyframe, so memory
@@ -28,6 +37,8 @@ stays bounded and the output stays live.
 
 Segment numbers of a fresh broadcast start at the current POSIX time, so a name like
 ``0/stream-1700000123.ts`` is never reused by a later broadcast and can be cached forever.
+A previous run of the daemon may have left an unfinished broadcast behind (it was
+killed): the service ends those playlists when it starts.
 """
 
 from __future__ import annotations
@@ -45,12 +56,13 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from owncast.interfaces import ITranscoder
-from owncast.media import AUDIO, MediaTag, flv
+from owncast.media import AUDIO, VIDEO, MediaTag, flv
 from owncast.media.replay import Replay
+from owncast.media.tracks import Found, Tracks
 from owncast.transcode import ffenv
 from owncast.transcode.argv import build_argv
 from owncast.transcode.child import FfmpegProtocol
-from owncast.transcode.output import prepare_output
+from owncast.transcode.output import finish_output, prepare_output
 from owncast.transcode.preview import PreviewMaker
 
 _log = Logger()
@@ -96,7 +108,8 @@ class Transcoder(Service):
     current ``TranscodeConfig``; ``blocking(fn, *args) -> Deferred`` runs file work off
     the reactor thread (default: the reactor's thread pool); ``env`` is ffmpeg's
     environment (``None``: this process's, which hardware encoders may need);
-    ``preview=False`` makes no ``preview.gif``.
+    ``keep_output_for`` is the reconnect grace in seconds; ``preview=False`` makes no
+    ``preview.gif``.
     """
 
     name = "transcoder"
@@ -129,12 +142,11 @@ class Transcoder(Service):
         self._restart_initial = restart_initial
         self._restart_max = restart_max
         self._stable_after = stable_after
-        self._keep_output_for = keep_output_for
+        self.keep_output_for = keep_output_for
         self._max_backlog = max_backlog
         self._max_gop = max_gop
 
         self._live = False
-        self._last_stop: float | None = None
         #: bumped by start/stop/every launch, so a stale launch or restart does nothing
         self._generation = 0
         self._prepare_lock = DeferredLock()
@@ -144,15 +156,20 @@ class Transcoder(Service):
         self._restart_call: Any = None
         self._start_number = 0
         self._append = False
+        #: the generation whose output is ready, waiting for the tracks to be known
+        self._prepared: int | None = None
         self._accepting = False
         self._paused = False
         self._backlog = 0
         self._dropping = False
         self._no_audio = False
-        #: The tracks the FLV header announces to ffmpeg. Always both, as the ingest has
-        #: always announced them; what the publisher really sends could decide them.
-        self._audio_track = True
-        self._video_track = True
+        #: Between end() and the next begin() or the grace's end: the output is kept.
+        self._holding = False
+        self._hold_call: Any = None
+        #: ending the playlists of a broadcast whose grace is over
+        self._finishing: Deferred | None = None
+        #: end()'s Deferreds, fired once the broadcast is let go
+        self._let_go: list[Deferred] = []
         self._reset_stream()
         self.preview = (
             PreviewMaker(reactor, config, self.output_dir, self._blocking, env=env)
@@ -168,10 +185,16 @@ class Transcoder(Service):
 
     def _reset_stream(self) -> None:
         self._replay = Replay(self._max_gop)
+        self._tracks = Tracks()
 
     @property
     def live(self) -> bool:
         return self._live
+
+    @property
+    def holding(self) -> bool:
+        """True while the last broadcast's output waits for its publisher to return."""
+        return self._holding
 
     @property
     def pid(self) -> int | None:
@@ -180,34 +203,51 @@ class Transcoder(Service):
         return proc.pid if proc is not None and not proc.ended else None
 
     # -- the service ---------------------------------------------------------------------
+    def startService(self) -> None:
+        super().startService()
+        # A previous run may have been killed mid-broadcast: end what it left (under the
+        # lock, so a broadcast starting meanwhile prepares the output after it).
+        d = self._prepare_lock.run(self._blocking, finish_output, self.output_dir)
+        d.addErrback(lambda f: _log.failure("Could not end the playlists left behind", f))
+
     def stopService(self) -> Deferred:
         super().stopService()
-        return self.end()
+        let_go = self.end()
+        self._finish()
+        stopped = self.preview.stop() if self.preview is not None else succeed(None)
+        return Deferred.fromCoroutine(_all_ended(let_go, self._terminate(), stopped))
 
     # -- what the ingest calls (IMediaSink) ----------------------------------------------
     def begin(self) -> Deferred:
         if not self.running:
             _log.warn("The transcoder was asked to start while its service is stopped")
             return succeed(None)
-        now = self._now()
         if self._live:
             _log.warn("A new broadcast started while one was live; restarting ffmpeg")
-        recent = self._last_stop is not None and now - self._last_stop <= self._keep_output_for
-        continuing = self._live or recent
+        continuing = self._live or self._holding
+        if self._holding:
+            _log.info("The publisher is back: the playlists continue")
+            self._stop_holding()
         self._live = True
         self._reset_stream()
         self._no_audio = False
         self._delay = self._restart_initial
         self._cancel_restart()
-        if self.preview is not None:
-            self.preview.start()
         return self._launch(clear=not continuing)
 
     def media(self, tag: MediaTag) -> None:
         if not self._live:
             return
+        tracks = self._tracks.decided
+        if tracks is None:
+            tracks = self._tracks.see(tag)
+            if tracks is not None:
+                self._tracks_known(tracks)
+        elif (tag.kind == AUDIO and not tracks.audio) or (tag.kind == VIDEO and not tracks.video):
+            self._track_appeared(tag.kind)
+            tracks = self._tracks.decided
         # Without a video track, any audio frame is a place a decoder can start.
-        sync = tag.keyframe or (tag.kind == AUDIO and not self._video_track)
+        sync = tag.keyframe or (tag.kind == AUDIO and tracks is not None and not tracks.video)
         self._replay.remember(tag, sync)
         if not self._accepting:
             return
@@ -221,15 +261,21 @@ class Transcoder(Service):
     def end(self) -> Deferred:
         if self._live:
             self._live = False
-            self._last_stop = self._now()
-        self._generation += 1
-        self._cancel_restart()
-        self._accepting = False
-        self._reset_stream()
-        terminated = self._terminate()
-        if self.preview is None:
-            return terminated
-        return Deferred.fromCoroutine(_all_ended(terminated, self.preview.stop()))
+            self._generation += 1
+            self._cancel_restart()
+            self._accepting = False
+            self._prepared = None
+            self._reset_stream()
+            self._terminate()
+            if self.preview is not None:
+                self.preview.stop()
+            self._holding = True
+            self._hold_call = self._reactor.callLater(self.keep_output_for, self._grace_over)
+        if not self._holding and self._finishing is None:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._let_go.append(d)
+        return d
 
     def reload(self) -> Deferred:
         if not self._live:
@@ -237,9 +283,71 @@ class Transcoder(Service):
         self._cancel_restart()
         return self._launch(clear=False)
 
+    # -- the reconnect grace -------------------------------------------------------------
+    def _grace_over(self) -> None:
+        self._hold_call = None
+        _log.info("No publisher came back within {grace} s", grace=self.keep_output_for)
+        self._finish()
+
+    def _finish(self) -> None:
+        """End the held broadcast now: once ffmpeg and the preview are gone, its playlists
+        get their end marker; then end()'s Deferreds fire."""
+        if not self._holding:
+            return
+        self._stop_holding(release=False)
+        d = self._finishing = Deferred.fromCoroutine(self._end_playlists(self._generation))
+        d.addErrback(lambda f: _log.failure("Could not end the playlists", f))
+        d.addBoth(self._finished)
+
+    def _finished(self, _: object) -> None:
+        self._finishing = None
+        self._release()
+
+    async def _end_playlists(self, generation: int) -> None:
+        await self._terminate()
+        if self.preview is not None:
+            await self.preview.stop()
+        await self._prepare_lock.acquire()
+        try:
+            # A broadcast that began meanwhile owns the directory now.
+            if generation == self._generation and not self._live:
+                await self._blocking(finish_output, self.output_dir)
+        finally:
+            self._prepare_lock.release()
+
+    def _stop_holding(self, release: bool = True) -> None:
+        self._holding = False
+        if self._hold_call is not None and self._hold_call.active():
+            self._hold_call.cancel()
+        self._hold_call = None
+        if release:
+            self._release()
+
+    def _release(self) -> None:
+        waiters, self._let_go = self._let_go, []
+        for d in waiters:
+            d.callback(None)
+
+    # -- the tracks ----------------------------------------------------------------------
+    def _tracks_known(self, tracks: Found) -> None:
+        names = [name for name, on in (("video", tracks.video), ("audio", tracks.audio)) if on]
+        _log.info("The broadcast has {tracks}", tracks=" and ".join(names))
+        self._maybe_spawn()
+
+    def _track_appeared(self, kind: int) -> None:
+        """A track that was not there at first arrived: ffmpeg starts again with it."""
+        decided = self._tracks.decided
+        assert decided is not None
+        self._tracks.decided = Found(
+            audio=decided.audio or kind == AUDIO, video=decided.video or kind == VIDEO
+        )
+        _log.warn("A track the broadcast did not start with arrived; restarting ffmpeg")
+        self.reload()
+
     # -- spawning ------------------------------------------------------------------------
     def _launch(self, clear: bool) -> Deferred:
         self._generation += 1
+        self._prepared = None
         generation = self._generation
 
         def failed(failure: Any) -> None:
@@ -263,19 +371,30 @@ class Transcoder(Service):
             return
         self._start_number = start_number
         self._append = not clear
-        if self._proc is not None:
+        self._prepared = generation
+        self._maybe_spawn()
+
+    def _maybe_spawn(self) -> None:
+        """Spawn ffmpeg once the output is ready and the tracks are known."""
+        if (
+            self._prepared != self._generation
+            or self._tracks.decided is None
+            or self._proc is not None
+            or not self._live
+        ):
             return
+        self._prepared = None
         try:
-            self._spawn()
+            self._spawn(self._tracks.decided)
         except Exception:
             _log.failure("Could not start ffmpeg")
             self._schedule_restart()
 
-    def _spawn(self) -> None:
+    def _spawn(self, tracks: Found) -> None:
         config = self._config()
         if not config.ffmpeg:
             raise RuntimeError("no ffmpeg binary is configured or bundled")
-        audio = self._audio_track and not self._no_audio
+        audio = tracks.audio and not (self._no_audio and tracks.video)
         argv = build_argv(
             config.ffmpeg,
             config.variants,
@@ -284,9 +403,10 @@ class Transcoder(Service):
             self.output_dir,
             self._start_number,
             audio=audio,
+            video=tracks.video,
             append=self._append,
         )
-        proto = FfmpegProtocol(self, audio)
+        proto = FfmpegProtocol(self, audio, tracks.video)
         self._proc = proto
         self._spawned_at = self._now()
         try:
@@ -294,6 +414,8 @@ class Transcoder(Service):
         except Exception:
             self._proc = None
             raise
+        if self.preview is not None and tracks.video and not self.preview.live:
+            self.preview.start()
         _log.info(
             "ffmpeg started (pid {pid}): {variants} variant(s), {codec}, latency level {latency}",
             pid=proto.pid,
@@ -308,7 +430,7 @@ class Transcoder(Service):
         proto.transport.registerProducer(proto, True)
         self._paused, self._backlog, self._dropping = False, 0, False
         self._accepting = True
-        header = flv.header(audio=self._audio_track, video=self._video_track)
+        header = flv.header(audio=proto.audio, video=proto.video)
         self._feed(header + flv.encode(self._replay.tags()))
 
     # -- feeding -------------------------------------------------------------------------
