@@ -404,9 +404,7 @@ class ConfigFromContextTests(unittest.TestCase):
         current = config_from_context(ctx)
         self.assertEqual(
             current(),
-            TranscodeConfig(
-                "/usr/bin/ffmpeg", ctx.settings["videoQualityVariants"], "libx264", 2
-            ),
+            TranscodeConfig("/usr/bin/ffmpeg", ctx.settings["videoQualityVariants"], "libx264", 2),
         )
         ctx.settings.update({"latencyLevel": 4, "videoCodec": "h264_nvenc"})
         self.assertEqual((current().latency_level, current().codec), (4, "h264_nvenc"))
