@@ -155,7 +155,7 @@ class PingerTests(unittest.TestCase):
             self.settings,
             self.save,
             lambda: True,
-            JsonClient(reactor).timed_poster(),
+            JsonClient(reactor, allow_private=True).timed_poster(),
             reactor,
             serve(self, directory),
         )
@@ -181,7 +181,7 @@ class PingerTests(unittest.TestCase):
             self.settings,
             self.save,
             lambda: True,
-            lambda url, body, timeout: JsonClient(reactor).post(url, body, 0.2),
+            lambda url, body, timeout: JsonClient(reactor, allow_private=True).post(url, body, 0.2),
             reactor,
             serve(self, Silent()),
         )
