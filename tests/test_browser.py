@@ -56,6 +56,8 @@ ADMIN = ("admin", KEY)
 WIDTHS = (375, 1280)
 #: Milliseconds Playwright waits for anything before it fails the step.
 STEP_TIMEOUT_MS = 20_000
+#: How long a broadcast waits for its publisher to come back before it ends.
+RECONNECT_GRACE_MS = 30_000
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 #: Two variants: the input copied as is, and a small re-encoded one.
@@ -81,6 +83,28 @@ VARIANTS = [
         "cpuUsageLevel": 0,
     },
 ]
+
+#: Samples the viewer page's video five times a second: its time and its colour (the
+#: reconnect test publishes solid blue, then solid red), and marks the page and its
+#: player, so a reload or a new player shows.
+_SAMPLER = """() => {
+  window.__page = true;
+  window.__hls = owncastPlayer.hls;
+  window.__samples = [];
+  const video = document.getElementById("video");
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 8;
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  setInterval(() => {
+    if (video.readyState < 2) return;
+    context.drawImage(video, 0, 0, 8, 8);
+    const data = context.getImageData(0, 0, 8, 8).data;
+    let red = 0, blue = 0;
+    for (let i = 0; i < data.length; i += 4) { red += data[i]; blue += data[i + 2]; }
+    const colour = red > blue + 2000 ? "red" : blue > red + 2000 ? "blue" : "grey";
+    window.__samples.push({ time: video.currentTime, colour });
+  }, 200);
+}"""
 
 #: Reports CSP violations as console errors, where the error collector sees them.
 _CSP_REPORTER = """
@@ -199,11 +223,17 @@ class _Publisher(ProcessProtocol):
         self.ended.callback(None)
 
 
-def publish(testcase: unittest.TestCase, daemon: Daemon, seconds: int = 60) -> _Publisher:
-    """The real ffmpeg publishing a test pattern with a tone, in real time, to the daemon."""
+def publish(
+    testcase: unittest.TestCase,
+    daemon: Daemon,
+    seconds: int = 60,
+    video: str = "testsrc=size=640x360:rate=30",
+) -> _Publisher:
+    """The real ffmpeg publishing a test pattern (or another lavfi ``video``) with a tone,
+    in real time, to the daemon."""
     url = f"rtmp://127.0.0.1:{daemon.rtmp_port}/live/{KEY}"
     argv = [FFMPEG, "-hide_banner", "-loglevel", "error", "-re",
-            "-f", "lavfi", "-i", "testsrc=size=640x360:rate=30",
+            "-f", "lavfi", "-i", video,
             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
             "-t", str(seconds), "-pix_fmt", "yuv420p", "-c:v", "libx264",
             "-preset", "ultrafast", "-g", "30", "-c:a", "aac", "-f", "flv", url]  # fmt: skip
@@ -368,16 +398,75 @@ class BrowserTests(unittest.TestCase):
 
         await browser.run(shot())
 
-        # And back: when the broadcaster goes away the page returns to its offline state.
+        # And back: when the broadcaster goes away (and has not come back within the
+        # reconnect grace, 30 s) the page returns to its offline state.
         await publisher.stop()
 
         async def turns_offline() -> tuple[bool, bool]:
             await page.wait_for_function(
-                "() => document.getElementById('live-badge').textContent === 'Offline'"
+                "() => document.getElementById('live-badge').textContent === 'Offline'",
+                timeout=RECONNECT_GRACE_MS + STEP_TIMEOUT_MS,
             )
             return await page.is_visible("#offline"), await page.is_disabled("#quality")
 
         self.assertEqual(await browser.run(turns_offline()), (True, True))
+        self.assertNoPageErrors(browser)
+
+    async def test_player_carries_on_through_a_reconnect(self):
+        """The publisher dies and another one (red instead of blue) comes back 5 s later:
+        the page stays live, the same hls.js player carries on with the new media without
+        a reload, and nothing it played before comes again."""
+        daemon, browser = await self.start(
+            **{"video/streamlatencylevel": 0, "video/streamoutputvariants": VARIANTS}
+        )
+        blue = "color=c=blue:size=640x360:rate=30"
+        first = publish(self, daemon, video=blue)
+
+        async def watch() -> Any:
+            page = await browser.page(await browser.context(), daemon.base + "/")
+            await page.wait_for_function(
+                "() => { const v = document.getElementById('video');"
+                " return !v.paused && v.readyState >= 3 && v.currentTime > 1; }",
+                timeout=40_000,
+            )
+            await page.evaluate(_SAMPLER)
+            return page
+
+        page = await browser.run(watch())
+        await sleep(3)
+        await first.stop()  # killed, as OBS crashing or a network cut
+        badges = []
+        for _ in range(10):  # OBS comes back after about 5 s
+            badges.append(await browser.run(text(page, "#live-badge")))
+            await sleep(0.5)
+        self.assertEqual(set(badges), {"Live"})
+        publish(self, daemon, video=blue.replace("blue", "red"))
+
+        async def resumed() -> dict:
+            await page.wait_for_function(
+                "() => window.__samples.filter((s) => s.colour === 'red').length >= 15",
+                timeout=40_000,
+            )
+            return await page.evaluate(
+                "() => ({samples: window.__samples, sameHls: owncastPlayer.hls === window.__hls,"
+                " samePage: window.__page === true,"
+                " offline: document.getElementById('offline').hidden})"
+            )
+
+        seen = await browser.run(resumed())
+        samples = seen["samples"]
+        self.assertTrue(seen["sameHls"], "the player was not restarted")
+        self.assertTrue(seen["samePage"], "the page was not reloaded")
+        self.assertTrue(seen["offline"], "the offline notice stayed hidden")
+        colours = []
+        for sample in samples:
+            if sample["colour"] != "grey" and (not colours or colours[-1] != sample["colour"]):
+                colours.append(sample["colour"])
+        self.assertEqual(colours, ["blue", "red"], samples)
+        times = [sample["time"] for sample in samples]
+        self.assertEqual(times, sorted(times), "playback never went back")
+        red = [s["time"] for s in samples if s["colour"] == "red"]
+        self.assertGreater(red[-1] - red[0], 2.0, "the new media plays on")
         self.assertNoPageErrors(browser)
 
     # -- chat ---------------------------------------------------------------------------

@@ -227,8 +227,6 @@ class DaemonRestartTests(LiveCase):
                              "the orphaned ffmpeg to end")  # fmt: skip
         # Some of the segments it listed are gone (as after a clean-up of old files).
         variant = daemon.datadir / "hls" / "0"
-        listed = (variant / "stream.m3u8").read_text()
-        self.assertNotIn("#EXT-X-ENDLIST", listed)
         (variant / f"stream-{before[0].segments[0]}.ts").unlink()
 
         await daemon.start()
