@@ -57,10 +57,10 @@ class SharedRedisTests(unittest.TestCase):
         )
         self.assertEqual(response.code, 200, response.content)
         history = (await first.get("/api/chat")).json
-        self.assertEqual([m["body"] for m in history], ["from node two"])
+        self.assertEqual([m["body"] for m in history], ["<p>from node two</p>"])
         await wait_until(lambda: listener.of_type("SYSTEM"), 10, "the message on node one")
         [live] = listener.of_type("SYSTEM")
-        self.assertEqual((live["body"], live["id"]), ("from node two", history[0]["id"]))
+        self.assertEqual((live["body"], live["id"]), ("<p>from node two</p>", history[0]["id"]))
         # Settings reach the other node within its refresh interval, and survive restarts.
         deadline = 50
         while (await second.get("/api/config")).json["name"] != "Shared" and deadline:

@@ -115,10 +115,11 @@ class IntegrationsTests(unittest.TestCase):
         self.assertEqual(
             [(m["type"], m["author"], m["body"]) for m in history],
             [
-                ("SYSTEM", "Owncast", "I am a system message!"),
-                ("CHAT", "bot", "<em>hi</em>"),
-                ("CHAT", "old", "yo"),
-                ("CHAT_ACTION", "JohnSmith", "rolled a 15"),
+                ("SYSTEM", "Owncast", "<p>I am a system message!</p>"),
+                ("CHAT", "bot", "<p><em>hi</em></p>"),
+                ("CHAT", "old", "<p>yo</p>"),
+                # 0.0.7 wrote the author in front of an action.
+                ("CHAT_ACTION", "JohnSmith", "<p>JohnSmith rolled a 15</p>"),
             ],
         )
 
@@ -131,7 +132,8 @@ class IntegrationsTests(unittest.TestCase):
         for message in self.client.get("/api/chat")[1]:
             self.assertNotIn("<script", message["body"])
             self.assertNotRegex(message["body"], "<[^>]*onclick")
-            self.assertIn("&lt;script&gt;", message["body"])
+            self.assertNotIn("alert(1)", message["body"])
+            self.assertRegex(message["body"], "(^|>)b(<|$)")
 
     def test_bad_bodies_are_400(self):
         token = self.token(*ALL_SCOPES)
@@ -163,7 +165,8 @@ class IntegrationsTests(unittest.TestCase):
         self.assertEqual(self.client.get("/api/config")[1]["streamTitle"], "Desert Bus")
         self.assertEqual(seen, ["STREAM_TITLE_UPDATED"])
 
-    def test_integration_chat_backlog_includes_hidden(self):
+    def test_integration_chat_backlog_is_the_public_history(self):
+        """0.0.7 served /api/chat's history here: hidden messages are not in it."""
         token = self.token(*ALL_SCOPES)
         self.call("POST", "/api/integrations/chat/send", {"user": "a", "body": "one"}, token)
         message_id = self.client.get("/api/chat")[1][0]["id"]
@@ -176,7 +179,7 @@ class IntegrationsTests(unittest.TestCase):
         self.assertEqual(code, 200)
         self.assertEqual(self.client.get("/api/chat")[1], [])
         backlog = self.call("GET", "/api/integrations/chat", token=token)[1]
-        self.assertEqual([(m["id"], m["visible"]) for m in backlog], [(message_id, False)])
+        self.assertEqual(backlog, [])
 
     def test_token_created_by_another_node_works_at_once(self):
         record = {

@@ -128,7 +128,7 @@ class PayloadTests(unittest.TestCase):
         self.assertEqual(set(bodies), {"CHAT", "NAME_CHANGE", "USER_JOINED", "VISIBILITY-UPDATE"})
         data = bodies["CHAT"]["eventData"]
         self.assertEqual(data["author"], "alice")
-        self.assertEqual(data["body"], "hello <strong>there</strong>")
+        self.assertEqual(data["body"], "<p>hello <strong>there</strong></p>")
         self.assertEqual(data["rawBody"], "hello **there**")
         self.assertEqual(data["id"], chat["id"])
         self.assertEqual(data["type"], "CHAT")
@@ -414,7 +414,7 @@ class WebhookEndToEndTests(unittest.TestCase):
 
         chat = by_type["CHAT"]["body"]["eventData"]
         self.assertEqual(chat["author"], "hookbot")
-        self.assertEqual(chat["body"], "hello <strong>hooks</strong>")
+        self.assertEqual(chat["body"], "<p>hello <strong>hooks</strong></p>")
         self.assertEqual(chat["rawBody"], "hello **hooks**")
         self.assertIs(chat["visible"], True)
         self.assertIsInstance(chat["timestamp"], str)
@@ -458,7 +458,9 @@ class WebhookEndToEndTests(unittest.TestCase):
             )
             self.assertEqual(sent.code, 200, sent)
             history = (await daemon.get("/api/chat", timeout=2.0)).json
-            self.assertEqual([m["body"] for m in history], [f"message {i}" for i in range(n + 1)])
+            self.assertEqual(
+                [m["body"] for m in history], [f"<p>message {i}</p>" for i in range(n + 1)]
+            )
         await wait_until(
             lambda: b"POST /hook" in silent.received,
             WAIT,

@@ -2,7 +2,7 @@
 
 It is built once, by the service tree (``owncast.service.build``), from objects that do
 no I/O until the tree starts. It holds no behaviour of its own beyond ``save``, which
-keeps the store and the in-memory settings in step, and ``change_title``.
+keeps the store and the in-memory settings in step.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
 from owncast.core.chat import ChatHub
-from owncast.core.events import STREAM_TITLE_UPDATED, EventBus, stream_event
+from owncast.core.events import EventBus
 from owncast.core.samples import StatsHistory
 from owncast.core.settings import Settings
 from owncast.core.stream import StreamState
@@ -63,13 +63,6 @@ class AppContext:
         """Store settings durably, then make them current."""
         await self.store.set_settings(values)
         self.settings.update(values)
-
-    async def change_title(self, title: str) -> None:
-        """Store a new stream title; tell chat and webhooks (not for an emptied title)."""
-        await self.save({"streamTitle": title})
-        if title:
-            await self.chat.send_action(f"Stream title changed to **{title}**")
-            self.events.emit(STREAM_TITLE_UPDATED, stream_event(self.settings, self.now()))
 
     def ffmpeg_path(self) -> str | None:
         return self.ffmpeg_option or self.settings["ffmpegPath"] or self.ffmpeg_default()
