@@ -29,7 +29,14 @@ from bench.common import (
 )
 
 #: Modules that register benchmarks, in the order they run.
-MODULES = ("bench.ingest", "bench.playable", "bench.chat", "bench.hls", "bench.viewers")
+MODULES = (
+    "bench.ingest",
+    "bench.playable",
+    "bench.restart",
+    "bench.chat",
+    "bench.hls",
+    "bench.viewers",
+)
 
 
 def load() -> None:
