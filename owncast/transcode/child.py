@@ -7,6 +7,7 @@ from collections import deque
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
@@ -54,6 +55,38 @@ class FfmpegProtocol(ProcessProtocol):
         self._waiters.append(d)
         return d
 
+    def stop(self, clock: Any, grace: float, kill_timeout: float) -> Deferred:
+        """Close stdin, TERM after ``grace`` seconds, KILL ``kill_timeout`` seconds later;
+        fire once it has ended. Its exit is expected from now on (not a crash)."""
+        if not self.expected and not self.ended:
+            self.expected = True
+            try:
+                # A registered producer would keep the pipe open; then EOF lets ffmpeg
+                # flush its encoders and write the last segment.
+                self.transport.unregisterProducer()
+                self.transport.closeStdin()
+            except Exception:
+                _log.failure("Could not close ffmpeg's stdin")
+            self.signal_call = clock.callLater(grace, self._signal, clock, "TERM", kill_timeout)
+        self.expected = True
+        return self.when_ended()
+
+    def _signal(self, clock: Any, signal: str, kill_timeout: float) -> None:
+        self.signal_call = None
+        if self.ended:
+            return
+        _log.info("Sending {signal} to ffmpeg (pid {pid})", signal=signal, pid=self.pid)
+        try:
+            self.transport.signalProcess(signal)
+        except ProcessExitedAlready:
+            return
+        except OSError:
+            _log.failure("Could not signal ffmpeg")
+        if signal == "TERM":
+            self.signal_call = clock.callLater(
+                kill_timeout, self._signal, clock, "KILL", kill_timeout
+            )
+
     def connectionMade(self) -> None:
         self.pid = self.transport.pid
         self._owner._process_started(self)
@@ -91,6 +124,9 @@ class FfmpegProtocol(ProcessProtocol):
             _log.info("ffmpeg: {line}", line=line, pid=self.pid)
 
     def processEnded(self, reason: Any) -> None:
+        if self.signal_call is not None and self.signal_call.active():
+            self.signal_call.cancel()
+        self.signal_call = None
         if self._partial:
             self._line(self._partial)
             self._partial = b""

@@ -50,7 +50,6 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredLock, succeed
-from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -458,9 +457,6 @@ class Transcoder(Service):
 
     # -- ending and restarting -----------------------------------------------------------
     def _process_ended(self, proto: FfmpegProtocol, reason: Any) -> None:
-        if proto.signal_call is not None and proto.signal_call.active():
-            proto.signal_call.cancel()
-        proto.signal_call = None
         if proto is not self._proc:
             return
         self._proc = None
@@ -507,38 +503,9 @@ class Transcoder(Service):
         self._restart_call = None
 
     def _terminate(self) -> Deferred:
-        """Close stdin, TERM after the grace period, KILL later; fire once it has ended."""
+        """End the running ffmpeg (see ``FfmpegProtocol.stop``); fire once it has ended."""
         proto = self._proc
         if proto is None:
             return succeed(None)
-        if not proto.expected:
-            proto.expected = True
-            if proto is self._proc:
-                self._accepting = False
-            try:
-                # A registered producer would keep the pipe open; then EOF lets ffmpeg
-                # flush its encoders and write the last segment.
-                proto.transport.unregisterProducer()
-                proto.transport.closeStdin()
-            except Exception:
-                _log.failure("Could not close ffmpeg's stdin")
-            proto.signal_call = self._reactor.callLater(
-                self._stop_grace, self._signal, proto, "TERM"
-            )
-        return proto.when_ended()
-
-    def _signal(self, proto: FfmpegProtocol, signal: str) -> None:
-        proto.signal_call = None
-        if proto.ended:
-            return
-        _log.info("Sending {signal} to ffmpeg (pid {pid})", signal=signal, pid=proto.pid)
-        try:
-            proto.transport.signalProcess(signal)
-        except ProcessExitedAlready:
-            return
-        except OSError:
-            _log.failure("Could not signal ffmpeg")
-        if signal == "TERM":
-            proto.signal_call = self._reactor.callLater(
-                self._kill_timeout, self._signal, proto, "KILL"
-            )
+        self._accepting = False
+        return proto.stop(self._reactor, self._stop_grace, self._kill_timeout)
