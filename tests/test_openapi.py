@@ -122,6 +122,9 @@ def to_json_schema(node: Any, strict: bool = False, doc: dict = DOC) -> Any:
             continue
         if key == "properties":
             out[key] = {name: to_json_schema(sub, strict, doc) for name, sub in value.items()}
+        elif key in ("anyOf", "oneOf") and "properties" in node:
+            # conditions on an object's own properties: those say what it may hold
+            out[key] = to_json_schema(value, False, doc)
         else:
             out[key] = to_json_schema(value, strict, doc)
     if node.get("nullable") is True:
@@ -806,6 +809,8 @@ class ErrorTests(_Base):
         self.call("get", "/api/integrations/clients", bearer="guess", expect=429)
         self.clock.advance(wait)
         self.call("get", "/api/admin/status")
+        # Only time forgives (a success clears nothing): after that, tokens count alike.
+        self.clock.advance(901)
         for _ in range(6):
             self.call("get", "/api/integrations/chat", bearer="guess", expect=401)
         self.call("get", "/api/integrations/chat", expect=429)
@@ -956,7 +961,25 @@ INVALID: list[tuple[str, Any, bool]] = [
     ("/api/admin/config/s3", {"value": {}}, True),
     ("/api/admin/config/s3", {"value": {"enabled": True, "unknown": "x"}}, True),
     ("/api/admin/config/s3", {"value": {"enabled": "yes"}}, True),
-    ("/api/admin/config/s3", {"value": {"enabled": True, "bucket": "b"}}, False),
+    ("/api/admin/config/s3", {"value": {"enabled": True, "bucket": "b"}}, True),
+    (
+        "/api/admin/config/s3",
+        {
+            "value": {
+                "enabled": True,
+                "endpoint": "http://s3",
+                "accessKey": "k",
+                "secret": " ",
+                "bucket": "b",
+            }
+        },
+        True,
+    ),
+    ("/api/admin/config/s3", {"value": {"enabled": False, "endpoint": "s3.example.com"}}, True),
+    ("/api/admin/config/serverurl", {"value": "http://"}, True),
+    ("/api/admin/config/key", {"value": "a\x1db"}, True),
+    ("/api/admin/webhooks/create", {"url": "   https://", "events": ["CHAT"]}, True),
+    ("/api/integrations/chat/send", {"user": "b" * 101, "body": "hi"}, True),
     ("/api/admin/config/socialhandles", {"value": {"platform": "x"}}, True),
     ("/api/admin/config/socialhandles", {"value": [{"platform": "x", "url": "nope"}]}, True),
     ("/api/admin/config/socialhandles", {"value": [{"url": "https://x.example"}]}, True),
