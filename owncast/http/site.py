@@ -227,8 +227,9 @@ class OwncastSite(Site):
         host = getattr(addr, "host", None)
         if host in self.uncounted:
             host = None
-        if host is not None and ":" in host:
-            host = address_key(host)  # an IPv6 /64 is one address, as for the throttle
+        if host is not None:
+            if ":" in host:  # an IPv6 /64 is one address, as for the throttle
+                host = address_key(host)
             count = self.connections.get(host, 0)
             if count >= self.max_per_address:
                 self.refused += 1
