@@ -44,7 +44,8 @@ run: install
 
 # What the tests talk to besides the checkout: a Redis (tools/test-redis) and, for the
 # unit file's checks, systemd-analyze (Debian's systemd package; no running systemd needed).
-# tests/test_health.py also runs a redis-server of its own.
+# tests/test_health.py, test_store_redis.py and test_e2e_redis.py also run redis-servers of
+# their own (stopped and restarted: a Redis outage); test_diskfull_e2e.py uses unshare.
 test-services:
 	tools/test-redis $(PYTHON)
 	$(APT_NEED) "tests/test_health.py" "command -v redis-server" redis-server
