@@ -20,7 +20,7 @@ class S3LiveTests(LiveCase):
     async def test_segments_are_played_from_s3(self):
         server = await start_s3(self, check_signatures=False)
         config = server.config(f"live-{uuid.uuid4().hex[:12]}", acl="public-read")
-        await S3SegmentStorage(config, reactor).create_bucket()
+        await S3SegmentStorage(config, reactor, allow_private=True).create_bucket()
         daemon, auth = await self.start_live_daemon()
         response = await daemon.post("/api/admin/config/s3", {"value": config}, auth=auth)
         self.assertEqual(response.code, 200, response)
