@@ -33,8 +33,12 @@ CONCURRENCY = 4
 def event_data(event_type: str, data: dict) -> dict:
     """The ``eventData`` of an event, in the shape receivers expect."""
     if event_type in (events.STREAM_STARTED, events.STREAM_STOPPED, events.STREAM_TITLE_UPDATED):
-        keys = ("name", "summary", "streamTitle", "id", "timestamp")
-        out = {k: data[k] for k in keys if k in data}
+        # 0.0.7 (core/webhooks/stream.go) sends these three and nothing else.
+        out = {k: data[k] for k in ("name", "summary", "streamTitle") if k in data}
+    elif event_type == events.CHAT:
+        # 0.0.7's WebhookChatMessage: no type, author left out when empty.
+        keys = ("author", "body", "rawBody", "id", "visible", "timestamp")
+        out = {k: data[k] for k in keys if k in data and (k != "author" or data[k])}
     else:
         out = dict(data)
     if isinstance(out.get("timestamp"), (int, float)):
