@@ -514,7 +514,7 @@ class LiveBroadcastTests(LiveCase):
             return None
 
         broadcaster = await wait_until(details, STATUS_WITHIN, "the broadcaster's details")
-        self.assertEqual(broadcaster["remoteAddr"], "127.0.0.1")
+        self.assertRegex(broadcaster["remoteAddr"], r"^127\.0\.0\.1:[0-9]+$")  # as 0.0.7: host:port
         stream = broadcaster["streamDetails"]
         self.assertEqual((stream["width"], stream["height"]), (1280, 720), stream)
         self.assertEqual(stream["framerate"], 30, stream)

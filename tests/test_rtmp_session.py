@@ -7,7 +7,7 @@ import random
 import struct
 from pathlib import Path
 
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import fail
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -28,6 +28,9 @@ from owncast.rtmp.session import (
     OUT_CHUNK_SIZE,
     WINDOW_SIZE,
     RtmpFactory,
+    RtmpSession,
+    details_from_metadata,
+    empty_details,
 )
 from owncast.runtime import compat
 from tests.fakes import RecordingSink
@@ -322,7 +325,7 @@ class PublishTests(SessionTestCase):
         self.assertEqual(on_status.stream_id, 1)
         self.assertTrue(self.stream.online)
         self.assertEqual(self.events, ["STREAM_STARTED"])
-        self.assertEqual(self.stream.broadcaster["remoteAddr"], "10.0.0.1")
+        self.assertEqual(self.stream.broadcaster["remoteAddr"], "10.0.0.1:40000")
         self.assertEqual((self.sink.starts, self.sink.stops), (1, 0))
         self.assertEqual(self.sink.received, [])
         self.assertFalse(client.dropped)
@@ -425,7 +428,7 @@ class PublishTests(SessionTestCase):
         details = self.stream.broadcaster["streamDetails"]
         self.assertEqual((details["videoCodec"], details["audioCodec"]), ("AV1", "Opus"))
         client.metadata({"videocodecid": "hvc1", "audiocodecid": "mp4a"})
-        self.assertEqual((details["videoCodec"], details["audioCodec"]), ("HEVC", "AAC"))
+        self.assertEqual((details["videoCodec"], details["audioCodec"]), ("H.265", "AAC"))
 
     def test_metadata_before_publish(self):
         client = self.client()
@@ -474,7 +477,7 @@ class PublishTests(SessionTestCase):
         first.video(33, b"\x27first")
         self.assertFalse(first.dropped)
         self.assertTrue(self.stream.online)
-        self.assertEqual(self.stream.broadcaster["remoteAddr"], "10.0.0.1")
+        self.assertEqual(self.stream.broadcaster["remoteAddr"], "10.0.0.1:40000")
         self.assertEqual((self.sink.starts, self.sink.stops), (1, 0))
         self.assertEqual(self.events, ["STREAM_STARTED"])
         self.assertEqual(self.sink.tags(), [(9, 0, b"\x17first"), (9, 33, b"\x27first")])
@@ -489,7 +492,7 @@ class PublishTests(SessionTestCase):
         first.close()
         second = self.publishing(host="10.0.0.2")
         second.audio(0, b"\xaf\x01x")
-        self.assertEqual(self.stream.broadcaster["remoteAddr"], "10.0.0.2")
+        self.assertEqual(self.stream.broadcaster["remoteAddr"], "10.0.0.2:40000")
         self.assertEqual((self.sink.starts, self.sink.stops), (2, 1))
         self.assertEqual(self.events, ["STREAM_STARTED", "STREAM_STOPPED", "STREAM_STARTED"])
 
@@ -688,7 +691,7 @@ class MalformedInputTests(SessionTestCase):
         client = self.publishing(host="10.0.0.9")
         client.video(40, b"\x17ok")
         self.assertEqual(self.sink.tags()[start:], [(flv.VIDEO_TAG, 40, b"\x17ok")])
-        self.assertEqual(self.stream.broadcaster["remoteAddr"], "10.0.0.9")
+        self.assertEqual(self.stream.broadcaster["remoteAddr"], "10.0.0.9:40000")
 
     def connected(self) -> Client:
         client = self.client(host="10.0.0.66")
@@ -1031,3 +1034,21 @@ class WakeupTuningTests(SessionTestCase):
         client = self.publishing()
         client.session._tune_wakeups(1_000_000)
         self.assertFalse(client.dropped)
+
+
+class BroadcasterDetailsAs007Tests(unittest.TestCase):
+    """streamDetails' codec names and remoteAddr are spelled as 0.0.7 spelled them."""
+
+    def test_codec_names(self):
+        details = empty_details()
+        details_from_metadata({"videocodecid": 12.0}, details)
+        self.assertEqual((details["videoCodec"], details["audioCodec"]), ("H.265", "No audio"))
+        details_from_metadata({"videocodecid": 99.0, "audiocodecid": 99.0}, details)
+        self.assertEqual((details["videoCodec"], details["audioCodec"]), ("Unknown", "Unknown"))
+        details_from_metadata({"videocodecid": 7.0, "audiocodecid": 10.0}, details)
+        self.assertEqual((details["videoCodec"], details["audioCodec"]), ("H.264", "AAC"))
+
+    def test_remote_addr_has_the_port(self):
+        session = RtmpSession(Broadcasts(StreamState(lambda: 0.0), lambda: "k"), Clock())
+        session.transport = StringTransport(peerAddress=IPv6Address("TCP", "::1", 5000))
+        self.assertEqual(session._peer_address(), "[::1]:5000")

@@ -51,11 +51,12 @@ MAX_LOW_WATER = 256 * 1024
 READ_SIZE = 64 * 1024
 APP_NAME = "live"
 
-_VIDEO_CODECS = {2: "Sorenson H.263", 4: "VP6", 7: "H.264", 12: "HEVC", 13: "AV1"}
+# 0.0.7's names where it had one (H.264, H.265, MP3, AAC, Speex; core/rtmp/utils.go).
+_VIDEO_CODECS = {2: "Sorenson H.263", 4: "VP6", 7: "H.264", 12: "H.265", 13: "AV1"}
 _AUDIO_CODECS = {2: "MP3", 10: "AAC", 11: "Speex", 13: "Opus"}
 _FOURCC_NAMES = {
     "avc1": "H.264",
-    "hvc1": "HEVC",
+    "hvc1": "H.265",
     "av01": "AV1",
     "vp09": "VP9",
     "mp4a": "AAC",
@@ -101,12 +102,12 @@ def details_from_metadata(meta: dict, details: dict) -> set[str]:
     rate = meta.get("framerate")
     if "framerate" in filled and isinstance(rate, float) and not rate.is_integer():
         details["framerate"] = round(rate, 3)  # 29.97 stays 29.97, as 0.0.7's float32
-    video = codec_name(meta.get("videocodecid"), _VIDEO_CODECS)
-    audio = codec_name(meta.get("audiocodecid"), _AUDIO_CODECS)
-    if video:
-        details["videoCodec"] = video
-    if audio:
-        details["audioCodec"] = audio
+    # As 0.0.7: "Unknown" for a codec it cannot name, "No audio" when none is announced.
+    video_id, audio_id = meta.get("videocodecid"), meta.get("audiocodecid")
+    details["videoCodec"] = codec_name(video_id, _VIDEO_CODECS) or "Unknown"
+    details["audioCodec"] = (
+        "No audio" if audio_id is None else codec_name(audio_id, _AUDIO_CODECS) or "Unknown"
+    )
     if isinstance(meta.get("encoder"), str):
         details["encoder"] = meta["encoder"][:200]
     return filled
@@ -184,6 +185,14 @@ class RtmpSession(Protocol):
     def _peer(self) -> str:
         peer = self.transport.getPeer()
         return getattr(peer, "host", str(peer))
+
+    def _peer_address(self) -> str:
+        """``host:port`` (``[v6]:port``), as 0.0.7's ``remoteAddr`` gave it."""
+        peer = self.transport.getPeer()
+        host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+        if host is None or port is None:
+            return str(peer)
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def _schedule_idle_check(self) -> None:
         self._idle_check = self._clock.callLater(IDLE_TIMEOUT / 4, self._check_idle)
@@ -418,7 +427,7 @@ class RtmpSession(Protocol):
         try:
             self._measured_since = self._clock.seconds()
             self.broadcast = self._broadcasts.begin(
-                self._peer(), self._details, self.transport.loseConnection
+                self._peer_address(), self._details, self.transport.loseConnection
             )
         except AlreadyLiveError:
             self._status(
