@@ -257,7 +257,7 @@ class ConfigSetterTests(unittest.TestCase):
         "rtmpserverport": [-1, 65536],
         "nsfw": ["yes", 1],
         "directoryenabled": [None],
-        "serverurl": ["ftp://x", "not a url", "javascript:alert(1)"],
+        "serverurl": ["ftp://x", "not a url", "javascript:alert(1)", "http://[", "http://[::1"],
         "video/streamlatencylevel": [-1, "2", 2.5],
         "video/streamoutputvariants": [
             "x",
