@@ -13,7 +13,7 @@ from typing import Any
 
 from autobahn.twisted.testing import MemoryReactorClockResolver, create_memory_agent
 from autobahn.twisted.websocket import WebSocketClientProtocol
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
@@ -28,6 +28,7 @@ from owncast.chat.server import (
     ChatServer,
 )
 from owncast.core.chat import MAX_BODY_BYTES, WELCOME_ID
+from owncast.core.errors import ApiError
 from tests.helpers import Client, make_context, result_of
 
 URL = "ws://localhost:8080/entry"
@@ -220,6 +221,22 @@ class ChatProtocolTests(unittest.TestCase):
         self.h.flush()
         self.assertEqual(len(bob.of_type("CHAT")), 1)
         self.assertEqual(len(self.h.stored()), 1)
+
+    def test_a_store_outage_is_told_to_the_sender(self) -> None:
+        """While the store refuses writes (Redis out of reach: a 503 ApiError), the sender
+        is told so in a SYSTEM message, as for a refused message; nothing is logged as a
+        crash."""
+        alice = self.h.connect()
+
+        def unreachable(record):
+            return fail(ApiError("the shared store (Redis) is unreachable"))
+
+        self.patch(self.h.ctx.store, "add_message", unreachable)
+        alice.send_json({"type": "CHAT", "author": "alice", "body": "anyone there?"})
+        self.h.flush()
+        [notice] = alice.of_type("SYSTEM")
+        self.assertIn("unreachable", notice["body"])
+        self.assertEqual(self.flushLoggedErrors(), [])
 
     def test_lone_surrogates_in_names_refused_and_in_bodies_replaced(self) -> None:
         """JSON may carry a lone surrogate (``"\\ud800"``), which UTF-8 cannot: in a name it

@@ -43,7 +43,7 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 
-from owncast.core.errors import ValidationError
+from owncast.core.errors import ApiError
 from owncast.core.times import iso
 from owncast.runtime.compat import (
     forget_requests,
@@ -131,7 +131,7 @@ class ChatProtocol(WebSocketServerProtocol):
             return
         try:
             d = self.factory.server.received(self, message)
-        except ValidationError as e:
+        except ApiError as e:  # a refused message, or the store out of reach (503)
             self.send_json(self.factory.server.notice(e.message))
             return
         except Exception:
@@ -141,7 +141,7 @@ class ChatProtocol(WebSocketServerProtocol):
             d.addErrback(self._failed)
 
     def _failed(self, failure: Any) -> None:
-        if failure.check(ValidationError):
+        if failure.check(ApiError):
             self.send_json(self.factory.server.notice(failure.value.message))
         else:
             _log.failure("chat message from {ip} failed", failure, ip=self.ip)
