@@ -243,4 +243,6 @@ class LiveScrapeTests(LiveCase):
         self.assertEqual(value(samples, "owncast_auth_failures_total"), 1)  # the bad password
         deliveries = "owncast_webhook_deliveries_total"
         self.assertEqual(value(samples, deliveries, result="failed"), 0)
+        self.assertEqual(value(samples, "owncast_webhook_queue_length"), 0)
+        self.assertEqual(value(samples, "owncast_ffmpeg_restarts_total"), 0)
         self.assertGreater(value(samples, "process_resident_memory_bytes"), 0)

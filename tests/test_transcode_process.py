@@ -146,6 +146,7 @@ class TranscoderTests(unittest.TestCase):
         process.exit(1)
         self.reactor.advance(0.5)
         self.assertEqual(len(self.processes), len(expected) + 2)
+        self.assertEqual(self.transcoder.restarts, len(expected) + 1)  # for /metrics
 
     def test_restart_replays_config_and_current_gop(self):
         """A respawned ffmpeg reads the header, metadata and sequence headers, then the

@@ -120,6 +120,8 @@ class HlsFastPath:
     ):
         self.hls = hls
         self._seen = seen
+        #: requests answered here, below twisted.web (``/metrics`` counts them as 200s)
+        self.answered = 0
         self._clock = clock
         fixed = [(b"server", server_version), *headers, (b"access-control-allow-origin", b"*")]
         self._fixed = b"".join(b"%s: %s\r\n" % (_title(n), v) for n, v in fixed)
@@ -160,6 +162,7 @@ class HlsFastPath:
             transport.write(body)  # queued alone, so never copied
         else:
             send_now(transport, channel.direct, head + body)
+        self.answered += 1
         return used
 
 

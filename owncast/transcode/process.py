@@ -134,6 +134,8 @@ class Transcoder(Service):
         self._reactor = reactor
         self._config = config
         self.output_dir = os.fspath(output_dir)
+        #: ffmpeg runs restarted after a crash or a failed start (``/metrics``)
+        self.restarts = 0
         self._blocking = blocking or self._in_thread
         self._env = env
         self._stop_grace = stop_grace
@@ -488,6 +490,7 @@ class Transcoder(Service):
 
     def _schedule_restart(self) -> None:
         self._cancel_restart()
+        self.restarts += 1
         delay = self._delay
         self._delay = min(delay * 2, self._restart_max)
         self._restart_call = self._reactor.callLater(delay, self._restart, self._generation)
