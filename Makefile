@@ -13,8 +13,8 @@ VENDOR := web/vendor/hls.min.js
 # The browser tests drive Debian's Chromium through Playwright; no browser is downloaded.
 CHROMIUM := /usr/bin/chromium
 # System packages are installed with apt-get when missing (as root), or named and make
-# stops: tools/apt-need WHAT CHECK PACKAGE...
-APT_NEED := tools/apt-need
+# stops: .ci/apt-need WHAT CHECK PACKAGE...
+APT_NEED := .ci/apt-need
 
 install: $(STAMP) $(VENDOR)
 
@@ -28,6 +28,7 @@ $(VENDOR): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p web/vendor
 	cp node_modules/hls.js/dist/hls.min.js web/vendor/hls.min.js
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css web/vendor/
 
 # editable_mode=compat puts the checkout itself on sys.path, so twistd finds
 # twisted/plugins/owncast_plugin.py and code edits need no reinstall.
@@ -42,12 +43,12 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 run: install
 	$(BIN)/twistd --nodaemon --pidfile= owncast --datadir $(DATADIR) $(RUN_ARGS)
 
-# What the tests talk to besides the checkout: a Redis (tools/test-redis) and, for the
+# What the tests talk to besides the checkout: a Redis (.ci/test-redis) and, for the
 # unit file's checks, systemd-analyze (Debian's systemd package; no running systemd needed).
 # tests/test_health.py, test_store_redis.py and test_e2e_redis.py also run redis-servers of
 # their own (stopped and restarted: a Redis outage); test_diskfull_e2e.py uses unshare.
 test-services:
-	tools/test-redis $(PYTHON)
+	.ci/test-redis $(PYTHON)
 	$(APT_NEED) "tests/test_health.py" "command -v redis-server" redis-server
 	$(APT_NEED) "checking systemd/owncast.service" "command -v systemd-analyze" systemd
 

@@ -1,4 +1,4 @@
-"""What a fresh machine needs: the Makefile installs system packages through tools/apt-need,
+"""What a fresh machine needs: the Makefile installs system packages through .ci/apt-need,
 and the README names every one of them."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from twisted.trial import unittest
 
 from tests.daemon import REPO_ROOT
 
-APT_NEED = str(REPO_ROOT / "tools" / "apt-need")
+APT_NEED = str(REPO_ROOT / ".ci" / "apt-need")
 
 
 def makefile_packages() -> set[str]:
@@ -28,7 +28,7 @@ def makefile_packages() -> set[str]:
 
 class AptNeedTests(unittest.TestCase):
     async def run_as_user(self, *args: str) -> tuple[str, int]:
-        """tools/apt-need as an ordinary user (``nobody`` when the tests run as root), who
+        """.ci/apt-need as an ordinary user (``nobody`` when the tests run as root), who
         may not install anything."""
         argv = ["/bin/sh", APT_NEED, *args]
         if os.geteuid() == 0:
