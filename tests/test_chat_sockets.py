@@ -41,6 +41,7 @@ class FakeProto:
     """What ``ChatServer`` needs of a protocol, with no websocket behind it: an open one,
     as Autobahn's ``state`` says."""
 
+    STATE_OPEN = WS_OPEN  # as on Autobahn's protocols
     state = WS_OPEN
 
     def __init__(

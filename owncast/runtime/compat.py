@@ -43,23 +43,30 @@ from __future__ import annotations
 
 import inspect
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import autobahn
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.copyright import version as twisted_version
 from twisted.internet import tcp
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
-from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
-from twisted.web.http import HTTPChannel
 
-#: The Autobahn state in which a socket takes data frames.
-WS_OPEN: int = WebSocketProtocol.STATE_OPEN
+if TYPE_CHECKING:
+    from twisted.web.http import HTTPChannel
+
+# Autobahn, twisted.web and twisted's test transports are imported where they are used, so
+# that a process using only the transport accessors (the ingest benchmark's server) does
+# not load them: Autobahn alone is ~20 MiB of resident memory.
+
+
+def __getattr__(name: str) -> Any:
+    if name == "WS_OPEN":  # the Autobahn state in which a socket takes data frames
+        from autobahn.websocket.protocol import WebSocketProtocol
+
+        return WebSocketProtocol.STATE_OPEN
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class IncompatibleInternalsError(RuntimeError):
@@ -67,6 +74,8 @@ class IncompatibleInternalsError(RuntimeError):
 
 
 def versions() -> str:
+    import autobahn
+
     return f"Twisted {twisted_version}, Autobahn {autobahn.__version__}"
 
 
@@ -158,7 +167,7 @@ def forget_requests(channel: HTTPChannel) -> None:
 # -- Autobahn ----------------------------------------------------------------------------
 def ws_open(protocol: Any) -> bool:
     """Whether an Autobahn websocket takes data frames (open; not closing or closed)."""
-    return protocol.state == WS_OPEN
+    return bool(protocol.state == protocol.STATE_OPEN)
 
 
 def ws_close_with(protocol: Any, code: int, reason: bytes) -> None:
@@ -248,6 +257,9 @@ def _check_tcp() -> None:
 
 
 def _check_web() -> None:
+    from twisted.internet.testing import StringTransport
+    from twisted.web.http import HTTPChannel
+
     owner = "twisted.web.http.HTTPChannel"
     channel = HTTPChannel()
     channel.timeOut = None  # no timer
@@ -274,6 +286,9 @@ def _check_web() -> None:
 
 
 def _check_autobahn() -> None:
+    from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+    from twisted.internet.testing import StringTransport
+
     owner = "autobahn WebSocketServerProtocol"
     _attribute(WebSocketServerProtocol, "CONFIG_ATTRS", (tuple, list), owner)
     names = ws_option_names(WebSocketServerProtocol)
