@@ -13,6 +13,7 @@ The children start one after the other, each once the one before is up
 ``settings``        stored settings, tokens and webhooks read into memory; a stream key
                     generated on first start. Everything below may read settings.
 ``transcoder``      ffmpeg; starts before the ingest, so on shutdown the ingest stops first
+``recorder``        keeps broadcasts as recordings (ends those a killed run left open)
 ``chat``            the chat sockets' keepalive sweeps
 ``web``             HTTP: pages, API, chat websocket, HLS (``--listen`` or the port setting)
 ``rtmp``            RTMP ingest (``--rtmplisten`` or the port setting)
@@ -62,6 +63,8 @@ from owncast.http.hls import PlaylistCache
 from owncast.http.site import WEB_ROOT, build_site, hls_resource
 from owncast.interfaces import IChatBus, IStore
 from owncast.listing.directory import DEFAULT_DIRECTORY, DirectoryPinger
+from owncast.recordings.library import Library
+from owncast.recordings.recorder import Recorder
 from owncast.rtmp.session import RtmpFactory
 from owncast.runtime import compat
 from owncast.runtime.heap import settle_heap
@@ -174,7 +177,10 @@ class StoredState:
 
     async def load(self) -> None:
         ctx = self._ctx
-        ctx.settings.reload(await ctx.store.get_settings())
+        stored = await ctx.store.get_settings()
+        ctx.settings.reload(stored)
+        if not stored:  # a new data dir: broadcasts are recorded (owncast.recordings)
+            await ctx.save({"recordings": {**ctx.settings["recordings"], "enabled": True}})
         if not ctx.settings["streamKey"]:
             key = generate_stream_key()
             await ctx.save({"streamKey": key})
@@ -304,6 +310,18 @@ def build(
     transcoder = Transcoder(reactor, config_from_context(ctx), hls_dir, blocking=blocking)
     chat = ChatServer(ctx.chat, viewers, reactor, lambda: settings["serverUrl"])
     ctx.stream.listeners.append(StreamLifecycle(ctx, chat))
+    recorder = Recorder(
+        datadir / "recordings",
+        hls_dir,
+        lambda: settings["recordings"],
+        lambda: settings["videoQualityVariants"],
+        lambda: settings["streamTitle"],
+        lambda: viewers.session_max,
+        blocking,
+        reactor,
+    )
+    ctx.stream.listeners.append(recorder.on_stream)
+    ctx.recordings = Library(datadir / "recordings", blocking, reactor, ctx.ffmpeg_path, recorder)
 
     playlists = PlaylistCache(hls_dir)
     publisher = SegmentPublisher(
@@ -362,6 +380,7 @@ def build(
         StartStopService("chat-bus", chat_bus.start, chat_bus.stop),
         StartStopService("settings", state.load, state.save),
         transcoder,
+        recorder,
         chat,
         web,
         rtmp,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -55,6 +56,8 @@ class AppContext:
     ffmpeg_option: str | None = None
     #: The ffmpeg to run when neither the option nor the setting names one.
     ffmpeg_default: Callable[[], str | None] = field(default=_no_ffmpeg)
+    #: The recordings library (``owncast.recordings.library.Library``), None without one.
+    recordings: Any = None
 
     def now(self) -> float:
         return self.reactor.seconds()

@@ -98,6 +98,15 @@ DEFAULTS: dict[str, Any] = {
     "overallMaxViewerCount": 0,
     "lastConnectTime": None,
     "lastDisconnectTime": None,
+    #: Ours: broadcasts kept as VOD (owncast.recordings). Off here so existing data dirs
+    #: keep today's behaviour; a new data dir turns it on at its first start.
+    "recordings": {
+        "enabled": False,
+        "variants": "all",
+        "maxDays": 0,
+        "maxGiB": 0,
+        "minFreeGiB": 2,
+    },
 }
 
 
@@ -326,6 +335,31 @@ def s3(value: Any) -> dict:
     return config
 
 
+def recordings(value: Any) -> dict:
+    """The ``recordings`` setting: a whole object; limits of 0 mean none."""
+    if not isinstance(value, dict):
+        raise ValidationError("recordings must be an object")
+    unknown = set(value) - set(DEFAULTS["recordings"])
+    if unknown:
+        raise ValidationError(f"recordings has unknown fields: {', '.join(sorted(unknown))}")
+    config = dict(DEFAULTS["recordings"])
+    if "enabled" in value:
+        config["enabled"] = _bool(value["enabled"], "recordings.enabled")
+    if "variants" in value:
+        if value["variants"] not in ("all", "highest"):
+            raise ValidationError("recordings.variants must be 'all' or 'highest'")
+        config["variants"] = value["variants"]
+    for key, high in (("maxDays", 36_500), ("maxGiB", 1_000_000), ("minFreeGiB", 1_000_000)):
+        if key in value:
+            number = value[key]
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                raise ValidationError(f"recordings.{key} must be a number")
+            if not 0 <= number <= high:
+                raise ValidationError(f"recordings.{key} must be 0 to {high}")
+            config[key] = number
+    return config
+
+
 def custom_styles(value: Any) -> str:
     value = _string(value, "custom styles", max_len=100_000)
     if "</" in value.lower():
@@ -408,6 +442,8 @@ SETTERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "externalactions": ("externalActions", external_actions),
     # Ours, not 0.0.7's: see DEFAULTS["chatAllowedOrigins"].
     "chat/allowedorigins": ("chatAllowedOrigins", origins),
+    # Ours: see DEFAULTS["recordings"].
+    "recordings": ("recordings", recordings),
 }
 
 

@@ -16,11 +16,13 @@ from owncast.api.http import check_admin, viewer_key
 from owncast.api.integrations import IntegrationsApi
 from owncast.api.logo import LogoResource
 from owncast.api.public import PublicApi
+from owncast.api.recordings import RecordingsApi
 from owncast.core.errors import ApiError
 from owncast.core.throttle import address_key
 from owncast.http.diskfull import CompleteSegments, DiskWatch
 from owncast.http.fastpath import HlsFastPath, OwncastChannel
 from owncast.http.hls import HlsResource, PlaylistCache
+from owncast.http.recordings import RecordingsResource
 from owncast.http.webroot import WEB_ROOT
 
 #: No inline script or style anywhere: pages load their code from /js and /css.
@@ -45,6 +47,7 @@ class ApiRoot(Resource):
         self._public = PublicApi(ctx).app.resource()
         self.putChild(b"admin", AdminApi(ctx, disk).app.resource())
         self.putChild(b"integrations", IntegrationsApi(ctx).app.resource())
+        self.putChild(b"recordings", RecordingsApi(ctx).app.resource())
 
     def getChild(self, path: bytes, request: Any) -> Resource:
         # Hand the segment back so the public Klein app routes on the whole path.
@@ -319,3 +322,5 @@ def build_site(
     disk = DiskWatch(hls.directory, ctx.blocking, ctx.reactor, segments)
     root = build_root(ctx, webroot, websocket, hls, probes, metrics, disk)
     return OwncastSite(root, fast, reactor=ctx.reactor, disk=disk)
+    if ctx.recordings is not None:  # past broadcasts (owncast.recordings)
+        root.putChild(b"recordings", RecordingsResource(ctx.recordings, webroot / "recordings"))

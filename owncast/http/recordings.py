@@ -1,0 +1,134 @@
+"""``/recordings/``: the past-broadcasts pages and each recording's media, from the data dir.
+
+Only these paths answer (anything else is 404, so no path leaves the folders)::
+
+    /recordings/, /recordings/<id>, /recordings/clips/<clip>   the page (web/recordings/)
+    /recordings/recordings.js, recordings.css                  its code and style
+    /recordings/<id>/stream.m3u8, <id>/<n>/stream.m3u8         playlists
+    /recordings/<id>/<n>/stream-<k>.ts                          segments (never change)
+    /recordings/<id>/thumbnail.jpg
+    /recordings/<id>/download.mp4      the whole recording as MP4 (made on first ask)
+    /recordings/clips/<clip>.mp4       a clip's MP4
+
+Files are sent by ``twisted.web.static.File``, which reads them in chunks as the client
+takes them and answers range requests (players seek in the MP4).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.web.resource import NoResource, Resource
+from twisted.web.server import NOT_DONE_YET
+from twisted.web.static import File
+
+_log = Logger()
+
+_ID = rb"[0-9]{1,19}"
+_MEDIA = re.compile(
+    rb"(?P<id>" + _ID + rb")/(?:(?P<playlist>(?:[0-9]{1,2}/)?stream\.m3u8)"
+    rb"|(?P<segment>[0-9]{1,2}/stream-[0-9]{1,19}\.ts)"
+    rb"|(?P<thumbnail>thumbnail\.jpg)|(?P<download>download\.mp4))"
+)
+_PAGE = re.compile(rb"|index\.html|" + _ID + rb"/?|clips/" + _ID + rb"-[0-9]{1,6}")
+_CLIP_MP4 = re.compile(rb"clips/(?P<clip>" + _ID + rb"-[0-9]{1,6})\.mp4")
+_ASSETS = {
+    b"recordings.js": b"text/javascript; charset=utf-8",
+    b"recordings.css": b"text/css; charset=utf-8",
+}
+_TYPES = {
+    "playlist": b"application/vnd.apple.mpegurl",
+    "segment": b"video/mp2t",
+    "thumbnail": b"image/jpeg",
+    "download": b"video/mp4",
+}
+_CACHE = {
+    "playlist": b"no-cache",
+    "segment": b"public, max-age=31536000, immutable",
+    "thumbnail": b"public, max-age=60",
+    "download": b"public, max-age=3600",
+}
+
+
+class _Typed(File):
+    """A file sent with the type and cache rule we say."""
+
+    def __init__(self, path: str, kind: bytes, cache: bytes):
+        super().__init__(path, defaultType=kind.decode())
+        self.type = kind.decode()
+        self.encoding = None
+        self._cache = cache
+
+    def render_GET(self, request: Any) -> Any:
+        request.setHeader(b"cache-control", self._cache)
+        request.setHeader(b"access-control-allow-origin", b"*")
+        return super().render_GET(request)
+
+
+class RecordingsResource(Resource):
+    """``library`` is the ``owncast.recordings.library.Library``; ``pages`` is
+    ``web/recordings``."""
+
+    isLeaf = True
+
+    def __init__(self, library: Any, pages: Path):
+        super().__init__()
+        self._library = library
+        self._pages = pages
+
+    def render_GET(self, request: Any) -> Any:
+        path = b"/".join(request.postpath)
+        if _PAGE.fullmatch(path):
+            page = _Typed(str(self._pages / "index.html"), b"text/html; charset=utf-8", b"no-cache")
+            return page.render_GET(request)
+        if path in _ASSETS:
+            return _Typed(str(self._pages / path.decode()), _ASSETS[path], b"no-cache").render_GET(
+                request
+            )
+        clip = _CLIP_MP4.fullmatch(path)
+        if clip is not None:
+            target = self._library.clip_path(clip.group("clip").decode())
+            return _Typed(target, _TYPES["download"], _CACHE["download"]).render_GET(request)
+        match = _MEDIA.fullmatch(path)
+        if match is None:
+            return NoResource().render(request)
+        kind = next(k for k in _TYPES if match.group(k))
+        recording_id = match.group("id").decode()
+        if kind == "download":
+            d = Deferred.fromCoroutine(self._download(request, recording_id))
+            d.addErrback(lambda f: _log.failure("A recording download failed", f))
+            return NOT_DONE_YET
+        rest = match.group(kind).decode()
+        target = str(Path(self._library.folder(recording_id), rest))
+        return _Typed(target, _TYPES[kind], _CACHE[kind]).render_GET(request)
+
+    async def _download(self, request: Any, recording_id: str) -> None:
+        gone: list[object] = []
+        request.notifyFinish().addErrback(gone.append)
+        meta = await self._library.get(recording_id)
+        if meta is None or meta.live:
+            request.setResponseCode(404)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            request.write(b"No finished recording here.\n")
+            request.finish()
+            return
+        try:
+            path = await self._library.download(meta)
+        except Exception:
+            _log.failure("Could not make the MP4 of recording {id}", id=recording_id)
+            request.setResponseCode(500)
+            request.write(b"Could not make the MP4.\n")
+            request.finish()
+            return
+        if gone:
+            return
+        name = f'attachment; filename="recording-{recording_id}.mp4"'
+        request.setHeader(b"content-disposition", name.encode())
+        result = _Typed(path, _TYPES["download"], _CACHE["download"]).render_GET(request)
+        if result is not NOT_DONE_YET:
+            request.write(result)
+            request.finish()

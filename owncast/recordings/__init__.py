@@ -1,0 +1,1 @@
+"""Recordings: broadcasts kept as VOD HLS, their clips and MP4 downloads."""
