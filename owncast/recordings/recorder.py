@@ -168,6 +168,8 @@ class Recorder(GuardedTimerService):
                     await self._blocking(files.collect, self.hls_dir, session)
             finally:
                 self._lock.release()
+        elif self.disk_full:  # tell the status when space is back
+            await self._below_floor(self._settings())
         if self.now() >= self._retention_at:
             await self.retention()
 
