@@ -6,6 +6,8 @@ messages included; failures are our ``{"success": false, "message"}`` with a sta
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
 from typing import Any
 
 from owncast.api import logo, shapes
@@ -22,7 +24,9 @@ from owncast.api.http import (
 from owncast.core import events
 from owncast.core.errors import ApiError, NotFoundError, ValidationError
 from owncast.core.settings import KNOWN_CODECS, SETTERS, http_url
+from owncast.core.settings import s3 as s3_settings
 from owncast.core.tokens import validate_new_token
+from owncast.interfaces import ISegmentStorage
 
 #: What 0.0.7 answered each setting with (controllers/admin/config.go); "changed" otherwise.
 SAVED_MESSAGES = {
@@ -79,10 +83,18 @@ def webhook_request(body: dict) -> tuple[str, list[str]]:
 class AdminApi(JsonApp):
     app = json_app()
 
-    def __init__(self, ctx: Any, disk: Any = None):
+    def __init__(
+        self,
+        ctx: Any,
+        disk: Any = None,
+        s3_storage: Callable[[dict], ISegmentStorage] | None = None,
+    ):
         super().__init__(ctx)
         #: the disk-full watch (``owncast.http.diskfull.DiskWatch``), for the status
         self.disk = disk
+        #: ``s3 setting -> S3SegmentStorage``, handed in by the tree (the API layer may
+        #: not import ``owncast.segments``); the connection test goes through it
+        self.s3_storage = s3_storage
 
     # -- status and control ------------------------------------------------------------
     @app.route("/status", methods=["GET"])
@@ -181,6 +193,8 @@ class AdminApi(JsonApp):
             "externalActions": [dict(a) for a in settings["externalActions"]],
             "supportedCodecs": await self._supported_codecs(ffmpeg),
             "videoCodec": settings["videoCodec"],
+            # Ours, not 0.0.7's: what the viewer page shows while offline.
+            "offlineMessage": settings["offlineMessage"],
         }
 
     async def _supported_codecs(self, ffmpeg: str) -> list[str]:
@@ -231,6 +245,30 @@ class AdminApi(JsonApp):
         else:
             raise NotFoundError(f"no such setting: {name}")
         return ok(SAVED_MESSAGES.get(name, "changed"))
+
+    @app.route("/config/s3/test", methods=["POST"])
+    @json_api
+    @admin
+    async def s3_test(self, request):
+        """Ours: upload a small probe object with the given ``s3`` value (saved or not) and
+        delete it again, through the storage segments go through. ``success`` says whether
+        both worked; ``message`` carries the storage's error for the admin page."""
+        config = s3_settings(config_value(request))
+        missing = [k for k in ("endpoint", "accessKey", "secret", "bucket") if not config[k]]
+        if missing:
+            raise ValidationError(f"s3 needs {', '.join(missing)} to test a connection")
+        if self.s3_storage is None:
+            raise ApiError("this server cannot test S3 connections", 503)
+        storage = self.s3_storage(config)
+        key = f"owncast-connection-test-{secrets.token_hex(8)}.txt"
+        step = "upload"
+        try:
+            await storage.put(key, b"owncast connection test\n", "text/plain", "no-store")
+            step = "delete"
+            await storage.delete(key)
+        except Exception as error:
+            return {"success": False, "message": f"{step} of {key} failed: {error}"[:600]}
+        return ok(f"uploaded and deleted {key}")
 
     async def _save(self, key: str, value: Any) -> None:
         if key == "streamTitle":

@@ -1,15 +1,14 @@
-// The admin page: reads and writes through the admin API with the browser's basic auth.
+// The admin page's shared helpers, and the dashboard, chat, integrations and logs tabs.
+// Everything goes through the admin API with the browser's basic auth; the other
+// scripts (charts, editors, settings, main) hang off window.OwncastAdmin.
 "use strict";
 
-(function () {
+window.OwncastAdmin = (function () {
   const $ = (id) => document.getElementById(id);
   const EVENTS = ["CHAT", "NAME_CHANGE", "USER_JOINED", "VISIBILITY-UPDATE", "STREAM_STARTED",
     "STREAM_STOPPED", "STREAM_TITLE_UPDATED"];
-  const VARIANT_FIELDS = [["scaledWidth", "number"], ["scaledHeight", "number"],
-    ["framerate", "number"], ["videoBitrate", "number"], ["audioBitrate", "number"],
-    ["cpuUsageLevel", "number"], ["videoPassthrough", "checkbox"], ["audioPassthrough", "checkbox"]];
-  let config = null;
 
+  /** An admin API call; rejects with the server's own message on an error status. */
   async function api(path, body) {
     const options = body === undefined ? {} : {
       method: "POST", headers: { "Content-Type": "application/json" },
@@ -25,246 +24,150 @@
   }
 
   function toast(text) {
-    const el = $("toast");
-    el.textContent = text;
-    el.hidden = false;
+    const box = $("toast");
+    box.textContent = text;
+    box.hidden = false;
     clearTimeout(toast.timer);
-    toast.timer = setTimeout(() => { el.hidden = true; }, 3000);
+    toast.timer = setTimeout(() => { box.hidden = true; }, 4000);
+  }
+
+  /** el("p", {className: "x"}, "text", child...): a new element. */
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    Object.entries(props || {}).forEach(([key, value]) => {
+      if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.startsWith("aria-") || key === "role" || key === "for") {
+        node.setAttribute(key, value);
+      } else node[key] = value;
+    });
+    node.append(...children.filter((c) => c !== null && c !== undefined));
+    return node;
   }
 
   function when(value) {
     return value ? new Date(value).toLocaleString() : "—";
   }
 
+  /** "1 h 5 min", "3 min 20 s": how long since ``start``. */
+  function duration(seconds) {
+    seconds = Math.max(0, Math.round(seconds));
+    const d = Math.floor(seconds / 86400), h = Math.floor(seconds / 3600) % 24;
+    const m = Math.floor(seconds / 60) % 60, s = seconds % 60;
+    if (d) return `${d} d ${h} h`;
+    if (h) return `${h} h ${m} min`;
+    if (m) return `${m} min ${s} s`;
+    return `${s} s`;
+  }
+
   function cell(text) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    return td;
+    return el("td", { textContent: text });
   }
 
   function button(label, onClick, className) {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = label;
-    if (className) b.className = className;
+    const b = el("button", { type: "button", textContent: label, className: className || "" });
     b.addEventListener("click", onClick);
     return b;
   }
 
-  // -- tabs ----------------------------------------------------------------------------
-  function showTab() {
-    const name = (location.hash || "#dashboard").slice(1);
-    document.querySelectorAll(".panel").forEach((panel) => {
-      panel.hidden = panel.id !== name;
-    });
-    document.querySelectorAll("#tabs a").forEach((a) => {
-      a.classList.toggle("active", a.getAttribute("href") === "#" + name);
-    });
-    const loaders = { dashboard: loadDashboard, chat: loadChat, integrations: loadIntegrations,
-      logs: loadLogs };
-    if (loaders[name]) loaders[name]().catch((e) => toast(e.message));
+  function definitions(dl, rows) {
+    dl.replaceChildren(...rows.flatMap(([term, value]) => [
+      el("dt", { textContent: term }), el("dd", { textContent: value })]));
   }
 
   // -- dashboard -----------------------------------------------------------------------
-  function chart(svg, points) {
-    const width = 300, height = 110, pad = 18;
-    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-    svg.replaceChildren();
-    const ns = "http://www.w3.org/2000/svg";
-    const max = Math.max(1, ...points.map((p) => p.value));
-    if (points.length) {
-      const t0 = new Date(points[0].time).getTime();
-      const t1 = Math.max(t0 + 1, new Date(points[points.length - 1].time).getTime());
-      const line = document.createElementNS(ns, "polyline");
-      const coords = points.map((p) => [
-        pad + (new Date(p.time).getTime() - t0) / (t1 - t0) * (width - 2 * pad),
-        height - pad - p.value / max * (height - 2 * pad)]);
-      // A single sample (a fresh server) draws as a flat line rather than nothing.
-      if (coords.length === 1) coords.push([width - pad, coords[0][1]]);
-      line.setAttribute("points", coords.map(([x, y]) => x.toFixed(1) + "," + y.toFixed(1))
-        .join(" "));
-      svg.append(line);
+  const BROADCASTER_FIELDS = [
+    ["width", "Resolution", (d) => d.width && d.height ? `${d.width} × ${d.height} px` : "—"],
+    ["framerate", "Frame rate", (d) => d.framerate ? `${d.framerate} fps` : "—"],
+    ["videoBitrate", "Video bitrate", (d) => kbps(d.videoBitrate)],
+    ["videoCodec", "Video codec", (d) => d.videoCodec || "—"],
+    ["audioBitrate", "Audio bitrate", (d) => kbps(d.audioBitrate)],
+    ["audioCodec", "Audio codec", (d) => d.audioCodec || "—"],
+    ["encoder", "Encoder", (d) => d.encoder || "—"],
+  ];
+
+  function kbps(value) {
+    if (!value) return "not announced";
+    return value >= 1000 ? `${(value / 1000).toFixed(2)} Mbit/s` : `${value} kbit/s`;
+  }
+
+  /** A few figures from /metrics (Prometheus text): name -> summed value. */
+  async function metrics() {
+    const response = await fetch("/metrics");
+    if (!response.ok) return {};
+    const sums = {};
+    (await response.text()).split("\n").forEach((line) => {
+      const match = /^([a-z_]+)(\{[^}]*\})?\s+([-0-9.e+]+|NaN)$/.exec(line);
+      if (!match) return;
+      const [, name, labels, value] = match;
+      const key = name === "owncast_segment_write_lag_seconds" ? name + "_max" : name;
+      const number = Number(value);
+      if (Number.isNaN(number)) return;
+      sums[key] = key.endsWith("_max") ? Math.max(sums[key] || 0, number)
+        : (sums[key] || 0) + number;
+      if (labels) sums[name + labels] = number;
+    });
+    return sums;
+  }
+
+  function health(status, m) {
+    const details = (status.broadcaster && status.broadcaster.streamDetails) || {};
+    const ingest = (details.videoBitrate || 0) + (details.audioBitrate || 0);
+    const rows = [
+      ["Ingest bitrate", status.online ? (ingest ? kbps(ingest) + " (as the encoder announced)"
+        : "not announced by the encoder") : "no broadcast"],
+    ];
+    if ("owncast_ffmpeg_running" in m) {
+      rows.push(["Transcoder (ffmpeg)", m.owncast_ffmpeg_running ? "running" : "not running"]);
+      rows.push(["Transcoder restarts", String(m.owncast_ffmpeg_restarts || 0)]);
     }
-    const label = document.createElementNS(ns, "text");
-    label.setAttribute("x", 2);
-    label.setAttribute("y", 10);
-    label.textContent = points.length ? "max " + max + ", now " + points[points.length - 1].value
-      : "no samples yet";
-    svg.append(label);
+    if ("owncast_segment_write_lag_seconds_max" in m && status.online) {
+      const lag = m.owncast_segment_write_lag_seconds_max;
+      rows.push(["Newest segment", `${lag.toFixed(1)} s ago (keeps up when below the ` +
+        "segment length)"]);
+    }
+    if ("owncast_segment_upload_failures" in m) {
+      rows.push(["Failed S3 uploads", String(m.owncast_segment_upload_failures)]);
+    }
+    rows.push(["ffmpeg speed, dropped frames", "not measured by this server"]);
+    return rows;
   }
 
   async function loadDashboard() {
-    const [status, viewers, hardware, warnings] = await Promise.all([
-      api("status"), api("viewersOverTime"), api("hardwarestats"), api("logs/warnings")]);
+    const [status, viewers, hardware, warnings, m] = await Promise.all([
+      api("status"), api("viewersOverTime"), api("hardwarestats"), api("logs/warnings"),
+      metrics().catch(() => ({}))]);
     $("dash-disk-full").hidden = !status.diskFull;
     $("dash-online").textContent = status.online ? "Live" : "Offline";
-    $("dash-viewers").textContent = status.viewerCount;
-    $("dash-peaks").textContent = "session " + status.sessionPeakViewerCount + " · all time " +
-      status.overallPeakViewerCount;
-    const dl = $("dash-broadcaster");
-    dl.replaceChildren();
+    $("dash-online").classList.toggle("live", status.online);
     const b = status.broadcaster;
-    const rows = b ? [["Address", b.remoteAddr], ["Since", when(b.time)],
-      ...Object.entries(b.streamDetails || {})] : [["", "No broadcaster connected"]];
-    rows.forEach(([key, value]) => {
-      const dt = document.createElement("dt");
-      dt.textContent = key;
-      const dd = document.createElement("dd");
-      dd.textContent = value === "" || value === 0 ? "—" : value;
-      dl.append(dt, dd);
-    });
+    $("dash-since").textContent = b ? `Live since ${new Date(b.time).toLocaleTimeString()} ` +
+      `(${duration((Date.now() - new Date(b.time).getTime()) / 1000)})` : "";
+    $("dash-viewers").textContent = status.viewerCount;
+    $("dash-peaks").textContent = `This stream ${status.sessionPeakViewerCount} · ` +
+      `all time ${status.overallPeakViewerCount}`;
+    definitions($("dash-health"), health(status, m));
+    definitions($("dash-broadcaster"), b ? [["Address", b.remoteAddr],
+      ...BROADCASTER_FIELDS.map(([, label, show]) => [label, show(b.streamDetails || {})])]
+      : [["Broadcaster", "none connected"]]);
     $("disconnect").disabled = !status.online;
-    chart($("chart-viewers"), viewers);
-    chart($("chart-cpu"), hardware.cpu);
-    chart($("chart-memory"), hardware.memory);
-    chart($("chart-disk"), hardware.disk);
+    // The viewers line ends at the count the card shows, now.
+    const now = new Date().toISOString();
+    const charts = OwncastAdmin.charts;
+    charts.render("viewers", [...viewers, { time: now, value: status.viewerCount }]);
+    charts.render("cpu", hardware.cpu);
+    charts.render("memory", hardware.memory);
+    charts.render("disk", hardware.disk);
     $("dash-warnings").replaceChildren(...warnings.slice(-20).reverse().map(logItem));
-  }
-
-  // -- settings ------------------------------------------------------------------------
-  function settingValue(key) {
-    const c = config;
-    const details = c.instanceDetails;
-    const map = {
-      name: details.name, streamTitle: details.streamTitle, summary: details.summary,
-      logo: details.logo, tags: details.tags, pageContent: details.extraPageContent,
-      socialHandles: details.socialHandles, customStyles: details.customStyles,
-      nsfw: details.nsfw, serverUrl: c.yp.instanceUrl, directoryEnabled: c.yp.enabled,
-      streamKey: c.streamKey, webServerPort: c.webServerPort, rtmpServerPort: c.rtmpServerPort,
-      ffmpegPath: c.ffmpegPath, s3: c.s3, latencyLevel: c.videoSettings.latencyLevel,
-      videoCodec: c.videoCodec,
-    };
-    return map[key];
-  }
-
-  function fillSettings() {
-    document.querySelectorAll("form.setting").forEach((form) => {
-      const input = form.elements.value;
-      const value = settingValue(form.dataset.key);
-      const type = form.dataset.type;
-      if (type === "bool") input.checked = !!value;
-      else if (type === "list") input.value = (value || []).join(", ");
-      else if (type === "json") input.value = JSON.stringify(value, null, 2);
-      else input.value = value === undefined || value === null ? "" : value;
-    });
-    renderVariants(config.videoSettings.videoQualityVariants);
-  }
-
-  function readSetting(form) {
-    const input = form.elements.value;
-    switch (form.dataset.type) {
-      case "bool": return input.checked;
-      case "int": return Number(input.value);
-      case "list": return input.value.split(",").map((t) => t.trim()).filter(Boolean);
-      case "json": return JSON.parse(input.value);
-      default: return input.value;
-    }
-  }
-
-  function showError(form, message) {
-    let p = form.querySelector(".error");
-    if (!message) {
-      if (p) p.remove();
-      return;
-    }
-    if (!p) {
-      p = document.createElement("p");
-      p.className = "error";
-      p.setAttribute("role", "alert");
-      form.append(p);
-    }
-    p.textContent = message;
-  }
-
-  async function saveSetting(form, value) {
-    try {
-      await api("config/" + form.dataset.path, { value });
-      showError(form, null);
-      toast("Saved");
-      config = await api("serverconfig");
-    } catch (e) {
-      showError(form, e.message);
-    }
-  }
-
-  function wireSettings() {
-    document.querySelectorAll("form.setting").forEach((form) => {
-      form.addEventListener("submit", (event) => {
-        event.preventDefault();
-        let value;
-        try {
-          value = readSetting(form);
-        } catch (e) {
-          showError(form, "Not valid JSON: " + e.message);
-          return;
-        }
-        saveSetting(form, value);
-      });
-    });
-    $("logo-file").addEventListener("change", (event) => {
-      const file = event.target.files[0];
-      if (!file) return;
-      const reader = new FileReader();
-      reader.onload = () => saveSetting(event.target.form, reader.result);
-      reader.readAsDataURL(file);
-    });
-    $("preview-button").addEventListener("click", async () => {
-      // The server renders and sanitizes: save, then show what viewers get.
-      const form = $("preview-button").form;
-      await saveSetting(form, readSetting(form));
-      const preview = $("page-preview");
-      // serverconfig has the markdown (as Owncast 0.0.7); /api/config the rendered page.
-      const rendered = await (await fetch("/api/config", { cache: "no-store" })).json();
-      preview.innerHTML = rendered.extraPageContent;
-      preview.hidden = false;
-    });
-  }
-
-  // -- video variants ------------------------------------------------------------------
-  function renderVariants(variants) {
-    $("variants").replaceChildren(...variants.map(variantRow));
-  }
-
-  function variantRow(variant) {
-    const tr = document.createElement("tr");
-    VARIANT_FIELDS.forEach(([field, type]) => {
-      const td = document.createElement("td");
-      const input = document.createElement("input");
-      input.type = type;
-      input.dataset.field = field;
-      input.setAttribute("aria-label", field);
-      if (type === "checkbox") input.checked = !!variant[field];
-      else input.value = variant[field] ?? 0;
-      td.append(input);
-      tr.append(td);
-    });
-    const td = document.createElement("td");
-    td.append(button("Remove", () => tr.remove()));
-    tr.append(td);
-    return tr;
-  }
-
-  function readVariants() {
-    return [...$("variants").children].map((tr) => {
-      const variant = {};
-      tr.querySelectorAll("input").forEach((input) => {
-        variant[input.dataset.field] = input.type === "checkbox" ? input.checked
-          : Number(input.value);
-      });
-      return variant;
-    });
   }
 
   // -- chat ----------------------------------------------------------------------------
   async function loadChat() {
     const [messages, clients] = await Promise.all([api("chat/messages"), api("clients")]);
     $("moderation").replaceChildren(...messages.slice(-300).reverse().map((m) => {
-      const tr = document.createElement("tr");
-      tr.dataset.id = m.id;
-      const body = document.createElement("td");
+      const tr = el("tr", { dataset: { id: m.id } });
+      const body = el("td");
       body.innerHTML = m.body; // sanitized by the server
-      const toggle = document.createElement("td");
-      toggle.append(button(m.visible ? "Hide" : "Show", async () => {
+      const toggle = el("td", {}, button(m.visible ? "Hide" : "Show", async () => {
         try {
           await api("chat/updatemessagevisibility", { visible: !m.visible, idArray: [m.id] });
           await loadChat();
@@ -274,51 +177,33 @@
       if (!m.visible) tr.classList.add("hidden-message");
       return tr;
     }));
-    $("clients").replaceChildren(...clients.map((c) => {
-      const tr = document.createElement("tr");
-      tr.append(cell(c.username || "—"), cell(c.ipAddress), cell(c.messageCount),
-        cell(when(c.connectedAt)));
-      return tr;
-    }));
+    $("clients").replaceChildren(...clients.map((c) => el("tr", {}, cell(c.username || "—"),
+      cell(c.ipAddress), cell(c.messageCount), cell(when(c.connectedAt)))));
   }
 
   // -- tokens and webhooks -------------------------------------------------------------
+  function deleteCell(path, body) {
+    return el("td", {}, button("Delete", async () => {
+      await api(path, body).catch((e) => toast(e.message));
+      loadIntegrations();
+    }, "danger"));
+  }
+
   async function loadIntegrations() {
     const [tokens, webhooks] = await Promise.all([api("accesstokens"), api("webhooks")]);
-    $("tokens").replaceChildren(...tokens.map((t) => {
-      const tr = document.createElement("tr");
-      const del = document.createElement("td");
-      del.append(button("Delete", async () => {
-        await api("accesstokens/delete", { token: t.token }).catch((e) => toast(e.message));
-        loadIntegrations();
-      }, "danger"));
-      tr.append(cell(t.name), cell(t.scopes.join(", ")), cell(when(t.timestamp)),
-        cell(when(t.lastUsed)), del);
-      return tr;
-    }));
-    $("webhooks").replaceChildren(...webhooks.map((w) => {
-      const tr = document.createElement("tr");
-      const del = document.createElement("td");
-      del.append(button("Delete", async () => {
-        await api("webhooks/delete", { id: w.id }).catch((e) => toast(e.message));
-        loadIntegrations();
-      }, "danger"));
-      tr.append(cell(w.url), cell(w.events.join(", ")), cell(when(w.timestamp)),
-        cell(when(w.lastUsed)), del);
-      return tr;
-    }));
+    $("tokens").replaceChildren(...tokens.map((t) => el("tr", {}, cell(t.name),
+      cell(t.scopes.join(", ")), cell(when(t.timestamp)), cell(when(t.lastUsed)),
+      deleteCell("accesstokens/delete", { token: t.token }))));
+    $("webhooks").replaceChildren(...webhooks.map((w) => el("tr", {}, cell(w.url),
+      cell(w.events.join(", ")), cell(when(w.timestamp)), cell(when(w.lastUsed)),
+      deleteCell("webhooks/delete", { id: w.id }))));
   }
 
   function wireIntegrations() {
     const fieldset = $("webhook-events");
     EVENTS.forEach((name) => {
-      const label = document.createElement("label");
-      const box = document.createElement("input");
-      box.type = "checkbox";
-      box.name = "event";
-      box.value = name;
-      label.append(box, " " + name);
-      fieldset.append(label);
+      fieldset.append(el("label", {}, el("input", { type: "checkbox", name: "event", value: name }),
+        " " + name));
     });
     $("token-form").addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -332,10 +217,7 @@
         loadIntegrations();
       } catch (e) { toast(e.message); }
     });
-    $("copy-token").addEventListener("click", () => {
-      navigator.clipboard.writeText($("new-token-value").textContent).then(() => toast("Copied"),
-        () => toast("Select the token and copy it"));
-    });
+    $("copy-token").addEventListener("click", () => copy($("new-token-value").textContent));
     $("webhook-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       const form = event.target;
@@ -348,12 +230,17 @@
     });
   }
 
+  function copy(text) {
+    const done = () => toast("Copied");
+    const fail = () => toast("Select the text and copy it");
+    if (navigator.clipboard) navigator.clipboard.writeText(text).then(done, fail);
+    else fail();
+  }
+
   // -- logs ----------------------------------------------------------------------------
   function logItem(entry) {
-    const li = document.createElement("li");
-    li.className = entry.level;
-    li.textContent = when(entry.time) + " [" + entry.level + "] " + entry.message;
-    return li;
+    return el("li", { className: entry.level,
+      textContent: when(entry.time) + " [" + entry.level + "] " + entry.message });
   }
 
   async function loadLogs() {
@@ -363,38 +250,6 @@
       .reverse().map(logItem));
   }
 
-  document.addEventListener("DOMContentLoaded", async () => {
-    wireSettings();
-    wireIntegrations();
-    $("disconnect").addEventListener("click", async () => {
-      try {
-        const result = await api("disconnect", {});
-        toast(result.message);
-        loadDashboard();
-      } catch (e) { toast(e.message); }
-    });
-    $("add-variant").addEventListener("click", () => {
-      $("variants").append(variantRow({ framerate: 30, videoBitrate: 1200, audioBitrate: 128,
-        cpuUsageLevel: 2, audioPassthrough: true }));
-    });
-    $("save-variants").addEventListener("click", async () => {
-      try {
-        await api("config/video/streamoutputvariants", { value: readVariants() });
-        toast("Saved");
-      } catch (e) { toast(e.message); }
-    });
-    $("log-level").addEventListener("change", () => loadLogs().catch((e) => toast(e.message)));
-    $("refresh-logs").addEventListener("click", () => loadLogs().catch((e) => toast(e.message)));
-    window.addEventListener("hashchange", showTab);
-    try {
-      config = await api("serverconfig");
-      fillSettings();
-    } catch (e) {
-      toast(e.message);
-    }
-    showTab();
-    setInterval(() => {
-      if (!$("dashboard").hidden) loadDashboard().catch(() => {});
-    }, 10000);
-  });
+  return { $, api, toast, el, when, duration, cell, button, copy, definitions, kbps,
+    loadDashboard, loadChat, loadIntegrations, wireIntegrations, loadLogs };
 })();
