@@ -362,8 +362,12 @@ class ApiTests(unittest.TestCase):
             self.assertIn(b"Past broadcasts", body)
         code, body, _ = await server.request("GET", "/recordings/recordings.js")
         self.assertEqual(code, 200)
-        for path in ("/recordings/1234/0/stream.m3u8", f"/recordings/{self.rid}/../owncast.db",
-                     f"/recordings/{self.rid}/recording.json", "/recordings/index.htm"):  # fmt: skip
+        for path in (
+            "/recordings/1234/0/stream.m3u8",
+            f"/recordings/{self.rid}/../owncast.db",
+            f"/recordings/{self.rid}/recording.json",
+            "/recordings/index.htm",
+        ):
             code, _, _ = await server.request("GET", path)
             self.assertEqual(code, 404, path)
 
