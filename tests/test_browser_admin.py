@@ -18,7 +18,7 @@ from twisted.web.server import Site
 
 from owncast.api.admin import AdminApi
 from owncast.segments.s3 import S3SegmentStorage
-from tests.daemon import REPO_ROOT, Daemon, start_daemon
+from tests.daemon import REPO_ROOT, Daemon, start_daemon, wait_until
 from tests.helpers import ADMIN as CTX_ADMIN
 from tests.helpers import make_context
 from tests.s3server import start_s3
@@ -30,6 +30,7 @@ from tests.test_browser import (
     WIDTHS,
     BrowserThread,
     async_playwright,
+    publish,
     tmpdir,
 )
 
@@ -366,6 +367,50 @@ class AdminPageTests(unittest.TestCase):
             self.assertGreaterEqual(len(hardware[kind]), 1)
         self.assertIn("%", charts["tip"])
         self.assertTrue(charts["summary"].startswith("Now "), charts["summary"])
+        self.assertEqual(browser.errors, [])
+
+    async def test_live_dashboard_names_the_broadcast_in_words_and_units(self):
+        """A real ffmpeg publishes: the dashboard says since when it is live, the
+        broadcaster's details with labels and units, and the transcoder's health."""
+        daemon, browser = await self.start()
+        publish(self, daemon, seconds=120)
+
+        async def online() -> bool:
+            return (await daemon.get("/api/admin/status", auth=ADMIN)).json["online"]
+
+        await wait_until(online, 60, "the broadcast to start")
+        ARTIFACTS.mkdir(exist_ok=True)
+
+        async def look(width: int) -> dict:
+            page = await open_admin(browser, daemon, "dashboard", width)
+            await page.wait_for_function(
+                "() => document.getElementById('dash-online').textContent === 'Live'"
+            )
+            await page.wait_for_function(
+                "() => OwncastAdmin.charts.instances.viewers !== undefined"
+            )
+            shown = await page.evaluate(
+                """() => Object.fromEntries(['dash-health', 'dash-broadcaster'].map((id) => [id,
+                  Object.fromEntries([...document.querySelectorAll(`#${id} dt`)].map(
+                    (dt) => [dt.textContent, dt.nextElementSibling.textContent]))]))"""
+            )
+            shown["since"] = await page.text_content("#dash-since")
+            await page.screenshot(
+                path=str(ARTIFACTS / f"admin-section-dashboard-live-{width}.png"), full_page=True
+            )
+            return shown
+
+        for width in WIDTHS:
+            shown = await browser.run(look(width))
+            details = shown["dash-broadcaster"]
+            self.assertEqual(details["Resolution"], "640 × 360 px")
+            self.assertEqual(details["Frame rate"], "30 fps")
+            self.assertEqual(details["Video codec"], "H.264")
+            self.assertTrue(details["Address"].startswith("127.0.0.1:"), details)
+            self.assertRegex(shown["since"], r"^Live since .+ \(\d+ (s|min \d+ s)\)$")
+            health = shown["dash-health"]
+            self.assertEqual(health["Transcoder (ffmpeg)"], "running")
+            self.assertIn("Ingest bitrate", health)
         self.assertEqual(browser.errors, [])
 
     async def test_axe_finds_nothing_serious_and_screenshots_every_section(self):

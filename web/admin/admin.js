@@ -112,10 +112,14 @@ window.OwncastAdmin = (function () {
   function health(status, m) {
     const details = (status.broadcaster && status.broadcaster.streamDetails) || {};
     const ingest = (details.videoBitrate || 0) + (details.audioBitrate || 0);
-    const rows = [
-      ["Ingest bitrate", status.online ? (ingest ? kbps(ingest) + " (as the encoder announced)"
-        : "not announced by the encoder") : "no broadcast"],
-    ];
+    let announced = "no broadcast";
+    if (status.online && details.videoBitrate) {
+      announced = kbps(ingest) + " (as the encoder announced)";
+    } else if (status.online) {
+      announced = "video: not announced by the encoder" +
+        (details.audioBitrate ? `; audio ${kbps(details.audioBitrate)}` : "");
+    }
+    const rows = [["Ingest bitrate", announced]];
     if ("owncast_ffmpeg_running" in m) {
       rows.push(["Transcoder (ffmpeg)", m.owncast_ffmpeg_running ? "running" : "not running"]);
       rows.push(["Transcoder restarts", String(m.owncast_ffmpeg_restarts || 0)]);

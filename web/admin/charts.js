@@ -79,7 +79,7 @@
     if (!points.length) return "No samples yet.";
     const values = points.map((p) => p.value);
     return `Now ${format(kind, values[values.length - 1])}, highest ` +
-      `${format(kind, Math.max(...values))} over ${values.length} samples.`;
+      `${format(kind, Math.max(...values))} over ${values.length} sample${values.length === 1 ? "" : "s"}.`;
   }
 
   /** Draws ``points`` ([{time, value}]) into the chart named ``kind``. */
