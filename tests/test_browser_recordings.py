@@ -1,0 +1,133 @@
+"""Past broadcasts in the real Chromium: a broadcast the real daemon recorded is listed
+on ``/recordings/`` (title, date, duration, thumbnail) and its page plays it with hls.js,
+offers both variants in the quality menu, and seeks to anywhere in the broadcast."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.trial import unittest
+
+from tests.daemon import Daemon, sleep, start_daemon, wait_until
+from tests.test_browser import (
+    ADMIN,
+    ARTIFACTS,
+    CHROMIUM,
+    KEY,
+    VARIANTS,
+    BrowserThread,
+    async_playwright,
+    is_hidden,
+    publish,
+    text,
+    tmpdir,
+)
+
+#: Seconds of the broadcast.
+BROADCAST = 14
+
+
+class PastBroadcastTests(unittest.TestCase):
+    """Its own case (not a subclass of ``BrowserTests``, whose tests would run again)."""
+
+    timeout = 180
+
+    def setUp(self) -> None:
+        if async_playwright is None:
+            self.fail("playwright is not installed: run `make install`")
+        if not os.access(CHROMIUM, os.X_OK):
+            self.fail(f"{CHROMIUM} is missing: run `make install`")
+
+    async def start(self, **settings: Any) -> tuple[Daemon, BrowserThread]:
+        """A daemon on a fresh data dir with ``settings`` applied, and a running browser."""
+        daemon = await start_daemon(self, tmpdir(self), args=["--streamkey", KEY])
+        for path, value in settings.items():
+            response = await daemon.post(f"/api/admin/config/{path}", {"value": value}, auth=ADMIN)
+            self.assertEqual(response.code, 200, (path, response))
+        browser = BrowserThread()
+        self.addCleanup(browser.stop)
+        await browser.start()
+        return daemon, browser
+
+    async def test_past_broadcast_is_listed_plays_and_seeks(self) -> None:
+        daemon, browser = await self.start(
+            **{
+                "video/streamlatencylevel": 0,
+                "video/streamoutputvariants": VARIANTS,
+                "streamtitle": "Browser broadcast",
+            }
+        )
+        publisher = publish(self, daemon, seconds=BROADCAST)
+        await publisher.ended
+        await sleep(1)
+        response = await daemon.post("/api/admin/disconnect", {}, auth=ADMIN)
+        self.assertEqual(response.code, 200, response)
+
+        async def finished() -> Any:
+            listed = (await daemon.get("/api/recordings")).json
+            return listed[0] if listed and not listed[0]["live"] else None
+
+        recording = await wait_until(finished, 15, "the recording to end")
+        self.assertGreater(recording["duration"], BROADCAST - 3, recording)
+        base = f"http://127.0.0.1:{daemon.web_port}"
+
+        async def in_browser() -> dict:
+            context = await browser.context()
+            page = await browser.page(context, base + "/recordings/")
+            await page.wait_for_selector("#recordings li a")
+            listing = {
+                "title": await text(page, "#recordings .name"),
+                "date": await text(page, "#recordings .date"),
+                "empty_hidden": await is_hidden(page, "#empty"),
+            }
+            await page.click("#recordings li a")
+            await page.wait_for_url(f"**/recordings/{recording['id']}")
+            await page.wait_for_function("document.querySelectorAll('#quality option').length > 2")
+            qualities = await page.eval_on_selector_all(
+                "#quality option", "(os) => os.map((o) => o.textContent)"
+            )
+            await page.wait_for_function(
+                "() => { const v = document.getElementById('video');"
+                " return v.duration > 0 && isFinite(v.duration); }"
+            )
+            duration = await page.evaluate("document.getElementById('video').duration")
+            # Seek near the end, then back near the start: both play from there.
+            seeks = []
+            for target in (duration - 4, 2.0):
+                await page.evaluate(
+                    "(t) => { const v = document.getElementById('video'); v.muted = true;"
+                    " v.currentTime = t; v.play(); }",
+                    target,
+                )
+                await page.wait_for_function(
+                    "(t) => { const v = document.getElementById('video');"
+                    " return !v.seeking && v.readyState >= 3 && v.currentTime > t + 0.5; }",
+                    arg=target,
+                )
+                seeks.append(await page.evaluate("document.getElementById('video').currentTime"))
+            # The quality menu switches hls.js to the chosen variant.
+            await page.select_option("#quality", "1")
+            level = await page.evaluate("window.recordingPlayer.currentLevel")
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "recordings-player.png"))
+            await context.close()
+            return {
+                **listing,
+                "qualities": qualities,
+                "duration": duration,
+                "seeks": seeks,
+                "level": level,
+            }
+
+        seen = await browser.run(in_browser())
+        self.assertEqual(seen["title"], "Browser broadcast")
+        self.assertIn("0:1", seen["date"])  # a duration of 0:1x
+        self.assertTrue(seen["empty_hidden"])
+        self.assertEqual(len(seen["qualities"]), 3, seen)
+        self.assertLessEqual(abs(seen["duration"] - recording["duration"]), 1.0, seen)
+        near_end, near_start = seen["seeks"]
+        self.assertGreater(near_end, seen["duration"] - 4, seen)
+        self.assertLess(near_start, 8, seen)
+        self.assertEqual(seen["level"], 1)
+        self.assertEqual(browser.errors, [])
