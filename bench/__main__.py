@@ -36,6 +36,7 @@ MODULES = (
     "bench.chat",
     "bench.hls",
     "bench.viewers",
+    "bench.glass",
 )
 
 

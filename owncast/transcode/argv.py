@@ -234,3 +234,57 @@ def _audio_options(i: int, v: dict) -> list[str]:
     if v["audioBitrate"] > 0:
         options += [f"-b:a:{i}", f"{v['audioBitrate']}k"]
     return options
+
+
+#: fMP4 to a pipe, a fragment at each keyframe and every ``-frag_duration`` (LL-HLS parts).
+LL_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+
+
+def build_ll_argv(
+    ffmpeg: str,
+    variants: list[dict],
+    codec: str,
+    output_dir: str,
+    *,
+    segment_seconds: int,
+    fragment_us: int,
+    audio: bool = True,
+    video: bool = True,
+    thumbnail: bool = True,
+) -> list[str]:
+    """The low-latency argv: FLV on stdin -> one fragmented MP4 per variant on fd ``3 + n``
+    (``owncast.llhls`` cuts parts and segments from it), plus the same thumbnail. A
+    keyframe every ``segment_seconds`` in each encoded variant, at the same instants, so
+    segments line up across variants."""
+    if codec not in ENCODERS:
+        raise ValueError(f"unknown video codec {codec!r}")
+    if not variants:
+        raise ValueError("at least one variant is needed")
+    if not (audio or video):
+        raise ValueError("a broadcast needs an audio or a video track")
+    filters, global_args, encoder_options = ENCODERS[codec]
+    merged = [{**DEFAULT_VARIANT, **v} for v in variants]
+    argv = command(ffmpeg, "level+warning", reads_stdin=True)
+    if video and any(not v["videoPassthrough"] for v in merged):
+        argv += global_args
+    if not (audio and video):
+        argv += ["-analyzeduration", str(ANALYZE_SINGLE_TRACK)]
+    argv += ["-f", "flv", "-i", "pipe:0"]
+    for n, v in enumerate(merged):
+        argv += (["-map", "0:v:0"] if video else []) + (["-map", "0:a:0"] if audio else [])
+        if video:
+            argv += _video_options(0, v, codec, filters, encoder_options, segment_seconds)
+        if audio:
+            argv += _audio_options(0, v)
+        argv += [
+            "-f", "mp4", "-movflags", LL_MOVFLAGS, "-frag_duration", str(fragment_us),
+            f"pipe:{3 + n}",
+        ]  # fmt: skip
+    if thumbnail and video:
+        argv += [
+            "-map", "0:v:0", "-an", "-sn", "-filter:v", THUMBNAIL_FILTER, "-fps_mode", "vfr",
+            "-threads:v", "1", "-q:v", "5",
+            "-f", "image2", "-update", "1", "-atomic_writing", "1",
+            os.path.join(output_dir, THUMBNAIL),
+        ]  # fmt: skip
+    return argv

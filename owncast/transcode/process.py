@@ -55,11 +55,12 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from owncast.interfaces import ITranscoder
+from owncast.llhls import output as llhls
 from owncast.media import AUDIO, VIDEO, MediaTag, flv
 from owncast.media.replay import Replay
 from owncast.media.tracks import Found, Tracks
 from owncast.transcode import ffenv
-from owncast.transcode.argv import build_argv
+from owncast.transcode.argv import build_argv, build_ll_argv
 from owncast.transcode.child import FfmpegProtocol
 from owncast.transcode.output import finish_output, prepare_output
 from owncast.transcode.preview import PreviewMaker
@@ -77,6 +78,8 @@ class TranscodeConfig:
     variants: list[dict]
     codec: str
     latency_level: int
+    #: LL-HLS (``owncast.llhls``) instead of MPEG-TS HLS files
+    low_latency: bool = False
 
 
 def config_from_context(ctx: Any) -> Callable[[], TranscodeConfig]:
@@ -89,6 +92,7 @@ def config_from_context(ctx: Any) -> Callable[[], TranscodeConfig]:
             variants=settings["videoQualityVariants"],
             codec=settings["videoCodec"],
             latency_level=settings["latencyLevel"],
+            low_latency=bool(settings.get("lowLatency", False)),
         )
 
     return current
@@ -172,6 +176,8 @@ class Transcoder(Service):
         #: end()'s Deferreds, fired once the broadcast is let go
         self._let_go: list[Deferred] = []
         self._reset_stream()
+        #: the low-latency mode's renditions, which ``/hls/`` finds by the same directory
+        self.llhls = llhls.for_directory(self.output_dir)
         self.preview = (
             PreviewMaker(reactor, config, self.output_dir, self._blocking, env=env)
             if preview
@@ -313,6 +319,7 @@ class Transcoder(Service):
             # A broadcast that began meanwhile owns the directory now.
             if generation == self._generation and not self._live:
                 await self._blocking(finish_output, self.output_dir)
+                self.llhls.end()
         finally:
             self._prepare_lock.release()
 
@@ -396,6 +403,10 @@ class Transcoder(Service):
         if not config.ffmpeg:
             raise RuntimeError("no ffmpeg binary is configured or bundled")
         audio = tracks.audio and not (self._no_audio and tracks.video)
+        if config.low_latency:
+            self._spawn_low_latency(config, audio, tracks)
+            return
+        self.llhls.clear()
         argv = build_argv(
             config.ffmpeg,
             config.variants,
@@ -423,6 +434,40 @@ class Transcoder(Service):
             variants=len(config.variants),
             codec=config.codec,
             latency=config.latency_level,
+        )
+
+    def _spawn_low_latency(self, config: TranscodeConfig, audio: bool, tracks: Found) -> None:
+        """ffmpeg writing fMP4 per variant over pipes into ``self.llhls`` (LL-HLS)."""
+        assert config.ffmpeg
+        argv = build_ll_argv(
+            config.ffmpeg,
+            config.variants,
+            config.codec,
+            self.output_dir,
+            segment_seconds=llhls.SEGMENT_SECONDS,
+            fragment_us=llhls.FRAGMENT_US,
+            audio=audio,
+            video=tracks.video,
+        )
+        merged = [{**v} for v in config.variants]
+        proto = llhls.LlFfmpegProtocol(self, audio, tracks.video, self.llhls)
+        self.llhls.begin(merged, fresh=not self._append)
+        self._proc = proto
+        self._spawned_at = self._now()
+        try:
+            self._reactor.spawnProcess(
+                proto, argv[0], argv, env=self._env, childFDs=llhls.child_fds(len(merged))
+            )
+        except Exception:
+            self._proc = None
+            raise
+        if self.preview is not None and tracks.video and not self.preview.live:
+            self.preview.start()
+        _log.info(
+            "ffmpeg started (pid {pid}): {variants} variant(s), {codec}, low latency (LL-HLS)",
+            pid=proto.pid,
+            variants=len(merged),
+            codec=config.codec,
         )
 
     def _process_started(self, proto: FfmpegProtocol) -> None:
