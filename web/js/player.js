@@ -23,7 +23,8 @@
       const video = $("video");
       video.poster = "/hls/thumbnail.jpg";
       if (window.Hls && window.Hls.isSupported()) {
-        const hls = new window.Hls({ lowLatencyMode: false, backBufferLength: 30 });
+        // lowLatencyMode only acts on LL-HLS playlists (the server's low-latency mode).
+        const hls = new window.Hls({ lowLatencyMode: true, backBufferLength: 30 });
         this.hls = hls;
         hls.on(window.Hls.Events.MANIFEST_PARSED, (_, data) => {
           this.fillQualities(data.levels);
