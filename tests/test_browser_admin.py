@@ -197,6 +197,7 @@ class AdminPageTests(unittest.TestCase):
         moto = await start_s3(self)
         daemon, browser = await self.start(args=["--allowprivate"])
         s3 = moto.config("admin-test")
+        await S3SegmentStorage(s3, reactor, allow_private=True).create_bucket()
 
         async def edit() -> dict:
             out: dict[str, Any] = {}

@@ -68,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "socialHandles": [{"platform": "github", "url": "https://github.com/owncast/owncast"}],
     "pageContent": "This is your page's content that can be edited in the admin.",
     "welcomeMessage": "",
+    #: Ours, not 0.0.7's: what the viewer page says while nobody is live (plain text).
+    "offlineMessage": "",
     "customStyles": "",
     "nsfw": False,
     "chatDisabled": False,
@@ -442,6 +444,8 @@ SETTERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "externalactions": ("externalActions", external_actions),
     # Ours, not 0.0.7's: see DEFAULTS["chatAllowedOrigins"].
     "chat/allowedorigins": ("chatAllowedOrigins", origins),
+    # Ours, not 0.0.7's: see DEFAULTS["offlineMessage"].
+    "offlinemessage": ("offlineMessage", lambda v: _string(v, "offline message", 2_000).strip()),
     # Ours: see DEFAULTS["recordings"].
     "recordings": ("recordings", recordings),
 }

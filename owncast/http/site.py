@@ -124,6 +124,53 @@ class AdminGuard(Resource):
         return self._inner.render(request)
 
 
+class HlsAlias(Resource):
+    """``/thumbnail.jpg`` (and ``/preview.gif``) at the web root, where Owncast 0.0.7 served
+    them: the file of the same name under ``/hls/``."""
+
+    isLeaf = True
+
+    def __init__(self, hls: Resource, name: bytes):
+        super().__init__()
+        self._hls = hls
+        self._name = name
+
+    def render(self, request: Any) -> Any:
+        request.postpath = [self._name]
+        return self._hls.render(request)
+
+
+#: Embed pages are meant for frames on other sites (0.0.7's were too).
+EMBED_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "frame-ancestors 'self'", "frame-ancestors *"
+)
+
+
+class EmbedPage(File):
+    """A page of ``/embed/``: any site may frame it; everything else as the viewer page."""
+
+    isLeaf = True
+
+    def render(self, request: Any) -> Any:
+        request.setHeader(b"content-security-policy", EMBED_CONTENT_SECURITY_POLICY.encode())
+        return super().render(request)
+
+
+def embed_tree(pages: Path) -> Resource:
+    """``/embed/chat/readwrite`` (also ``/embed/chat``), ``/embed/chat/readonly`` and
+    ``/embed/video``: the chat or the video alone, as Owncast 0.0.7 offered them."""
+    readwrite = EmbedPage(str(pages / "chat-readwrite.html"))
+    chat = Resource()
+    chat.putChild(b"", readwrite)
+    chat.putChild(b"readwrite", readwrite)
+    chat.putChild(b"readonly", EmbedPage(str(pages / "chat-readonly.html")))
+    chat.render = readwrite.render  # type: ignore[method-assign]
+    embed = Resource()
+    embed.putChild(b"chat", chat)
+    embed.putChild(b"video", EmbedPage(str(pages / "video.html")))
+    return embed
+
+
 class CustomStyles(Resource):
     """``/customstyles.css``: the owner's CSS as a stylesheet, never inlined into HTML."""
 
@@ -302,7 +349,11 @@ def build_root(
     root.putChild(b"img", img)
     root.putChild(b"logo", LogoResource(ctx, MergedFolder(ctx.datadir / "logo")))
     root.putChild(b"customstyles.css", CustomStyles(ctx))
-    root.putChild(b"hls", hls if hls is not None else hls_resource(ctx))
+    hls = hls if hls is not None else hls_resource(ctx)
+    root.putChild(b"hls", hls)
+    root.putChild(b"thumbnail.jpg", HlsAlias(hls, b"thumbnail.jpg"))
+    root.putChild(b"preview.gif", HlsAlias(hls, b"preview.gif"))
+    root.putChild(b"embed", embed_tree(webroot / "embed"))
     root.putChild(b"admin", AdminGuard(ctx, File(str(webroot / "admin"))))
     return root
 
