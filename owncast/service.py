@@ -331,7 +331,11 @@ def build(
         blocking,
         reactor,
         playlists.forget,
+        keeps=recorder.keeps,
     )
+    # S3: recordings' segments stay in the bucket, and go with the recording.
+    recorder.removed = publisher.remove
+    ctx.recordings.segment_url = publisher.url_of
     # A wrong stream key counts in the same throttle as a wrong admin password.
     broadcasts = Broadcasts(ctx.stream, lambda: settings["streamKey"], transcoder, ctx.throttle)
 

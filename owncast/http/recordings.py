@@ -103,8 +103,26 @@ class RecordingsResource(Resource):
             d.addErrback(lambda f: _log.failure("A recording download failed", f))
             return NOT_DONE_YET
         rest = match.group(kind).decode()
+        if kind == "playlist" and "/" in rest:
+            d = Deferred.fromCoroutine(self._variant(request, recording_id, rest.split("/")[0]))
+            d.addErrback(lambda f: _log.failure("A recording playlist failed", f))
+            return NOT_DONE_YET
         target = str(Path(self._library.folder(recording_id), rest))
         return _Typed(target, _TYPES[kind], _CACHE[kind]).render_GET(request)
+
+    async def _variant(self, request: Any, recording_id: str, variant: str) -> None:
+        """A variant playlist goes through the library: its segments may be in S3."""
+        body = await self._library.variant_playlist(recording_id, variant)
+        if body is None:
+            request.setResponseCode(404)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            body = b"No such playlist.\n"
+        else:
+            request.setHeader(b"content-type", _TYPES["playlist"])
+            request.setHeader(b"cache-control", _CACHE["playlist"])
+            request.setHeader(b"access-control-allow-origin", b"*")
+        request.write(body)
+        request.finish()
 
     async def _download(self, request: Any, recording_id: str) -> None:
         gone: list[object] = []

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from owncast.recordings.vod import (
     RECORDING_ID,
     SEGMENT,
+    VARIANT,
     Entry,
     Meta,
     master_for,
@@ -38,6 +39,8 @@ class Track:
     entries: list[Entry] = field(default_factory=list)
     last: int = -1
     target: int = 0
+    #: the names of ``entries``
+    names: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -138,6 +141,7 @@ def collect(hls_dir: str, session: Session) -> int:
             if (gap or e.number in joins) and track.entries and not e.discontinuity:
                 e = Entry(e.name, e.duration, True)
             track.entries.append(e)
+            track.names.add(e.name)
             track.last = e.number
             added += size
             changed = True
@@ -237,14 +241,22 @@ def rename(root: str, recording_id: str, title: str) -> Meta | None:
     return meta
 
 
-def delete(root: str, recording_id: str) -> bool:
+def delete(root: str, recording_id: str) -> list[str] | None:
+    """Blocking: remove a recording; the storage keys (``hls/<n>/<name>``) of its
+    segments, or None when there was no such recording."""
     if not RECORDING_ID.fullmatch(recording_id):
-        return False
+        return None
     folder = os.path.join(root, recording_id)
     if not os.path.isdir(folder):
-        return False
+        return None
+    keys = [
+        f"hls/{variant}/{name}"
+        for variant in sorted(os.listdir(folder))
+        if VARIANT.fullmatch(variant)
+        for name in segment_names(folder, variant)
+    ]
     shutil.rmtree(folder, ignore_errors=True)
-    return True
+    return keys
 
 
 def disk_free(path: str) -> int:

@@ -131,6 +131,8 @@ class Library:
         self._ffmpeg = ffmpeg
         self.recorder = recorder
         self._making: dict[str, list[Deferred]] = {}
+        #: where a kept segment (``hls/<n>/<name>``) is in segment storage; None: here
+        self.segment_url: Callable[[str], str | None] = lambda key: None
 
     def folder(self, recording_id: str) -> str:
         return os.path.join(self.root, recording_id)
@@ -149,10 +151,9 @@ class Library:
         return await self._blocking(files.rename, self.root, recording_id, title)
 
     async def delete(self, recording_id: str) -> bool:
-        session = getattr(self.recorder, "session", None)
-        if session is not None and session.meta.id == recording_id:
-            await self.recorder.close()
-        return await self._blocking(files.delete, self.root, recording_id)
+        if self.recorder is not None:
+            return await self.recorder.delete(recording_id)
+        return await self._blocking(files.delete, self.root, recording_id) is not None
 
     async def clips(self, recording_id: str) -> list[dict]:
         return await self._blocking(_list_clips, self.folder(recording_id))
@@ -165,6 +166,21 @@ class Library:
             if clip.get("id") == clip_id:
                 return clip
         return None
+
+    async def variant_playlist(self, recording_id: str, variant: str) -> bytes | None:
+        """A variant's VOD playlist, its segments pointing at segment storage where they
+        are kept there."""
+        path = os.path.join(self.folder(recording_id), variant, files.PLAYLIST)
+        body = await self._blocking(_read_bytes, path)
+        if body is None:
+            return None
+        lines = body.split(b"\n")
+        for i, line in enumerate(lines):
+            if line and not line.startswith(b"#"):
+                url = self.segment_url(f"hls/{variant}/{line.decode('ascii', 'replace')}")
+                if url is not None:
+                    lines[i] = url.encode("utf-8")
+        return b"\n".join(lines)
 
     # -- MP4 -----------------------------------------------------------------------------
     async def _run(self, argv: list) -> None:
@@ -250,6 +266,14 @@ class Library:
         if match is None:
             return None
         return os.path.join(self.folder(match.group(1)), "clips", f"{match.group(2)}.mp4")
+
+
+def _read_bytes(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def _remove(path: str) -> None:

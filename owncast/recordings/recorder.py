@@ -68,6 +68,10 @@ class Recorder(GuardedTimerService):
         self.disk_full = False
         self.free: int | None = None
         self._retention_at = 0.0
+        #: the last recordings closed: their segments may still leave the live window
+        self._closed: list[files.Session] = []
+        #: told the storage keys of the segments of a removed recording (S3 deletes them)
+        self.removed: Callable[[list[str]], None] = lambda keys: None
 
     # -- the service ---------------------------------------------------------------------
     def startService(self) -> None:
@@ -142,6 +146,7 @@ class Recorder(GuardedTimerService):
             session.meta.stopped = stopped
             hls = None if stopped else self.hls_dir
             meta = await self._blocking(files.close_session, hls, session, self.now())
+            self._closed = [session, *self._closed[:2]]
         finally:
             self._lock.release()
         _log.info("Recording {id} ended: {d:.0f} s", id=meta.id, d=meta.duration)
@@ -193,6 +198,30 @@ class Recorder(GuardedTimerService):
         metas = await self._blocking(files.list_recordings, self.root)
         gone = expired(metas, self.now(), days, int(gib * GIB))
         for recording_id in gone:
-            await self._blocking(files.delete, self.root, recording_id)
+            await self.delete(recording_id)
             _log.info("Retention removed recording {id}", id=recording_id)
         return gone
+
+    async def delete(self, recording_id: str) -> bool:
+        """Remove a recording (closing it first if it is the open one), and its segments
+        from segment storage."""
+        session = self.session
+        if session is not None and session.meta.id == recording_id:
+            await self.close()
+        self._closed = [s for s in self._closed if s.meta.id != recording_id]
+        keys = await self._blocking(files.delete, self.root, recording_id)
+        if keys is None:
+            return False
+        self.removed(keys)
+        return True
+
+    def keeps(self, key: str) -> bool:
+        """Whether the live segment ``hls/<n>/<name>`` belongs to a recording (segment
+        storage then keeps it when it leaves the live window)."""
+        _, variant, name = (key.split("/") + ["", ""])[:3]
+        for session in [self.session, *self._closed]:
+            if session is not None:
+                track = session.tracks.get(variant)
+                if track is not None and name in track.names:
+                    return True
+        return False

@@ -10,7 +10,10 @@ they are served from here until their upload lands (``HlsResource`` asks again o
 has). If storage is slow or down, players just keep fetching from this server; failed
 uploads are retried after ``RETRY_AFTER`` seconds. A segment ffmpeg removed from the
 local window is deleted from storage ``DELETE_AFTER`` seconds later (late players may
-still ask for it). Turning S3 off, or changing its settings, starts over.
+still ask for it), unless ``keeps(key)`` says a recording holds it: then it stays in the
+bucket (``retained``), the recording's VOD playlists point at it (``url_of``), and it
+goes when the recording does (``remove``). Turning S3 off, or changing its settings,
+starts over.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class SegmentPublisher(GuardedTimerService):
         blocking: Callable[..., Deferred],
         clock: Any,
         changed: Callable[[bytes | None], None],
+        keeps: Callable[[str], bool] | None = None,
     ):
         self.hls_dir = os.fspath(hls_dir)
         self._config = config
@@ -89,6 +93,9 @@ class SegmentPublisher(GuardedTimerService):
         self._blocking = blocking
         super().__init__(SCAN_INTERVAL, self.scan, clock, _log, "A segment storage scan")
         self._changed = changed
+        self._keeps = keeps
+        #: stored segments a recording holds: never deleted for leaving the live window
+        self.retained: set[str] = set()
         self.storage: Any = None
         self._active: dict | None = None
         self.stored: set[str] = set()
@@ -113,12 +120,39 @@ class SegmentPublisher(GuardedTimerService):
                     lines[i] = self.storage.url(key).encode("utf-8")
         return b"\n".join(lines)
 
+    def url_of(self, key: str) -> str | None:
+        """Where players fetch a stored segment (``hls/<n>/<name>``); None: from here."""
+        if self.storage is None or (key not in self.stored and key not in self.retained):
+            return None
+        return self.storage.url(key)
+
+    def remove(self, keys: list[str]) -> None:
+        """A recording was removed: delete its segments from storage (all of them, also
+        those a previous run uploaded; a missing key deletes fine)."""
+        if self.storage is None:
+            return
+        for key in keys:
+            self.retained.discard(key)
+            if key in self.stored:  # still in the live window: served from here again
+                self.stored.discard(key)
+                self._changed(key.split("/")[1].encode() + b"/stream.m3u8")
+            d = Deferred.fromCoroutine(self._forget(key, self._generation))
+            d.addErrback(lambda f: _log.failure("Could not delete a recording's segment", f))
+
+    async def _forget(self, key: str, generation: int) -> None:
+        try:
+            await self.storage.delete(key)
+        except Exception as e:
+            if generation == self._generation:
+                self._report(f"delete {key}", e)
+
     # -- the work ------------------------------------------------------------------------
     def _start_over(self, config: dict | None) -> None:
         self._generation += 1
         self._active = config
         self.storage = self._make_storage(config) if config is not None else None
         self.stored.clear()
+        self.retained.clear()
         self._in_flight.clear()
         self._retry_at.clear()
         self._gone_at.clear()
@@ -139,6 +173,10 @@ class SegmentPublisher(GuardedTimerService):
         now = self.now()
         local = set(on_disk)
         for key in [k for k in self.stored if k not in local]:
+            if self._keeps is not None and self._keeps(key):
+                self.stored.discard(key)
+                self.retained.add(key)
+                continue
             gone = self._gone_at.setdefault(key, now)
             if now - gone >= DELETE_AFTER and key not in self._in_flight:
                 self._in_flight.add(key)
