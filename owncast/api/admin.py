@@ -193,6 +193,8 @@ class AdminApi(JsonApp):
             "externalActions": [dict(a) for a in settings["externalActions"]],
             "supportedCodecs": await self._supported_codecs(ffmpeg),
             "videoCodec": settings["videoCodec"],
+            # Ours, not 0.0.7's: what the viewer page shows while offline.
+            "offlineMessage": settings["offlineMessage"],
         }
 
     async def _supported_codecs(self, ffmpeg: str) -> list[str]:

@@ -45,7 +45,10 @@ class PublicApi(JsonApp):
     @json_api
     def config(self, request):
         any_origin(request)
-        return shapes.instance_details(self.ctx.settings)
+        details = shapes.instance_details(self.ctx.settings)
+        # Ours, not 0.0.7's (its clients ignore it): the viewer page shows it while offline.
+        details["offlineMessage"] = self.ctx.settings["offlineMessage"]
+        return details
 
     @app.route("/status", methods=["GET"])
     @json_api

@@ -1,5 +1,7 @@
 // The chat panel: history from /api/chat, live messages over the /entry websocket,
-// the viewer's name kept in localStorage, an emoji picker, and reconnection.
+// the viewer's name kept in localStorage, an emoji picker, and reconnection. Bodies are
+// shown by chatview.js (emoji shortcodes, safe links). A page whose <body> has
+// data-chat="readonly" (the read-only embed) shows the chat without sending anything.
 "use strict";
 
 (function () {
@@ -9,13 +11,16 @@
   let socket = null;
   let retryMs = 1000;
   const shown = new Map(); // message id -> <li>
+  const emoji = new Map(); // shortcode name -> image URL
+  const readonly = () => document.body.dataset.chat === "readonly";
 
   function randomName() {
     return "viewer-" + Math.floor(Math.random() * 9000 + 1000);
   }
 
   function username() {
-    return $("username").value.trim() || randomName();
+    const input = $("username");
+    return (input && input.value.trim()) || randomName();
   }
 
   function timeOf(message) {
@@ -38,7 +43,7 @@
     }
     const body = document.createElement("span");
     body.className = "body";
-    body.innerHTML = message.body || ""; // sanitized by the server
+    window.owncastChatView.render(body, message.body, emoji); // sanitized by the server
     li.append(body);
     append(li);
     if (message.id) shown.set(message.id, li);
@@ -53,14 +58,15 @@
 
   function append(li) {
     const list = $("messages");
-    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    const log = $("chat-log");
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     list.append(li);
     while (list.children.length > MAX_SHOWN) {
       const first = list.firstElementChild;
       shown.delete(first.dataset.id);
       first.remove();
     }
-    if (atBottom) list.scrollTop = list.scrollHeight;
+    if (atBottom) log.scrollTop = log.scrollHeight;
   }
 
   function hide(id) {
@@ -114,7 +120,7 @@
     socket.addEventListener("open", () => {
       retryMs = 1000;
       $("chat-status").hidden = true;
-      send({ type: "USER_JOINED", username: username() });
+      if (!readonly()) send({ type: "USER_JOINED", username: username() });
     });
     socket.addEventListener("message", onMessage);
     socket.addEventListener("close", () => {
@@ -133,28 +139,51 @@
     }
   }
 
+  // The custom emoji: known shortcodes for the messages, and the picker's buttons, which
+  // put `:name:` into the message box.
   async function loadEmoji() {
+    let items = [];
     try {
-      const emoji = await (await fetch("/api/emoji")).json();
-      const picker = $("emoji-picker");
-      picker.replaceChildren(...emoji.map((item) => {
-        const img = document.createElement("img");
-        img.src = item.emoji;
-        img.alt = item.name;
-        img.title = item.name;
-        img.addEventListener("click", () => {
-          const input = $("chat-input");
-          input.value += "![" + item.name + "](" + item.emoji + ")";
-          input.focus();
-        });
-        return img;
-      }));
+      items = await (await fetch("/api/emoji")).json();
     } catch (e) {
+      // Without the list shortcodes stay text.
+    }
+    items.forEach((item) => emoji.set(item.name, item.emoji));
+    const picker = $("emoji-picker");
+    if (!picker) return;
+    if (!items.length) {
       $("emoji-button").hidden = true;
+      return;
+    }
+    picker.replaceChildren(...items.map((item) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.title = ":" + item.name + ":";
+      const img = document.createElement("img");
+      img.src = item.emoji;
+      img.alt = item.name;
+      button.append(img);
+      button.addEventListener("click", () => {
+        const input = $("chat-input");
+        const before = input.value && !input.value.endsWith(" ") ? " " : "";
+        input.value += before + ":" + item.name + ": ";
+        input.focus();
+      });
+      return button;
+    }));
+  }
+
+  function togglePicker(open) {
+    const picker = $("emoji-picker");
+    picker.hidden = !open;
+    $("emoji-button").setAttribute("aria-expanded", String(open));
+    if (open) {
+      const first = picker.querySelector("button");
+      if (first) first.focus();
     }
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
+  function setUpForm() {
     const nameInput = $("username");
     nameInput.value = localStorage.getItem(NAME_KEY) || randomName();
     localStorage.setItem(NAME_KEY, nameInput.value);
@@ -172,10 +201,18 @@
       if (!body) return;
       if (send({ type: "CHAT", author: username(), body })) input.value = "";
     });
-    $("emoji-button").addEventListener("click", () => {
-      $("emoji-picker").hidden = !$("emoji-picker").hidden;
+    $("emoji-button").addEventListener("click", () => togglePicker($("emoji-picker").hidden));
+    $("emoji-picker").addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        togglePicker(false);
+        $("emoji-button").focus();
+      }
     });
-    loadEmoji();
-    loadHistory().finally(connect);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    if (!readonly()) setUpForm();
+    // Emoji first, so that history shows its shortcodes as images.
+    loadEmoji().finally(() => loadHistory().finally(connect));
   });
 })();
