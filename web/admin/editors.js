@@ -197,6 +197,21 @@
     return match ? match[0] : "custom";
   }
 
+  /** The label the server makes for a variant without a name (settings.variant_name):
+   * the server config fills it in, so it is left out here rather than frozen as a name. */
+  function autoName(v) {
+    const kbps = v.videoBitrate || 0;
+    const rate = kbps <= 0 ? "" : kbps < 1000 ? `${kbps}Kbps` : kbps % 1000 === 0
+      ? `${kbps / 1000}Mbps` : `${(kbps / 1000).toFixed(1)}Mbps`;
+    const w = v.scaledWidth || 0, h = v.scaledHeight || 0;
+    if (v.videoPassthrough) return "Source";
+    if (w === 1080 && h === 720) return `720p @${rate}`;
+    if (w === 1920 && h === 1080) return `1080p @${rate}`;
+    if (h) return `${h}h`;
+    if (w) return `${w}w`;
+    return `${rate}@${v.framerate || 0}fps`;
+  }
+
   function variantCard(v, index) {
     const preset = select(Object.entries(PRESETS).map(([k, p]) => [k, p.label]), presetOf(v));
     const width = el("input", { type: "number", min: 0, step: 2, value: v.scaledWidth || 0 });
@@ -207,7 +222,8 @@
     const fps = select(FPS, v.framerate || 30);
     const cpu = select(CPU, v.cpuUsageLevel || 0);
     const audio = select(AUDIO, v.audioPassthrough ? 0 : v.audioBitrate || 128);
-    const name = el("input", { type: "text", value: v.name || "", maxLength: 100,
+    const name = el("input", { type: "text", maxLength: 100,
+      value: v.name && v.name !== autoName(v) ? v.name : "",
       placeholder: "made from the settings" });
     const size = el("div", { className: "sub size" }, labelled("Width (px, 0 = in proportion)", width),
       labelled("Height (px, 0 = source)", height));
