@@ -335,3 +335,29 @@ class ViewerPageTests(unittest.TestCase):
             return await text(page, "#live-time")
 
         self.assertRegex(await browser.run(live()), re.compile(r"^Live for \d+:\d\d$"))
+
+        # Live on a phone: the header holds more, and still the video plays above a
+        # message box that needs no scrolling.
+        async def phone() -> dict[str, Any]:
+            phone = await self.viewer(browser, daemon.base + "/", **PHONE)
+            await phone.wait_for_function(
+                "() => { const v = document.getElementById('video');"
+                " return v.readyState >= 2 && v.currentTime > 0; }",
+                timeout=STEP_TIMEOUT_MS * 2,
+            )
+            await phone.wait_for_selector("#live-time:not([hidden])")
+            await phone.screenshot(path=str(ARTIFACTS / "viewer-live-375.png"))
+            return await phone.evaluate(
+                """() => ({
+                  scrolls: document.scrollingElement.scrollHeight > innerHeight,
+                  videoHeight: document.getElementById("video").getBoundingClientRect().height,
+                  inputBottom: document.getElementById("chat-input").getBoundingClientRect().bottom,
+                  height: innerHeight,
+                })"""
+            )
+
+        found = await browser.run(phone())
+        self.assertFalse(found["scrolls"], found)
+        self.assertGreater(found["videoHeight"], 150, found)
+        self.assertLessEqual(found["inputBottom"], found["height"], found)
+        self.assertEqual(browser.errors, [])

@@ -135,6 +135,14 @@
       layout.dataset.panel = tab.getAttribute("aria-controls");
       if (focus) tab.focus();
     };
+    // The skip link leads to the message box: bring the chat panel back first.
+    const skip = document.querySelector(".skip-link");
+    if (skip) {
+      skip.addEventListener("click", () => {
+        select(tabs[0], false);
+        if (layout.classList.contains("chat-hidden")) $("chat-toggle").click();
+      });
+    }
     tabs.forEach((tab, index) => {
       tab.addEventListener("click", () => select(tab, false));
       tab.addEventListener("keydown", (event) => {
