@@ -23,8 +23,11 @@
       const video = $("video");
       video.poster = "/hls/thumbnail.jpg";
       if (window.Hls && window.Hls.isSupported()) {
-        // lowLatencyMode only acts on LL-HLS playlists (the server's low-latency mode).
-        const hls = new window.Hls({ lowLatencyMode: true, backBufferLength: 30 });
+        // lowLatencyMode only acts on LL-HLS playlists (the server's low-latency mode); up
+        // to 1.5x speed brings a player that fell behind back to its target latency.
+        const hls = new window.Hls({
+          lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5, backBufferLength: 30,
+        });
         this.hls = hls;
         hls.on(window.Hls.Events.MANIFEST_PARSED, (_, data) => {
           this.fillQualities(data.levels);
