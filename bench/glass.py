@@ -12,7 +12,7 @@ from the picture itself, not inferred from playlists.
 Players, both on the same stream at the same time:
 
 * hls.js in the real headless Chromium, configured as the viewer page configures it
-  (``web/js/player.js``: ``lowLatencyMode: false, backBufferLength: 30``) for ours and with
+  (``web/js/player.js``: ``lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5``) for ours and with
   hls.js defaults for nginx-rtmp. ``requestVideoFrameCallback`` fires for each presented
   frame; the frame is drawn to a canvas and its blocks decoded; latency = the frame's
   expected display time (wall clock) minus its stamp. ``waiting`` → ``playing`` spans in
@@ -22,8 +22,9 @@ Players, both on the same stream at the same time:
   as a player presents), the stamp region cropped and written as raw grey frames to a pipe;
   latency = the wall clock when a frame comes out minus its stamp.
 
-Targets: the real daemon at each latency level (0..4) with its default video settings
-(one transcoded variant), and the peer nginx-rtmp with ``hls_fragment 1s;
+Targets: the real daemon at each latency level (0..4) and in its low-latency mode (LL-HLS,
+``owncast.llhls``), with its default video settings (one transcoded variant), and the peer
+nginx-rtmp with ``hls_fragment 1s;
 hls_playlist_length 3s`` (as in ``bench/playable.py``) served by the same nginx over HTTP.
 Each runs ``WARMUP`` s, then ``MEASURE`` s are measured (p50/p95 of every presented frame).
 """
@@ -64,17 +65,21 @@ HLS_JS = ROOT / "web" / "vendor" / "hls.min.js"
 TARGETS = os.environ.get("GLASS_TARGETS", "nginx,0,1,2,3,4,ll").split(",")
 WARMUP = 12.0
 MEASURE = float(os.environ.get("GLASS_MEASURE", "60"))
-#: Seconds for the first playlist to list a segment.
-READY_TIMEOUT = 40.0
+#: The players join once the playlist lists this many segments, as a viewer arriving
+#: mid-broadcast does (a player started at the first segment stays as close to live as
+#: that start, which says more about when it joined than about the server).
+JOIN_SEGMENTS = 4
+#: Seconds for the playlist to list them (level 4: 5 s segments).
+READY_TIMEOUT = 60.0
 #: The stamp: 16 blocks a row, 2 rows, BLOCK px each, in a WIDTH x HEIGHT picture.
 BLOCK = 20
 WIDTH, HEIGHT = 640, 360
 BITS = 32
 STAMP_W, STAMP_H = 16 * BLOCK, 2 * BLOCK
 #: The viewer page's hls.js settings (web/js/player.js), and hls.js defaults for the peer.
-VIEWER_CONFIG = {"lowLatencyMode": False, "backBufferLength": 30}
-#: The same with hls.js's low-latency mode on, as the viewer page sets it for LL-HLS.
-LL_CONFIG = {"lowLatencyMode": True, "backBufferLength": 30}
+#: (``lowLatencyMode`` acts only on LL-HLS playlists: the latency levels play as without it.)
+VIEWER_CONFIG = {"lowLatencyMode": True, "maxLiveSyncPlaybackRate": 1.5, "backBufferLength": 30}
+LL_CONFIG = {**VIEWER_CONFIG, **json.loads(os.environ.get("GLASS_LL_CONFIG", "{}"))}
 DEFAULT_CONFIG: dict[str, Any] = {}
 #: Goals from issue 15: level 0 p50 <= 3 s; the low-latency mode p50 <= 2 s, p95 <= 3 s.
 GOAL_LEVEL0_P50 = 3.0
@@ -311,6 +316,7 @@ class FfmpegPlayer:
     def _read(self) -> None:
         size = STAMP_W * STAMP_H
         out = self.proc.stdout
+        assert out is not None
         while True:
             frame = out.read(size)
             if len(frame) < size:
@@ -345,12 +351,12 @@ def measure(
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             status, body = http("GET", variant)
-            if status == 200 and b"#EXTINF" in body:
+            if status == 200 and body.count(b"#EXTINF") >= JOIN_SEGMENTS:
                 break
             if publisher.poll() is not None:
                 raise RuntimeError(f"the publisher exited with {publisher.returncode}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{name}: no segment after {READY_TIMEOUT:.0f} s")
+                raise TimeoutError(f"{name}: not {JOIN_SEGMENTS} segments in {READY_TIMEOUT:.0f} s")
             time.sleep(0.1)
         browser = BrowserPlayer(origin, master, config, k)
         player = FfmpegPlayer(variant, k)
