@@ -85,6 +85,9 @@ DEFAULTS: dict[str, Any] = {
     "directoryEnabled": False,
     "ypRegistrationKey": "",
     "latencyLevel": 2,
+    #: Ours, not 0.0.7's: LL-HLS (fMP4 parts, blocking reload; ``owncast.llhls``) instead
+    #: of the latency level's MPEG-TS segments, from the next broadcast on.
+    "lowLatency": False,
     "videoCodec": "libx264",
     "videoQualityVariants": [{**DEFAULT_VARIANT, "name": "", "audioBitrate": 0}],
     "s3": {
@@ -435,6 +438,8 @@ SETTERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "directoryenabled": ("directoryEnabled", lambda v: _bool(v, "directory enabled")),
     "serverurl": ("serverUrl", lambda v: http_url(v, "server URL", allow_empty=True)),
     "video/streamlatencylevel": ("latencyLevel", latency_level),
+    # Ours: see DEFAULTS["lowLatency"].
+    "video/lowlatency": ("lowLatency", lambda v: _bool(v, "low latency")),
     "video/streamoutputvariants": ("videoQualityVariants", variants),
     "s3": ("s3", s3),
     "socialhandles": ("socialHandles", social_handles),

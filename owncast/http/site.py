@@ -22,6 +22,7 @@ from owncast.core.throttle import address_key
 from owncast.http.diskfull import CompleteSegments, DiskWatch
 from owncast.http.fastpath import HlsFastPath, OwncastChannel
 from owncast.http.hls import HlsResource, PlaylistCache
+from owncast.http.llhls import hls_switch
 from owncast.http.recordings import RecordingsResource
 from owncast.http.webroot import WEB_ROOT
 
@@ -350,7 +351,9 @@ def build_root(
     root.putChild(b"logo", LogoResource(ctx, MergedFolder(ctx.datadir / "logo")))
     root.putChild(b"customstyles.css", CustomStyles(ctx))
     hls = hls if hls is not None else hls_resource(ctx)
-    root.putChild(b"hls", hls)
+    # LL-HLS (owncast.llhls) while the broadcast is in low-latency mode, else hls's files.
+    seen = lambda request: ctx.viewers.seen(viewer_key(request))  # noqa: E731
+    root.putChild(b"hls", hls_switch(ctx.reactor, ctx.datadir / "hls", hls, seen))
     root.putChild(b"thumbnail.jpg", HlsAlias(hls, b"thumbnail.jpg"))
     root.putChild(b"preview.gif", HlsAlias(hls, b"preview.gif"))
     root.putChild(b"embed", embed_tree(webroot / "embed"))
