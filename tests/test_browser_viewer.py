@@ -222,7 +222,8 @@ class ViewerPageTests(unittest.TestCase):
             await page.keyboard.press("Tab")
             skip = await page.evaluate(
                 "() => [document.activeElement.className,"
-                " document.activeElement.getBoundingClientRect().top >= 0]"
+                " document.activeElement.getBoundingClientRect().top >= 0,"
+                " getComputedStyle(document.activeElement).outlineStyle]"
             )
             await send_chat(page, f"An accessible message at {width} px :smile:")
             await page.wait_for_selector("#messages li img.emoji")
@@ -242,7 +243,7 @@ class ViewerPageTests(unittest.TestCase):
             self.assertEqual(
                 [alt for alt, _ in found["social"]], ["GitHub", "Mastodon", "Keyoxide"]
             )
-            self.assertEqual(found["skip"], ["skip-link", True])
+            self.assertEqual(found["skip"], ["skip-link", True, "solid"])
 
         # The embeds too.
         async def embeds() -> dict[str, list[str]]:
@@ -269,6 +270,12 @@ class ViewerPageTests(unittest.TestCase):
             context = await browser.context(width=1280, height=800)
             page = await browser.page(context, daemon.base + "/")
             found: dict[str, Any] = {}
+            duration = (
+                "() => getComputedStyle(document.getElementById('chat-toggle')).transitionDuration"
+            )
+            found["motion"] = [await page.evaluate(duration)]
+            await page.emulate_media(reduced_motion="reduce")
+            found["motion"].append(await page.evaluate(duration))
             await page.click("#chat-toggle")
             found["hidden"] = (
                 await page.is_visible("#chat"),
@@ -294,6 +301,8 @@ class ViewerPageTests(unittest.TestCase):
             return found
 
         found = await browser.run(check())
+        # Buttons fade their colour, except for those who asked for less motion.
+        self.assertEqual(found["motion"], ["0.15s", "0s"])
         self.assertEqual(found["hidden"], (False, "false", "Show chat"))
         self.assertFalse(found["remembered"])
         self.assertTrue(found["popout"].endswith("/embed/chat/readwrite"), found)
