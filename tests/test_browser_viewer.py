@@ -90,8 +90,10 @@ class ViewerPageTests(unittest.TestCase):
         await browser.start()
         return daemon, browser
 
-    async def viewer(self, browser: BrowserThread, url: str, **size: int) -> Any:
-        context = await browser.context(**size)
+    async def viewer(
+        self, browser: BrowserThread, url: str, width: int = 1280, height: int = 800
+    ) -> Any:
+        context = await browser.context(width=width, height=height)
         page = await browser.page(context, url)
         # Ready once the config (page content) and the emoji list arrived.
         await page.wait_for_function("() => document.getElementById('summary').textContent")
