@@ -329,6 +329,9 @@ class ViewerPageTests(unittest.TestCase):
         root = await daemon.get("/thumbnail.jpg")
         self.assertEqual((root.code, root.header("content-type")), (200, "image/jpeg"))
         self.assertEqual(root.content, (await daemon.get("/hls/thumbnail.jpg")).content)
+        (self.datadir / "hls" / "preview.gif").write_bytes(b"GIF89a not really")
+        preview = await daemon.get("/preview.gif")
+        self.assertEqual((preview.code, preview.content), (200, b"GIF89a not really"))
 
         async def offline() -> tuple[str, bool]:
             page = await self.viewer(browser, daemon.base + "/")
