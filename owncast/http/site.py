@@ -157,17 +157,26 @@ class EmbedPage(File):
         return super().render(request)
 
 
+class EmbedChat(Resource):
+    """``/embed/chat/readwrite`` and ``/embed/chat/readonly``; ``/embed/chat`` itself is
+    the read-write one."""
+
+    def __init__(self, pages: Path):
+        super().__init__()
+        self._readwrite = EmbedPage(str(pages / "chat-readwrite.html"))
+        self.putChild(b"", self._readwrite)
+        self.putChild(b"readwrite", self._readwrite)
+        self.putChild(b"readonly", EmbedPage(str(pages / "chat-readonly.html")))
+
+    def render(self, request: Any) -> Any:
+        return self._readwrite.render(request)
+
+
 def embed_tree(pages: Path) -> Resource:
-    """``/embed/chat/readwrite`` (also ``/embed/chat``), ``/embed/chat/readonly`` and
-    ``/embed/video``: the chat or the video alone, as Owncast 0.0.7 offered them."""
-    readwrite = EmbedPage(str(pages / "chat-readwrite.html"))
-    chat = Resource()
-    chat.putChild(b"", readwrite)
-    chat.putChild(b"readwrite", readwrite)
-    chat.putChild(b"readonly", EmbedPage(str(pages / "chat-readonly.html")))
-    chat.render = readwrite.render  # type: ignore[method-assign]
+    """``/embed/chat/...`` and ``/embed/video``: the chat or the video alone, as Owncast
+    0.0.7 offered them."""
     embed = Resource()
-    embed.putChild(b"chat", chat)
+    embed.putChild(b"chat", EmbedChat(pages))
     embed.putChild(b"video", EmbedPage(str(pages / "video.html")))
     return embed
 
