@@ -329,6 +329,19 @@ class ViewerPageTests(unittest.TestCase):
         root = await daemon.get("/thumbnail.jpg")
         self.assertEqual((root.code, root.header("content-type")), (200, "image/jpeg"))
         self.assertEqual(root.content, (await daemon.get("/hls/thumbnail.jpg")).content)
+        # The embeds (0.0.7's paths) may sit in frames on other sites; the viewer page not.
+        for path in (
+            "/embed/chat",
+            "/embed/chat/readwrite",
+            "/embed/chat/readonly",
+            "/embed/video",
+        ):
+            embed = await daemon.get(path)
+            self.assertEqual(embed.code, 200, path)
+            self.assertIn("frame-ancestors *", embed.header("content-security-policy"), path)
+            self.assertIn(b'id="messages"' if "chat" in path else b'id="video"', embed.content)
+        page_csp = (await daemon.get("/")).header("content-security-policy")
+        self.assertIn("frame-ancestors 'self'", page_csp)
         (self.datadir / "hls" / "preview.gif").write_bytes(b"GIF89a not really")
         preview = await daemon.get("/preview.gif")
         self.assertEqual((preview.code, preview.content), (200, b"GIF89a not really"))
