@@ -16,14 +16,14 @@ from owncast.api.http import check_admin, viewer_key
 from owncast.api.integrations import IntegrationsApi
 from owncast.api.logo import LogoResource
 from owncast.api.public import PublicApi
-from owncast.api.recordings import RecordingsApi
+from owncast.api.recordings import RecordingsAdminApi, RecordingsApi, RecordingsIntegrationsApi
 from owncast.core.errors import ApiError
 from owncast.core.throttle import address_key
 from owncast.http.diskfull import CompleteSegments, DiskWatch
 from owncast.http.fastpath import HlsFastPath, OwncastChannel
 from owncast.http.hls import HlsResource, PlaylistCache
 from owncast.http.llhls import hls_switch
-from owncast.http.recordings import RecordingsResource
+from owncast.http.recordings import RecordingsResource, with_child
 from owncast.http.webroot import WEB_ROOT
 
 #: No inline script or style anywhere: pages load their code from /js and /css.
@@ -46,8 +46,13 @@ class ApiRoot(Resource):
     def __init__(self, ctx: Any, disk: DiskWatch | None = None):
         super().__init__()
         self._public = PublicApi(ctx).app.resource()
-        self.putChild(b"admin", AdminApi(ctx, disk).app.resource())
-        self.putChild(b"integrations", IntegrationsApi(ctx).app.resource())
+        admin = AdminApi(ctx, disk).app.resource()
+        integrations = IntegrationsApi(ctx).app.resource()
+        # .../recordings of each (owncast.api.recordings) are apps of their own too.
+        owner = RecordingsAdminApi(ctx).app.resource()
+        bots = RecordingsIntegrationsApi(ctx).app.resource()
+        self.putChild(b"admin", with_child(admin, b"recordings", owner))
+        self.putChild(b"integrations", with_child(integrations, b"recordings", bots))
         self.putChild(b"recordings", RecordingsApi(ctx).app.resource())
 
     def getChild(self, path: bytes, request: Any) -> Resource:
