@@ -83,7 +83,9 @@ class PastBroadcastTests(unittest.TestCase):
             }
             await page.click("#recordings li a")
             await page.wait_for_url(f"**/recordings/{recording['id']}")
-            await page.wait_for_function("document.querySelectorAll('#quality option').length > 2")
+            await page.wait_for_function(
+                "() => document.querySelectorAll('#quality option').length > 2"
+            )
             qualities = await page.eval_on_selector_all(
                 "#quality option", "(os) => os.map((o) => o.textContent)"
             )

@@ -28,7 +28,7 @@ from owncast.recordings.vod import (
     render_media,
 )
 from tests.fakes import inline
-from tests.helpers import ADMIN, Client, LiveServer, make_context
+from tests.helpers import Client, LiveServer, make_context, run
 
 MASTER = (
     "#EXTM3U\n#EXT-X-VERSION:3\n"
@@ -379,32 +379,60 @@ class ApiTests(unittest.TestCase):
             self.assertIs(body["success"], False)
 
     def test_rename_and_delete_need_the_owner(self) -> None:
-        path = f"/api/recordings/{self.rid}/title"
-        code, _, _ = self.client.post(path, {"value": "New"})
+        path = "/api/admin/recordings/title"
+        code, _, _ = self.client.post(path, {"id": self.rid, "title": "New"})
         self.assertEqual(code, 401)
-        for bad in ({"value": ""}, {"value": 5}, {}, [1]):
+        for bad in ({"id": self.rid, "title": ""}, {"id": self.rid, "title": 5}, {"id": self.rid},
+                    [1], {"id": 5, "title": "x"}, {"id": "42", "title": "x"}):  # fmt: skip
             code, body = self.client.admin_post(path, bad)
-            self.assertEqual(code, 400, bad)
+            self.assertIn(code, (400, 404), bad)
             self.assertIs(body["success"], False)
-        code, body = self.client.admin_post(path, {"value": " New name "})
+        code, body = self.client.admin_post(path, {"id": self.rid, "title": " New name "})
         self.assertEqual((code, body["title"]), (200, "New name"))
-        code, _, _ = self.client.request("DELETE", f"/api/recordings/{self.rid}")
+        overview = self.client.admin_get("/api/admin/recordings")
+        self.assertEqual([r["title"] for r in overview["recordings"]], ["New name"])
+        self.assertEqual(overview["usedBytes"], overview["recordings"][0]["size"])
+        self.assertIs(overview["diskFull"], False)
+        code, _, _ = self.client.post("/api/admin/recordings/delete", {"id": self.rid})
         self.assertEqual(code, 401)
-        code, _ = self.client.admin_post("/api/recordings/999/delete", {})
-        self.assertEqual(code, 404)
-        code, _, _ = self.client.request("DELETE", f"/api/recordings/{self.rid}", auth=ADMIN)
+        for bad_id in ("999", "../" + self.rid):
+            code, _ = self.client.admin_post("/api/admin/recordings/delete", {"id": bad_id})
+            self.assertEqual(code, 404)
+        self.assertTrue((self.tmp / "recordings" / self.rid).exists())
+        code, _ = self.client.admin_post("/api/admin/recordings/delete", {"id": self.rid})
         self.assertEqual(code, 200)
         self.assertEqual(self.client.get("/api/recordings")[1], [])
+        self.assertFalse((self.tmp / "recordings" / self.rid).exists())
 
     def test_bad_clips_change_nothing(self) -> None:
-        path = f"/api/recordings/{self.rid}/clips"
-        for bad in ({"start": 1, "end": 0}, {"start": 0, "end": 500}, {"start": "a", "end": 1},
-                    {"start": 0}, {"start": 5, "end": 6}):  # fmt: skip
+        path = "/api/admin/recordings/clip"
+        rid = self.rid
+        for bad in ({"id": rid, "start": 1, "end": 0}, {"id": rid, "start": 0, "end": 500},
+                    {"id": rid, "start": "a", "end": 1}, {"id": rid, "start": 0},
+                    {"id": rid, "start": 5, "end": 6}, {"id": "1/..", "start": 0, "end": 1},
+                    {"id": "77", "start": 0, "end": 1}):  # fmt: skip
             code, body = self.client.admin_post(path, bad)
-            self.assertEqual(code, 400, bad)
+            self.assertIn(code, (400, 404), bad)
             self.assertIs(body["success"], False)
+        code, _, _ = self.client.post(path, {"id": rid, "start": 0, "end": 1})
+        self.assertEqual(code, 401)
         self.assertEqual(self.client.get(f"/api/recordings/{self.rid}")[1]["clips"], [])
         self.assertFalse((self.tmp / "recordings" / self.rid / "clips").exists())
+
+    def test_bots_make_clips_with_an_admin_token(self) -> None:
+        """The integrations route needs HAS_ADMIN_ACCESS; it is validated like the rest."""
+        path = "/api/integrations/recordings/clip"
+        code, _, _ = self.client.post(path, {"start": 0, "end": 1})
+        self.assertEqual(code, 401)
+        weak = run(self.ctx.tokens.create("bot", ["CAN_SEND_MESSAGES"], self.ctx.now()))
+        strong = run(self.ctx.tokens.create("admin bot", ["HAS_ADMIN_ACCESS"], self.ctx.now()))
+        code, _, _ = self.client.post(
+            path, {"start": 0, "end": 1}, headers={"Authorization": [f"Bearer {weak['token']}"]}
+        )
+        self.assertEqual(code, 403)
+        bearer = {"Authorization": [f"Bearer {strong['token']}"]}
+        code, body, _ = self.client.post(path, {"start": 1, "end": 0}, headers=bearer)
+        self.assertEqual((code, body["message"]), (400, "end must be after start"))
 
     def test_chat_replay_offsets(self) -> None:
         """Messages sent during the broadcast, with seconds from its start."""

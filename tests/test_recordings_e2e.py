@@ -83,8 +83,9 @@ class RecordingE2ETests(LiveCase):
         self.assertEqual(check.code, 0, check.err[-2000:])
         self.assertLessEqual(abs(decoded_seconds(check.err.decode()) - duration), 1.0)
 
-        clip_path = f"/api/recordings/{recording['id']}/clips"
-        response = await daemon.post(clip_path, {"start": 3, "end": 9}, auth=auth)
+        clip_path = "/api/admin/recordings/clip"
+        rid = recording["id"]
+        response = await daemon.post(clip_path, {"id": rid, "start": 3, "end": 9}, auth=auth)
         self.assertEqual(response.code, 200, response)
         clip = response.json
         response = await daemon.get(clip["download"])
@@ -96,5 +97,5 @@ class RecordingE2ETests(LiveCase):
         self.assertLessEqual(abs(decoded_seconds(check.err.decode()) - 6.0), GOP)
         response = await daemon.get(f"/api/recordings/{recording['id']}")
         self.assertEqual([c["id"] for c in response.json["clips"]], [clip["id"]])
-        bad = await daemon.post(clip_path, {"start": 9, "end": 3}, auth=auth)
+        bad = await daemon.post(clip_path, {"id": rid, "start": 9, "end": 3}, auth=auth)
         self.assertEqual((bad.code, bad.json["success"]), (400, False))

@@ -98,7 +98,9 @@ class S3RecordingTests(LiveCase):
         self.assertEqual(player.code, 0, player.err[-2000:])
         self.assertIn(bucket_url.encode(), player.err)
 
-        response = await daemon.request("DELETE", f"/api/recordings/{recording['id']}", auth=auth)
+        response = await daemon.post(
+            "/api/admin/recordings/delete", {"id": recording["id"]}, auth=auth
+        )
         self.assertEqual(response.code, 200, response)
 
         async def gone() -> bool:

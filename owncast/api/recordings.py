@@ -1,9 +1,11 @@
 """``/api/recordings``: past broadcasts and their clips (ours; Owncast 0.0.7 had none).
 
-Public: the list, one recording (with its playlist and download URLs and its clips), a
-recording's chat, one clip. Admin (basic auth) or an access token with
-``HAS_ADMIN_ACCESS``: rename, delete, create a clip. Media is served outside the API,
-at ``/recordings/<id>/...`` (``owncast.http.recordings``).
+Public (``/api/recordings``): the list, one recording (with its playlist and download
+URLs and its clips), a recording's chat, one clip. Admin (``/api/admin/recordings``):
+the overview with sizes and disk space, rename, delete, create a clip. Integrations
+(``/api/integrations/recordings/clip``, ``HAS_ADMIN_ACCESS``): create a clip, so a chat
+bot can offer ``!clip``. Media is served outside the API, at ``/recordings/<id>/...``
+(``owncast.http.recordings``).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from typing import Any
 from owncast.api import shapes
 from owncast.api.http import (
     JsonApp,
+    admin,
     body_object,
-    check_admin,
-    check_token,
     iso,
     json_api,
     json_app,
+    ok,
+    token,
 )
 from owncast.core.errors import ApiError, NotFoundError
 from owncast.core.tokens import HAS_ADMIN_ACCESS
@@ -56,9 +59,7 @@ def clip_download(clip: dict) -> str:
     return f"/recordings/clips/{clip['id']}.mp4"
 
 
-class RecordingsApi(JsonApp):
-    app = json_app()
-
+class _Recordings(JsonApp):
     @property
     def library(self) -> Any:
         library = getattr(self.ctx, "recordings", None)
@@ -66,35 +67,46 @@ class RecordingsApi(JsonApp):
             raise NotFoundError("recordings are not available")
         return library
 
-    async def _meta(self, recording_id: str) -> Meta:
+    async def _meta(self, recording_id: Any) -> Meta:
         meta = None
-        if RECORDING_ID.fullmatch(recording_id):
+        if isinstance(recording_id, str) and RECORDING_ID.fullmatch(recording_id):
             meta = await self.library.get(recording_id)
         if meta is None:
             raise NotFoundError("no such recording")
         return meta
 
-    async def _owner(self, request: Any) -> None:
-        """Admin basic auth, or a bearer token with ``HAS_ADMIN_ACCESS`` (a chat bot)."""
-        if (request.getHeader(b"authorization") or b"").lower().startswith(b"bearer "):
-            await check_token(self.ctx, request, HAS_ADMIN_ACCESS)
+    async def _clip(self, request: Any) -> dict:
+        """``{id?, start, end, title?}``: a clip of that span; without ``id``, of the
+        broadcast being recorded (else the latest recording)."""
+        body = body_object(request, "start", "end")
+        if "id" in body:
+            meta = await self._meta(body["id"])
         else:
-            check_admin(self.ctx, request)
+            listed = await self.library.recordings()
+            if not listed:
+                raise NotFoundError("no recording to clip")
+            meta = listed[0]
+        try:
+            start, end = clip_span(body["start"], body["end"], meta.duration)
+            title = title_value(body["title"]) if "title" in body else meta.title or "Clip"
+        except ValueError as e:
+            raise ApiError(str(e)) from e
+        try:
+            clip = await self.library.make_clip(meta, start, end, title)
+        except Exception as e:
+            raise ApiError(f"could not make the clip: {e}", 500) from e
+        return clip_shape(clip)
+
+
+class RecordingsApi(_Recordings):
+    """``/api/recordings``: public reads."""
+
+    app = json_app()
 
     @app.route("/", methods=["GET"], strict_slashes=False)
     @json_api
     async def list(self, request):
         return [summary(m) for m in await self.library.recordings()]
-
-    @app.route("/status", methods=["GET"])
-    @json_api
-    async def status(self, request):
-        """Admin: whether a broadcast is being recorded, disk space, what is kept."""
-        check_admin(self.ctx, request)
-        recorder = self.library.recorder
-        metas = await self.library.recordings()
-        state = recorder.status() if recorder is not None else {}
-        return {**state, "count": len(metas), "usedBytes": sum(m.size for m in metas)}
 
     @app.route("/clips/<clip_id>", methods=["GET"])
     @json_api
@@ -128,40 +140,69 @@ class RecordingsApi(JsonApp):
                 found.append({**shapes.message(message), "offset": when - meta.startTime})
         return found
 
-    @app.route("/<recording_id>/title", methods=["POST"])
+
+class RecordingsAdminApi(_Recordings):
+    """``/api/admin/recordings``: the owner's view and changes (basic auth)."""
+
+    app = json_app()
+
+    @app.route("/", methods=["GET"], strict_slashes=False)
     @json_api
-    async def rename(self, request, recording_id):
-        await self._owner(request)
-        await self._meta(recording_id)
+    @admin
+    async def overview(self, request):
+        """Every recording with its size and clips, whether one is being recorded, the
+        disk they use and the free space (``diskFull``: below the floor, not recording)."""
+        library = self.library
+        metas = await library.recordings()
+        recorder = library.recorder
+        state = recorder.status() if recorder is not None else {}
+        listed = []
+        for meta in metas:
+            clips = await library.clips(meta.id)
+            listed.append({**summary(meta), "clips": [clip_shape(c) for c in clips]})
+        return {
+            "recording": state.get("recording"),
+            "diskFull": bool(state.get("diskFull")),
+            "freeBytes": state.get("freeBytes"),
+            "usedBytes": sum(m.size for m in metas),
+            "settings": self.ctx.settings["recordings"],
+            "recordings": listed,
+        }
+
+    @app.route("/title", methods=["POST"])
+    @json_api
+    @admin
+    async def rename(self, request):
+        body = body_object(request, "id", "title")
+        meta = await self._meta(body["id"])
         try:
-            title = title_value(body_object(request, "value")["value"])
+            title = title_value(body["title"])
         except ValueError as e:
             raise ApiError(str(e)) from e
-        meta = await self.library.rename(recording_id, title)
-        return summary(meta)
+        return summary(await self.library.rename(meta.id, title))
 
-    @app.route("/<recording_id>", methods=["DELETE"])
-    @app.route("/<recording_id>/delete", methods=["POST"])
+    @app.route("/delete", methods=["POST"])
     @json_api
-    async def delete(self, request, recording_id):
-        await self._owner(request)
-        await self._meta(recording_id)
-        await self.library.delete(recording_id)
-        return {"success": True, "message": "deleted"}
+    @admin
+    async def delete(self, request):
+        meta = await self._meta(body_object(request, "id")["id"])
+        await self.library.delete(meta.id)
+        return ok("deleted")
 
-    @app.route("/<recording_id>/clips", methods=["POST"])
+    @app.route("/clip", methods=["POST"])
     @json_api
-    async def make_clip(self, request, recording_id):
-        await self._owner(request)
-        meta = await self._meta(recording_id)
-        body = body_object(request, "start", "end")
-        try:
-            start, end = clip_span(body["start"], body["end"], meta.duration)
-            title = title_value(body["title"]) if "title" in body else meta.title or "Clip"
-        except ValueError as e:
-            raise ApiError(str(e)) from e
-        try:
-            clip = await self.library.make_clip(meta, start, end, title)
-        except Exception as e:
-            raise ApiError(f"could not make the clip: {e}", 500) from e
-        return clip_shape(clip)
+    @admin
+    async def make_clip(self, request):
+        return await self._clip(request)
+
+
+class RecordingsIntegrationsApi(_Recordings):
+    """``/api/integrations/recordings``: a bot (``HAS_ADMIN_ACCESS``) makes clips."""
+
+    app = json_app()
+
+    @app.route("/clip", methods=["POST"])
+    @json_api
+    @token(HAS_ADMIN_ACCESS)
+    async def make_clip(self, request):
+        return await self._clip(request)

@@ -150,3 +150,26 @@ class RecordingsResource(Resource):
         if result is not NOT_DONE_YET:
             request.write(result)
             request.finish()
+
+
+class _WithChild(Resource):
+    """A Klein app's resource with one more child: that name goes to ``child``, every
+    other path to the app, whole (as ``ApiRoot`` hands paths to the public app)."""
+
+    def __init__(self, app: Resource, name: bytes, child: Resource):
+        super().__init__()
+        self._app = app
+        self.putChild(name, child)
+
+    def getChild(self, path: bytes, request: Any) -> Resource:
+        request.prepath.pop()
+        request.postpath.insert(0, path)
+        return self._app
+
+    def render(self, request: Any) -> Any:
+        request.postpath.insert(0, b"")
+        return self._app.render(request)
+
+
+def with_child(app: Resource, name: bytes, child: Resource) -> Resource:
+    return _WithChild(app, name, child)
