@@ -245,6 +245,17 @@ class RecorderTests(unittest.TestCase):
         self.recorder.on_stream(events.STREAM_STOPPED, None)
         self.assertFalse(self.root.exists() and os.listdir(self.root))
 
+    def test_turning_recording_off_ends_the_open_recording(self) -> None:
+        self.recorder.on_stream(events.STREAM_STARTED, None)
+        rid = str(int(self.clock.seconds()))
+        self.hls.segment(1)
+        self.tick()
+        self.config["enabled"] = False
+        self.hls.segment(2)
+        self.tick()
+        self.assertIsNone(self.recorder.session)
+        self.assertTrue(self.playlist(rid).endswith("#EXT-X-ENDLIST\n"))
+
     def test_disk_floor_stops_recording_not_the_stream(self) -> None:
         self.recorder.on_stream(events.STREAM_STARTED, None)
         rid = str(int(self.clock.seconds()))

@@ -112,7 +112,11 @@ class RecordingsResource(Resource):
 
     async def _variant(self, request: Any, recording_id: str, variant: str) -> None:
         """A variant playlist goes through the library: its segments may be in S3."""
+        gone: list[object] = []
+        request.notifyFinish().addErrback(gone.append)
         body = await self._library.variant_playlist(recording_id, variant)
+        if gone:
+            return
         if body is None:
             request.setResponseCode(404)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
@@ -128,6 +132,8 @@ class RecordingsResource(Resource):
         gone: list[object] = []
         request.notifyFinish().addErrback(gone.append)
         meta = await self._library.get(recording_id)
+        if gone:
+            return
         if meta is None or meta.live:
             request.setResponseCode(404)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
@@ -138,6 +144,8 @@ class RecordingsResource(Resource):
             path = await self._library.download(meta)
         except Exception:
             _log.failure("Could not make the MP4 of recording {id}", id=recording_id)
+            if gone:
+                return
             request.setResponseCode(500)
             request.write(b"Could not make the MP4.\n")
             request.finish()

@@ -241,6 +241,16 @@ def rename(root: str, recording_id: str, title: str) -> Meta | None:
     return meta
 
 
+def refresh_size(root: str, recording_id: str) -> None:
+    """Blocking: count what a finished recording holds now (an MP4 or a clip was made),
+    for retention by size. A recording still going on is counted by the recorder."""
+    meta = get_recording(root, recording_id)
+    if meta is not None and not meta.live:
+        folder = os.path.join(root, recording_id)
+        meta.size = folder_size(folder)
+        write_meta(folder, meta)
+
+
 def delete(root: str, recording_id: str) -> list[str] | None:
     """Blocking: remove a recording; the storage keys (``hls/<n>/<name>``) of its
     segments, or None when there was no such recording."""

@@ -233,6 +233,7 @@ class Library:
         tmp = path + ".part"
         await self._run(remux_argv(self._binary(), playlist, tmp))
         await self._blocking(_finish_file, tmp, path)
+        await self._blocking(files.refresh_size, self.root, meta.id)
 
     async def make_clip(self, meta: Meta, start: float, end: float, title: str) -> dict:
         """Cut ``start``..``end`` (checked by the caller) into a new clip's MP4."""
@@ -259,6 +260,7 @@ class Library:
             "size": size,
         }
         await self._blocking(_save_clip, folder, clip)
+        await self._blocking(files.refresh_size, self.root, meta.id)
         return clip
 
     def clip_path(self, clip_id: str) -> str | None:

@@ -156,6 +156,10 @@ class Recorder(GuardedTimerService):
     async def scan(self) -> None:
         if self.session is not None:
             config = self._settings()
+            if not config.get("enabled"):
+                _log.info("Recording turned off: recording {id} ends", id=self.session.meta.id)
+                await self.close()
+                return
             if await self._below_floor(config):
                 _log.warn(
                     "Recording {id} stopped: free disk space is below the floor of {gib} GiB;"
