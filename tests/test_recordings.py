@@ -317,14 +317,17 @@ class RecorderTests(unittest.TestCase):
         for n in (1, 2):
             self.hls.segment(n)
         self.tick()
-        # The daemon dies: no STREAM_STOPPED, no stopService.
+        # The daemon dies: no STREAM_STOPPED, no stopService; ffmpeg finished one more.
         self.recorder.session = None
         self.recorder.stopService()
+        self.hls.segment(3)
         self.make_recorder()
         meta = files.read_meta(str(self.root / rid))
         assert meta is not None
         self.assertFalse(meta.live)
-        self.assertEqual(meta.duration, 4.0)
+        self.assertEqual(meta.duration, 6.0)
+        entries, _ = parse_media(self.playlist(rid))
+        self.assertEqual([e.number for e in entries], [1, 2, 3])
         self.assertTrue(self.playlist(rid).endswith("#EXT-X-ENDLIST\n"))
 
 

@@ -99,3 +99,38 @@ class RecordingE2ETests(LiveCase):
         self.assertEqual([c["id"] for c in response.json["clips"]], [clip["id"]])
         bad = await daemon.post(clip_path, {"id": rid, "start": 9, "end": 3}, auth=auth)
         self.assertEqual((bad.code, bad.json["success"]), (400, False))
+
+    async def test_killed_daemon_keeps_every_finished_segment(self) -> None:
+        """kill -9 mid-broadcast, start again: the recording is ended and holds every
+        segment ffmpeg had finished and listed (at most the last one is lost); it plays."""
+        daemon, auth = await self.start_live_daemon()
+        publisher = spawn(self, *source_args(self.rtmp_url(daemon, auth[1]), 60, video="blue"))
+        await self.wait_segments(daemon, 6, FIRST_SEGMENT_WITHIN + 6)
+        await daemon.kill()
+        await publisher.wait(15, "the publisher to notice")
+        live = daemon.datadir / "hls" / "0"
+        finished = sorted(
+            int(p.name[len("stream-") : -len(".ts")]) for p in live.glob("stream-*.ts")
+        )
+        self.assertGreaterEqual(len(finished), 6)
+
+        await daemon.start()
+        listed = await self.get_json(daemon, "/api/recordings")
+        self.assertEqual(len(listed), 1, listed)
+        recording = listed[0]
+        self.assertFalse(recording["live"], recording)
+        response = await daemon.get(f"/recordings/{recording['id']}/0/stream.m3u8")
+        kept = [
+            int(line[len("stream-") : -len(".ts")])
+            for line in response.content.decode().splitlines()
+            if line.startswith("stream-")
+        ]
+        # ffmpeg may have renamed its last segment into place but not yet listed it.
+        self.assertIn(kept, (finished, finished[:-1]))
+        player = await run(
+            self, "-hide_banner", "-nostdin", "-i", daemon.base + recording["playlist"],
+            "-f", "null", "-", timeout=60,
+        )  # fmt: skip
+        self.assertEqual(player.code, 0, player.err[-2000:])
+        decoded = decoded_seconds(player.err.decode("utf-8", "replace"))
+        self.assertLessEqual(abs(decoded - recording["duration"]), 1.0)

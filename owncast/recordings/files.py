@@ -183,24 +183,32 @@ def close_session(hls_dir: str | None, session: Session, end_time: float) -> Met
     return meta
 
 
-def recover(root: str, now: float) -> list[str]:
-    """Blocking: end the recordings a killed daemon left open, from what is on disk.
-    Returns their ids."""
+def recover(root: str, now: float, hls_dir: str | None = None) -> list[str]:
+    """Blocking: end the recordings a killed daemon left open, from what is on disk; the
+    newest also keeps what the live output (``hls_dir``) still lists after its last kept
+    segment, so the kill loses at most the segment being written. Returns their ids."""
     ended = []
-    for meta in list_recordings(root):
+    newest = True
+    for meta in list_recordings(root):  # newest first
         if not meta.live:
+            newest = False
             continue
         folder = os.path.join(root, meta.id)
         session = Session(folder, meta, master=True)
-        last = meta.startTime
         for variant in meta.variants:
             text = _read_text(os.path.join(folder, variant, PLAYLIST)) or ""
             entries, target = parse_media(text)
             present = [e for e in entries if os.path.exists(os.path.join(folder, variant, e.name))]
-            session.tracks[variant] = Track(present, present[-1].number if present else -1, target)
-            for e in present[-1:]:
-                last = max(last, os.stat(os.path.join(folder, variant, e.name)).st_mtime)
-        close_session(None, session, min(last, now))
+            last = present[-1].number if present else -1
+            session.tracks[variant] = Track(present, last, target, {e.name for e in present})
+        if newest and hls_dir is not None:
+            collect(hls_dir, session)
+        newest = False
+        end = meta.startTime
+        for variant, track in session.tracks.items():
+            for e in track.entries[-1:]:
+                end = max(end, os.stat(os.path.join(folder, variant, e.name)).st_mtime)
+        close_session(None, session, min(end, now))
         ended.append(meta.id)
     return ended
 

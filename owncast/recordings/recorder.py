@@ -80,7 +80,9 @@ class Recorder(GuardedTimerService):
         super().startService()
 
     async def _recover(self) -> None:
-        ids = await self._lock.run(self._blocking, files.recover, self.root, self.now())
+        ids = await self._lock.run(
+            self._blocking, files.recover, self.root, self.now(), self.hls_dir
+        )
         if ids:
             _log.info("Ended {n} recording(s) a previous run left open", n=len(ids))
 
