@@ -28,6 +28,10 @@ from tests.test_browser import (
 BROADCAST = 14
 
 
+async def _online(daemon: Daemon) -> bool:
+    return (await daemon.get("/api/status")).json["online"]
+
+
 class PastBroadcastTests(unittest.TestCase):
     """Its own case (not a subclass of ``BrowserTests``, whose tests would run again)."""
 
@@ -58,7 +62,19 @@ class PastBroadcastTests(unittest.TestCase):
                 "streamtitle": "Browser broadcast",
             }
         )
+        made = await daemon.post(
+            "/api/admin/accesstokens/create",
+            {"name": "bot", "scopes": ["CAN_SEND_SYSTEM_MESSAGES"]},
+            auth=ADMIN,
+        )
+        self.assertEqual(made.code, 200, made)
         publisher = publish(self, daemon, seconds=BROADCAST)
+        await wait_until(lambda: _online(daemon), 10, "the broadcast to start")
+        await sleep(BROADCAST / 2)
+        sent = await daemon.post(
+            "/api/integrations/chat/system", {"body": "Halfway there"}, bearer=made.json["token"]
+        )
+        self.assertEqual(sent.code, 200, sent)
         await publisher.ended
         await sleep(1)
         response = await daemon.post("/api/admin/disconnect", {}, auth=ADMIN)
@@ -94,8 +110,9 @@ class PastBroadcastTests(unittest.TestCase):
                 " return v.duration > 0 && isFinite(v.duration); }"
             )
             duration = await page.evaluate("document.getElementById('video').duration")
-            # Seek near the end, then back near the start: both play from there.
-            seeks = []
+            # Seek near the end, then back near the start: both play from there. The chat
+            # sent halfway is replayed once the video is past it, and gone back before it.
+            seeks, chats = [], []
             for target in (duration - 4, 2.0):
                 await page.evaluate(
                     "(t) => { const v = document.getElementById('video'); v.muted = true;"
@@ -108,6 +125,7 @@ class PastBroadcastTests(unittest.TestCase):
                     arg=target,
                 )
                 seeks.append(await page.evaluate("document.getElementById('video').currentTime"))
+                chats.append(await text(page, "#chat"))
             # The quality menu switches hls.js to the chosen variant.
             await page.select_option("#quality", "1")
             level = await page.evaluate("window.recordingPlayer.currentLevel")
@@ -120,6 +138,7 @@ class PastBroadcastTests(unittest.TestCase):
                 "duration": duration,
                 "seeks": seeks,
                 "level": level,
+                "chats": chats,
             }
 
         seen = await browser.run(in_browser())
@@ -132,4 +151,7 @@ class PastBroadcastTests(unittest.TestCase):
         self.assertGreater(near_end, seen["duration"] - 4, seen)
         self.assertLess(near_start, 8, seen)
         self.assertEqual(seen["level"], 1)
+        near_end_chat, near_start_chat = seen["chats"]
+        self.assertIn("Halfway there", near_end_chat)
+        self.assertNotIn("Halfway there", near_start_chat)
         self.assertEqual(browser.errors, [])
