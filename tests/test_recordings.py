@@ -150,8 +150,8 @@ class FakeHls:
 class RecorderTests(unittest.TestCase):
     def setUp(self) -> None:
         self.tmp = Path(self.mktemp())
+        # Segment numbers here are small, as a broadcast's would be at this Unix time.
         self.clock = Clock()
-        self.clock.advance(1_800_000_000)
         self.hls = FakeHls(self.tmp / "hls")
         self.root = self.tmp / "recordings"
         self.config = {"enabled": True, "variants": "all", "maxDays": 0, "maxGiB": 0,
@@ -206,6 +206,22 @@ class RecorderTests(unittest.TestCase):
         self.assertEqual((self.root / rid / "stream.m3u8").read_text(), MASTER)
         self.assertTrue((self.root / rid / "thumbnail.jpg").exists())
         self.assertIsNone(self.recorder.session)
+
+    def test_the_previous_broadcasts_segments_are_not_taken(self) -> None:
+        """Until the transcoder clears the live folder it still lists the last broadcast,
+        numbered from that one's start: the new recording starts at its own numbers."""
+        for n in (1, 2, 3):
+            self.hls.segment(n)
+        self.tick(500)
+        self.recorder.on_stream(events.STREAM_STARTED, None)
+        rid = str(int(self.clock.seconds()))
+        self.tick()
+        for n in (500, 501):
+            self.hls.segment(n)
+        self.tick()
+        self.recorder.on_stream(events.STREAM_STOPPED, None)
+        entries, _ = parse_media(self.playlist(rid))
+        self.assertEqual([e.number for e in entries], [500, 501])
 
     def test_highest_only(self) -> None:
         self.config["variants"] = "highest"
@@ -281,10 +297,11 @@ class RecorderTests(unittest.TestCase):
         self.tick()
         self.assertFalse(self.recorder.status()["diskFull"])
 
-    def record(self, first: int, seconds: float) -> str:
+    def record(self, seconds: float) -> str:
+        """One broadcast of one segment (numbered from its start, as the transcoder's)."""
         self.recorder.on_stream(events.STREAM_STARTED, None)
         rid = str(int(self.clock.seconds()))
-        self.hls.segment(first)
+        self.hls.segment(int(rid))
         self.tick(seconds)
         self.recorder.on_stream(events.STREAM_STOPPED, None)
         return rid
@@ -292,11 +309,11 @@ class RecorderTests(unittest.TestCase):
     def test_retention_on_a_fake_clock(self) -> None:
         """Recordings older than maxDays go when the clock passes; oldest first by size."""
         day = 86400.0
-        first = self.record(1, 10)
+        first = self.record(10)
         self.tick(day)
-        second = self.record(2, 10)
+        second = self.record(10)
         self.tick(day)
-        third = self.record(3, 10)
+        third = self.record(10)
         self.assertEqual(sorted(os.listdir(self.root)), sorted([first, second, third]))
         self.config["maxDays"] = 1.5
         self.tick(600)  # the periodic retention pass
@@ -304,7 +321,7 @@ class RecorderTests(unittest.TestCase):
         self.tick(day)
         self.assertEqual(sorted(os.listdir(self.root)), [third])
         self.config["maxDays"] = 0
-        fourth = self.record(4, 10)
+        fourth = self.record(10)
         size = files.read_meta(str(self.root / fourth)).size  # type: ignore[union-attr]
         self.config["maxGiB"] = (size + 1) / GIB
         self.tick(600)

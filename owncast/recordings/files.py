@@ -89,7 +89,12 @@ def open_session(root: str, meta: Meta) -> Session:
     for variant in meta.variants:
         os.makedirs(os.path.join(folder, variant), exist_ok=True)
     write_meta(folder, meta)
-    return Session(folder, meta, {v: Track() for v in meta.variants})
+    # Segment numbers of a broadcast start at the Unix time it began (the transcoder's
+    # start number), so what the live folder still holds of the previous broadcast,
+    # until the transcoder clears it, is numbered below: never taken (2 s of slack for
+    # the transcoder and the stream state reading the clock apart).
+    first = int(meta.startTime) - 2
+    return Session(folder, meta, {v: Track(last=first) for v in meta.variants})
 
 
 def _keep(src: str, dst: str) -> int | None:
@@ -137,7 +142,7 @@ def collect(hls_dir: str, session: Session) -> int:
             size = _keep(os.path.join(live, e.name), os.path.join(folder, variant, e.name))
             if size is None:
                 continue
-            gap = track.last >= 0 and e.number != track.last + 1
+            gap = bool(track.entries) and e.number != track.last + 1
             if (gap or e.number in joins) and track.entries and not e.discontinuity:
                 e = Entry(e.name, e.duration, True)
             track.entries.append(e)
