@@ -344,19 +344,25 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def measure(
-    rtmp_url: str, origin: str, master: str, variant: str, config: dict[str, Any], name: str
+    rtmp_url: str,
+    origin: str,
+    master: str,
+    variant: str,
+    config: dict[str, Any],
+    name: str,
+    join: int = JOIN_SEGMENTS,
 ) -> dict[str, Any]:
     """Publish, play with both players, return the figures of the measured window."""
     with publishing(rtmp_url) as (k, publisher):
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             status, body = http("GET", variant)
-            if status == 200 and body.count(b"#EXTINF") >= JOIN_SEGMENTS:
+            if status == 200 and body.count(b"#EXTINF") >= join:
                 break
             if publisher.poll() is not None:
                 raise RuntimeError(f"the publisher exited with {publisher.returncode}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{name}: not {JOIN_SEGMENTS} segments in {READY_TIMEOUT:.0f} s")
+                raise TimeoutError(f"{name}: not {join} segments in {READY_TIMEOUT:.0f} s")
             time.sleep(0.1)
         browser = BrowserPlayer(origin, master, config, k)
         player = FfmpegPlayer(variant, k)
@@ -477,6 +483,7 @@ def nginx() -> dict[str, Any]:
                 playlist,
                 DEFAULT_CONFIG,
                 "nginx-rtmp",
+                join=3,  # its whole playlist (3 s of 1 s fragments)
             )
 
 

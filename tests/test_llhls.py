@@ -22,8 +22,8 @@ from twisted.web.static import Data, File
 from owncast.http.llhls import LlHlsResource
 from owncast.llhls.boxes import BoxReader, MalformedMP4Error, parse_moof, parse_moov
 from owncast.llhls.rendition import Rendition
-from tests.daemon import REPO_ROOT, wait_until
-from tests.test_browser import BrowserThread
+from tests.daemon import REPO_ROOT, start_daemon, wait_until
+from tests.test_browser import ADMIN, KEY, VARIANTS, BrowserThread, publish, tmpdir
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 PART_TARGET = 0.25
@@ -350,3 +350,76 @@ class HttpTests(unittest.TestCase):
         result = await browser.run(play())
         self.assertEqual(result["fatal"], [])
         self.assertGreater(result["parts"], 5)
+
+
+class DaemonTests(unittest.TestCase):
+    """The real daemon in low-latency mode, a real publisher, real clients."""
+
+    timeout = 150
+
+    async def test_low_latency_mode_end_to_end(self) -> None:
+        """With ``video/lowlatency`` on, every variant (passthrough included) and the master
+        are LL-HLS at /hls/, a blocking reload is answered with the awaited part, and the
+        viewer page's hls.js plays it from parts."""
+        daemon = await start_daemon(self, tmpdir(self), args=["--streamkey", KEY])
+        for path, value in (("video/streamoutputvariants", VARIANTS), ("video/lowlatency", True)):
+            response = await daemon.post(f"/api/admin/config/{path}", {"value": value}, auth=ADMIN)
+            self.assertEqual(response.code, 200, (path, response))
+        response = await daemon.post(
+            "/api/admin/config/video/lowlatency", {"value": "yes"}, auth=ADMIN
+        )
+        self.assertEqual(response.code, 400)
+        publisher = publish(self, daemon, seconds=90)
+        self.addCleanup(lambda: Deferred.fromCoroutine(publisher.stop()))
+
+        async def playlists() -> list[str] | None:
+            texts = []
+            for n in (0, 1):
+                response = await daemon.get(f"/hls/{n}/stream.m3u8")
+                if response.code != 200 or response.content.count(b"#EXTINF") < 2:
+                    return None
+                texts.append(response.content.decode())
+            return texts
+
+        texts = await wait_until(playlists, 60, "two LL-HLS variants with segments")
+        master = (await daemon.get("/hls/stream.m3u8")).content.decode()
+        self.assertIn("0/stream.m3u8", master)
+        self.assertIn("1/stream.m3u8", master)
+        for n, text in enumerate(texts):
+            check_media_playlist(self, text)
+            self.assertIn(f'#EXT-X-RENDITION-REPORT:URI="../{1 - n}/stream.m3u8"', text)
+        text = texts[0]
+        last = re.findall(r'URI="part(\d+)\.m4s"', text)[-1]
+        msn = int(re.search(r"MEDIA-SEQUENCE:(\d+)", text).group(1)) + text.count("#EXTINF")
+        parts_of_open = text.split("seg")[-1].count("#EXT-X-PART:")
+        response = await daemon.get(f"/hls/0/stream.m3u8?_HLS_msn={msn}&_HLS_part={parts_of_open}")
+        self.assertEqual(response.code, 200)
+        self.assertIn(f'URI="part{int(last) + 1}.m4s"', response.content.decode())
+        thumbnail = await wait_until(lambda: daemon.get("/hls/thumbnail.jpg"), 30, "the thumbnail")
+        self.assertEqual(thumbnail.code, 200)
+
+        browser = BrowserThread()
+        self.addCleanup(lambda: Deferred.fromCoroutine(browser.stop()))
+        await browser.start()
+
+        async def watch() -> dict[str, Any]:
+            context = await browser.context()
+            page = await browser.page(context, daemon.base + "/")
+            await page.wait_for_function(
+                """() => {
+                  const hls = window.owncastPlayer && window.owncastPlayer.hls;
+                  const level = hls && hls.levels[hls.currentLevel];
+                  return level && level.details && level.details.partList &&
+                    level.details.partList.length > 0 &&
+                    document.getElementById("video").currentTime > 3;
+                }""",
+                timeout=60_000,
+            )
+            return await page.evaluate(
+                """() => ({levels: window.owncastPlayer.hls.levels.length,
+                           low: window.owncastPlayer.hls.lowLatencyMode})"""
+            )
+
+        result = await browser.run(watch())
+        self.assertEqual(result, {"levels": 2, "low": True})
+        self.assertEqual(browser.errors, [])
