@@ -23,7 +23,7 @@ from owncast.http.diskfull import CompleteSegments, DiskWatch
 from owncast.http.fastpath import HlsFastPath, OwncastChannel
 from owncast.http.hls import HlsResource, PlaylistCache
 from owncast.http.llhls import hls_switch
-from owncast.http.recordings import RecordingsResource, with_child
+from owncast.http.recordings import RecordingsResource, api_root, with_child
 from owncast.http.webroot import WEB_ROOT
 
 #: No inline script or style anywhere: pages load their code from /js and /css.
@@ -53,7 +53,7 @@ class ApiRoot(Resource):
         bots = RecordingsIntegrationsApi(ctx).app.resource()
         self.putChild(b"admin", with_child(admin, b"recordings", owner))
         self.putChild(b"integrations", with_child(integrations, b"recordings", bots))
-        self.putChild(b"recordings", RecordingsApi(ctx).app.resource())
+        self.putChild(b"recordings", api_root(RecordingsApi(ctx).app.resource()))
 
     def getChild(self, path: bytes, request: Any) -> Resource:
         # Hand the segment back so the public Klein app routes on the whole path.
