@@ -103,7 +103,7 @@ class RecordingsApi(_Recordings):
 
     app = json_app()
 
-    @app.route("/", methods=["GET"], strict_slashes=False)
+    @app.route("/", methods=["GET"])
     @json_api
     async def list(self, request):
         return [summary(m) for m in await self.library.recordings()]
@@ -146,7 +146,7 @@ class RecordingsAdminApi(_Recordings):
 
     app = json_app()
 
-    @app.route("/", methods=["GET"], strict_slashes=False)
+    @app.route("/", methods=["GET"])
     @json_api
     @admin
     async def overview(self, request):

@@ -160,6 +160,26 @@ class RecordingsResource(Resource):
             request.finish()
 
 
+class _SlashRoot(Resource):
+    """A Klein app mounted at a name: the bare name (``/api/recordings``) is its root
+    ``/``, so wrong methods there are a 405 like anywhere else (not a redirect or 404)."""
+
+    isLeaf = True
+
+    def __init__(self, app: Resource):
+        super().__init__()
+        self._app = app
+
+    def render(self, request: Any) -> Any:
+        if not request.postpath:
+            request.postpath = [b""]
+        return self._app.render(request)
+
+
+def api_root(app: Resource) -> Resource:
+    return _SlashRoot(app)
+
+
 class _WithChild(Resource):
     """A Klein app's resource with one more child: that name goes to ``child``, every
     other path to the app, whole (as ``ApiRoot`` hands paths to the public app)."""
@@ -167,7 +187,7 @@ class _WithChild(Resource):
     def __init__(self, app: Resource, name: bytes, child: Resource):
         super().__init__()
         self._app = app
-        self.putChild(name, child)
+        self.putChild(name, _SlashRoot(child))
 
     def getChild(self, path: bytes, request: Any) -> Resource:
         request.prepath.pop()
