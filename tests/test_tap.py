@@ -120,6 +120,7 @@ TREE = [
     "chat-bus",
     "settings",
     "transcoder",
+    "recorder",
     "chat",
     "web",
     "rtmp",
