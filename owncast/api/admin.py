@@ -127,6 +127,12 @@ class AdminApi(JsonApp):
             "versionNumber": shapes.API_VERSION,
             # ours, not 0.0.7's: the data dir's disk is full (``http.diskfull``)
             "diskFull": bool(self.disk is not None and self.disk.full),
+            # Ours: recording stopped at the free-space floor (the live stream goes on).
+            "recordingDiskFull": bool(
+                ctx.recordings is not None
+                and ctx.recordings.recorder is not None
+                and ctx.recordings.recorder.disk_full
+            ),
         }
 
     @app.route("/disconnect", methods=["POST"])
