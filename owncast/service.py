@@ -319,15 +319,21 @@ def build(
         lambda: viewers.session_max,
         blocking,
         reactor,
+        # LL-HLS writes no HLS segments for the recorder to keep (yet).
+        skip=lambda: "low-latency mode is on" if settings["lowLatency"] else "",
     )
     ctx.stream.listeners.append(recorder.on_stream)
     ctx.recordings = Library(datadir / "recordings", blocking, reactor, ctx.ffmpeg_path, recorder)
 
     playlists = PlaylistCache(hls_dir)
+
+    def s3_storage(s3: dict) -> S3SegmentStorage:
+        return S3SegmentStorage(s3, reactor, allow_private=config.allow_private)
+
     publisher = SegmentPublisher(
         hls_dir,
         lambda: settings["s3"],
-        lambda s3: S3SegmentStorage(s3, reactor, allow_private=config.allow_private),
+        s3_storage,
         blocking,
         reactor,
         playlists.forget,
@@ -369,6 +375,7 @@ def build(
         hls_resource(ctx, publisher.rewrite, playlists),
         probes={b"healthz": Liveness(), b"readyz": ReadinessResource(readiness)},
         metrics=DaemonMetrics(metrics).resource(),
+        s3_storage=s3_storage,
     )
     web = ListenerService("web", reactor, web_endpoint, site, "Web server")
     rtmp = ListenerService("rtmp", reactor, rtmp_endpoint, RtmpFactory(broadcasts, reactor), "RTMP")

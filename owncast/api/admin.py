@@ -191,6 +191,8 @@ class AdminApi(JsonApp):
             },
             # 0.0.7 sent an unset field here (always 0); ours carries the level.
             "latencyLevel": settings["latencyLevel"],
+            # Ours: LL-HLS for the next broadcast (POST /api/admin/config/video/lowlatency).
+            "lowLatency": settings["lowLatency"],
             "yp": {
                 "enabled": settings["directoryEnabled"],
                 "instanceUrl": settings["serverUrl"],

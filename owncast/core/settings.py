@@ -449,10 +449,10 @@ SETTERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "externalactions": ("externalActions", external_actions),
     # Ours, not 0.0.7's: see DEFAULTS["chatAllowedOrigins"].
     "chat/allowedorigins": ("chatAllowedOrigins", origins),
-    # Ours, not 0.0.7's: see DEFAULTS["offlineMessage"].
-    "offlinemessage": ("offlineMessage", lambda v: _string(v, "offline message", 2_000).strip()),
     # Ours: see DEFAULTS["recordings"].
     "recordings": ("recordings", recordings),
+    # Ours, not 0.0.7's: see DEFAULTS["offlineMessage"].
+    "offlinemessage": ("offlineMessage", lambda v: _string(v, "offline message", 2_000).strip()),
 }
 
 

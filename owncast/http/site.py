@@ -25,6 +25,7 @@ from owncast.http.hls import HlsResource, PlaylistCache
 from owncast.http.llhls import hls_switch
 from owncast.http.recordings import RecordingsResource, api_root, with_child
 from owncast.http.webroot import WEB_ROOT
+from owncast.interfaces import ISegmentStorage
 
 #: No inline script or style anywhere: pages load their code from /js and /css.
 CONTENT_SECURITY_POLICY = (
@@ -43,10 +44,15 @@ _SECURITY_HEADERS = {
 class ApiRoot(Resource):
     """``/api``: admin and integrations are apps of their own; the rest goes to the public app."""
 
-    def __init__(self, ctx: Any, disk: DiskWatch | None = None):
+    def __init__(
+        self,
+        ctx: Any,
+        disk: DiskWatch | None = None,
+        s3_storage: Callable[[dict], ISegmentStorage] | None = None,
+    ):
         super().__init__()
         self._public = PublicApi(ctx).app.resource()
-        admin = AdminApi(ctx, disk).app.resource()
+        admin = AdminApi(ctx, disk, s3_storage).app.resource()
         integrations = IntegrationsApi(ctx).app.resource()
         # .../recordings of each (owncast.api.recordings) are apps of their own too.
         owner = RecordingsAdminApi(ctx).app.resource()
@@ -348,9 +354,11 @@ def build_root(
     probes: dict[bytes, Resource] | None = None,
     metrics: Resource | None = None,
     disk: DiskWatch | None = None,
+    s3_storage: Callable[[dict], ISegmentStorage] | None = None,
 ) -> Resource:
     """``probes`` (``/healthz``, ``/readyz``) are open to all; ``metrics`` is mounted at
-    ``/metrics`` behind the admin's basic auth; ``disk`` tells the admin status."""
+    ``/metrics`` behind the admin's basic auth; ``disk`` tells the admin status;
+    ``s3_storage(config)`` is what the admin's S3 connection test talks to."""
     root = File(str(webroot))
     for name, probe in (probes or {}).items():
         root.putChild(name, probe)
@@ -358,7 +366,9 @@ def build_root(
         root.putChild(b"metrics", AdminGuard(ctx, metrics))
     if websocket is not None:
         root.putChild(b"entry", Upgrade(websocket))
-    root.putChild(b"api", ApiRoot(ctx, disk))
+    root.putChild(b"api", ApiRoot(ctx, disk, s3_storage))
+    if ctx.recordings is not None:  # past broadcasts (owncast.recordings)
+        root.putChild(b"recordings", RecordingsResource(ctx.recordings, webroot / "recordings"))
     img = File(str(webroot / "img"))
     img.putChild(b"emoji", MergedFolder(ctx.datadir / "emoji", webroot / "img" / "emoji"))
     root.putChild(b"img", img)
@@ -382,13 +392,12 @@ def build_site(
     hls: HlsResource | None = None,
     probes: dict[bytes, Resource] | None = None,
     metrics: Resource | None = None,
+    s3_storage: Callable[[dict], ISegmentStorage] | None = None,
 ) -> OwncastSite:
     """The whole web tree; ``hls`` is also answered below twisted.web by the fast path."""
     hls = hls if hls is not None else hls_resource(ctx)
     fast = HlsFastPath(hls, ctx.viewers.seen, ctx.reactor, _SECURITY_HEADERS.items())
     segments = hls.read_playlist if isinstance(hls.read_playlist, CompleteSegments) else None
     disk = DiskWatch(hls.directory, ctx.blocking, ctx.reactor, segments)
-    root = build_root(ctx, webroot, websocket, hls, probes, metrics, disk)
+    root = build_root(ctx, webroot, websocket, hls, probes, metrics, disk, s3_storage)
     return OwncastSite(root, fast, reactor=ctx.reactor, disk=disk)
-    if ctx.recordings is not None:  # past broadcasts (owncast.recordings)
-        root.putChild(b"recordings", RecordingsResource(ctx.recordings, webroot / "recordings"))

@@ -52,6 +52,7 @@ class Recorder(GuardedTimerService):
         blocking: Callable[..., Deferred],
         clock: Any,
         free_bytes: Callable[[str], int] = files.disk_free,
+        skip: Callable[[], str] = lambda: "",
     ):
         super().__init__(SCAN_INTERVAL, self.scan, clock, _log, "A recording scan")
         self.root = os.fspath(root)
@@ -62,6 +63,8 @@ class Recorder(GuardedTimerService):
         self._peak = peak
         self._blocking = blocking
         self._free_bytes = free_bytes
+        #: why a broadcast starting now is not recorded ("" when it is)
+        self._skip = skip
         self._lock = DeferredLock()
         self.session: files.Session | None = None
         #: True while the free-space floor keeps recording off
@@ -113,6 +116,10 @@ class Recorder(GuardedTimerService):
     async def open(self) -> None:
         config = self._settings()
         if not config.get("enabled") or self.session is not None:
+            return
+        why = self._skip()
+        if why:
+            _log.warn("Not recording this broadcast: {why}", why=why)
             return
         variants = self._variants()
         if config.get("variants") == "highest":
