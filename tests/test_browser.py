@@ -543,24 +543,25 @@ class BrowserTests(unittest.TestCase):
         )
 
         async def save(page: Any, key: str, value: str) -> None:
-            form = page.locator(f"form.setting[data-key='{key}']")
-            await form.locator("[name=value]").fill(value)
+            field = page.locator(f".field[data-key='{key}']")
+            await field.locator("[name=value]").fill(value)
+            section = await field.evaluate("(f) => f.closest('form.section').dataset.section")
             async with page.expect_response(lambda r: "/api/admin/config/" in r.url) as info:
-                await form.locator("button:not([type=button])").click()
+                await page.click(f"#section-{section} button.save")
             response = await info.value
             assert response.ok, (key, response.status, await response.text())
             await page.wait_for_function(
-                "(key) => !document.querySelector(`form[data-key='${key}'] .error`)", arg=key
+                "(s) => !document.querySelector(`#section-${s} button.save`).disabled",
+                arg=section,
             )
+            assert not (await field.locator(".error").text_content() or "").strip(), key
 
         async def edit() -> tuple[str, str]:
             admin = await browser.page(
                 await browser.context(admin=True), daemon.base + "/admin/#settings"
             )
-            # The forms are filled from /api/admin/serverconfig once it arrived.
-            await admin.wait_for_function(
-                "() => document.querySelector(\"form[data-key='streamKey'] [name=value]\").value"
-            )
+            # The sections are filled from /api/admin/serverconfig once it arrived.
+            await admin.wait_for_selector("body[data-ready]")
             await save(admin, "name", name)
             await save(admin, "streamTitle", title)
             await save(admin, "pageContent", content)
@@ -568,9 +569,13 @@ class BrowserTests(unittest.TestCase):
             await admin.wait_for_selector("#page-preview h2")
             preview = await text(admin, "#page-preview strong")
 
-            port = admin.locator("form.setting[data-key='webServerPort']")
+            port = admin.locator(".field[data-key='webServerPort']")
             await port.locator("[name=value]").fill("70000")
-            await port.locator("button").click()
+            await admin.click("#section-server button.save")
+            await admin.wait_for_function(
+                "() => document.querySelector(\".field[data-key='webServerPort'] .error\")"
+                ".textContent"
+            )
             error = await port.locator(".error").text_content()
             return preview, error
 
@@ -645,13 +650,10 @@ class BrowserTests(unittest.TestCase):
                 await page.evaluate("document.getElementById('form').submit()")
             # The admin page, in the same browser, saves as before.
             settings = await browser.page(context, daemon.base + "/admin/#settings")
-            await settings.wait_for_function(
-                "() => document.querySelector(\"form[data-key='name'] [name=value]\").value"
-            )
-            form = settings.locator("form.setting[data-key='name']")
-            await form.locator("[name=value]").fill("Saved by the admin")
+            await settings.wait_for_selector("body[data-ready]")
+            await settings.fill(".field[data-key='name'] [name=value]", "Saved by the admin")
             async with settings.expect_response(lambda r: "/api/admin/config/" in r.url) as info:
-                await form.locator("button:not([type=button])").click()
+                await settings.click("#section-general button.save")
             saved = await info.value
             assert saved.ok, (saved.status, await saved.text())
             return answers

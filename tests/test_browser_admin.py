@@ -35,7 +35,13 @@ from tests.test_browser import (
 )
 
 AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
-TABS = ("dashboard", "settings", "video", "chat", "integrations", "logs")
+#: The recordings overview, fetched by the page (with its basic auth).
+OVERVIEW = "() => fetch('/api/admin/recordings').then((r) => r.json())"
+#: Elements outside a scroll box that reach past the window's right edge.
+WIDER = """() => [...document.querySelectorAll('body *')].filter((e) =>
+  e.getBoundingClientRect().right > innerWidth + 1 && !e.parentElement.closest('.grid')
+  && e.offsetParent !== null).map((e) => e.tagName + '#' + e.id + '.' + e.className)"""
+TABS = ("dashboard", "settings", "video", "recordings", "chat", "integrations", "logs")
 
 
 async def open_admin(browser: BrowserThread, daemon: Daemon, tab: str, width: int = 1280) -> Any:
@@ -452,6 +458,157 @@ class AdminPageTests(unittest.TestCase):
                 self.assertGreater(
                     (ARTIFACTS / f"admin-section-{tab}-{width}.png").stat().st_size, 1000
                 )
+        self.assertEqual(browser.errors, [])
+
+    async def test_offline_message_saves_and_shows_the_servers_error(self):
+        """The General section's offline message saves (the viewer page's config carries
+        it); one over the server's limit is refused and its message shows under the field."""
+        daemon, browser = await self.start()
+        too_long = "x" * 2_001
+
+        async def run() -> dict:
+            page = await open_admin(browser, daemon, "settings")
+            control = page.locator(".field[data-key='offlineMessage'] [name=value]")
+            await control.fill("Back on Sunday at 8")
+            await save(page, "general")
+            saved = await error_of(page, "offlineMessage")
+            await control.fill(too_long)
+            await save(page, "general")
+            return {"saved": saved, "refused": await error_of(page, "offlineMessage")}
+
+        seen = await browser.run(run())
+        self.assertEqual(seen["saved"], "")
+        self.assertEqual((await self.config(daemon))["offlineMessage"], "Back on Sunday at 8")
+        public = (await daemon.get("/api/config")).json
+        self.assertEqual(public["offlineMessage"], "Back on Sunday at 8")
+        self.assertEqual(
+            seen["refused"], await self.server_says(daemon, "offlinemessage", too_long)
+        )
+        self.assertTrue(seen["refused"])
+        self.assertEqual(self.forget_refusals(browser, 400), 1)
+        self.assertEqual(browser.errors, [])
+
+    async def test_recordings_tab_lists_renames_and_deletes_a_real_recording(self):
+        """A real ffmpeg publishes a few seconds, recorded: the Recordings tab lists it
+        with its size and links, renames it, saves the setting, deletes it after the
+        confirmation; axe-core finds nothing serious on the tab at 375 and 1280 px."""
+        daemon, browser = await self.start()
+        enabled = {"enabled": True, "variants": "all", "maxDays": 0, "maxGiB": 0, "minFreeGiB": 0}
+        response = await daemon.post("/api/admin/config/recordings", {"value": enabled}, auth=ADMIN)
+        self.assertEqual(response.code, 200, response)
+        publisher = publish(self, daemon, seconds=6)
+        await publisher.ended
+        await daemon.post("/api/admin/disconnect", {}, auth=ADMIN)
+
+        async def finished() -> Any:
+            listed = (await daemon.get("/api/admin/recordings", auth=ADMIN)).json["recordings"]
+            return listed[0] if listed and not listed[0]["live"] else None
+
+        recording = await wait_until(finished, 30, "the recording to end")
+        axe = AXE.read_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        row = f"tr.recording[data-id='{recording['id']}']"
+
+        async def look(width: int) -> dict:
+            page = await open_admin(browser, daemon, "recordings", width)
+            await page.wait_for_selector(row)
+            await page.evaluate(axe)
+            result = await page.evaluate("() => axe.run(document)")
+            await page.screenshot(
+                path=str(ARTIFACTS / f"admin-section-recordings-{width}.png"), full_page=True
+            )
+            cells = await page.eval_on_selector_all(
+                f"{row} td", "(tds) => tds.map((td) => td.textContent.trim())"
+            )
+            links = await page.eval_on_selector_all(
+                f"{row} a", "(as) => as.map((a) => a.getAttribute('href'))"
+            )
+            return {
+                "violations": [
+                    (v["id"], [n["target"] for n in v["nodes"]][:3])
+                    for v in result["violations"]
+                    if v["impact"] in ("serious", "critical")
+                ],
+                "cells": cells,
+                "links": links,
+                "wider": await page.evaluate(WIDER),
+                "scroll": await page.evaluate("() => document.documentElement.scrollWidth"),
+                "now": await page.text_content("#rec-now"),
+                "used": await page.text_content("#rec-used"),
+                "free": await page.text_content("#rec-free"),
+                "full_hidden": await page.eval_on_selector("#rec-disk-full", "(e) => e.hidden"),
+            }
+
+        async def change() -> dict:
+            page = await open_admin(browser, daemon, "recordings")
+            await page.wait_for_selector(row)
+            await page.locator(f"{row} input[name=title]").fill("Renamed in the admin page")
+            async with page.expect_response("**/api/admin/recordings/title"):
+                await page.click(f"{row} button.rename")
+            await page.wait_for_function(
+                "(r) => document.querySelector(r + ' input[name=title]')?.value"
+                " === 'Renamed in the admin page'",
+                arg=row,
+            )
+            renamed = await page.evaluate(OVERVIEW)
+            # the setting: a whole object; a bad one is refused under the form
+            form = page.locator("#recordings-settings")
+            await form.locator("[name=maxDays]").fill("30")
+            await form.locator("[name=variants]").select_option("highest")
+            async with page.expect_response("**/api/admin/config/recordings"):
+                await form.locator("button.save").click()
+            await page.wait_for_function(
+                "() => !document.querySelector('#recordings-settings button.save').disabled"
+            )
+            await form.locator("[name=maxDays]").fill("-1")
+            await form.locator("button.save").click()
+            await page.wait_for_function(
+                "() => document.getElementById('rec-settings-error').textContent !== ''"
+            )
+            refused = await page.text_content("#rec-settings-error")
+            # delete: dismissing the confirmation keeps it, accepting removes it
+            page.once("dialog", lambda dialog: dialog.dismiss())
+            await page.click(f"{row} button.danger")
+            kept = len((await page.evaluate(OVERVIEW))["recordings"])
+            page.once("dialog", lambda dialog: dialog.accept())
+            async with page.expect_response("**/api/admin/recordings/delete"):
+                await page.click(f"{row} button.danger")
+            await page.wait_for_selector(row, state="detached")
+            empty = await page.eval_on_selector("#rec-empty", "(e) => e.hidden")
+            return {"renamed": renamed, "refused": refused, "kept": kept, "empty_hidden": empty}
+
+        for width in WIDTHS:
+            seen = await browser.run(look(width))
+            self.assertEqual(seen["violations"], [], f"at {width} px")
+            self.assertEqual(seen["wider"], [], f"at {width} px")
+            self.assertEqual(seen["scroll"], width)
+            self.assertGreater(
+                (ARTIFACTS / f"admin-section-recordings-{width}.png").stat().st_size, 1000
+            )
+            self.assertEqual(seen["now"], "Not recording")
+            self.assertRegex(seen["used"], r"^\d+(\.\d)? (KiB|MiB)$")
+            self.assertRegex(seen["free"], r" (MiB|GiB|TiB)$")
+            self.assertTrue(seen["full_hidden"])
+            self.assertEqual(seen["links"], [recording["url"], recording["download"], None][:2])
+            self.assertEqual(seen["cells"][5], "0")  # clips
+            self.assertRegex(seen["cells"][2], r"^\d+ s$")
+        seen = await browser.run(change())
+        titles = [r["title"] for r in seen["renamed"]["recordings"]]
+        self.assertEqual(titles, ["Renamed in the admin page"])
+        settings = (await daemon.get("/api/admin/recordings", auth=ADMIN)).json["settings"]
+        self.assertEqual(settings, {**enabled, "maxDays": 30, "variants": "highest"})
+        response = await daemon.post(
+            "/api/admin/config/recordings",
+            {"value": {**settings, "maxDays": -1}},
+            auth=ADMIN,
+        )
+        self.assertEqual(seen["refused"], response.json["message"])
+        self.assertEqual(seen["kept"], 1)
+        self.assertFalse(seen["empty_hidden"])
+        self.assertEqual(
+            (await daemon.get("/api/admin/recordings", auth=ADMIN)).json["recordings"], []
+        )
+        self.assertEqual(self.forget_refusals(browser, 400), 1)
         self.assertEqual(browser.errors, [])
 
 

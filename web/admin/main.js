@@ -1,10 +1,10 @@
 // Starts the admin page: tabs from the address's #fragment, the settings sections, the
-// dashboard refresh. Runs after admin.js, charts.js, editors.js and settings.js.
+// dashboard refresh. Runs after admin.js, charts.js, editors.js, settings.js, recordings.js.
 "use strict";
 
 (function (A) {
   const LOADERS = { dashboard: A.loadDashboard, chat: A.loadChat,
-    integrations: A.loadIntegrations, logs: A.loadLogs };
+    integrations: A.loadIntegrations, logs: A.loadLogs, recordings: A.recordings.load };
 
   function showTab() {
     const name = (location.hash || "#dashboard").slice(1);
@@ -21,6 +21,7 @@
 
   document.addEventListener("DOMContentLoaded", async () => {
     A.wireIntegrations();
+    A.recordings.wire();
     A.$("disconnect").addEventListener("click", async () => {
       try {
         A.toast((await A.api("disconnect", {})).message);

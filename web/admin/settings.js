@@ -22,6 +22,9 @@
         read: (c) => c.instanceDetails.tags },
       { key: "nsfw", path: "nsfw", label: "Not safe for work (marked so in the directory)",
         type: "bool", read: (c) => c.instanceDetails.nsfw },
+      { key: "offlineMessage", path: "offlinemessage", label: "Offline message",
+        type: "textarea", hint: "Shown on the viewer page while nobody is live",
+        read: (c) => c.offlineMessage },
     ] },
     { id: "appearance", tab: "settings", title: "Appearance", fields: [
       { key: "logo", path: "logo", label: "Logo", type: "logo", hint: "A path on this server, or upload an image",
