@@ -56,7 +56,9 @@ def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
     elif path == "/api/admin/webhooks/create" and isinstance(body.get("url"), str):
         if _URL.match(body["url"]):
             body["url"] = NOWHERE
-    elif path == "/api/admin/config/s3" and isinstance(body.get("value"), dict):
+    elif path in ("/api/admin/config/s3", "/api/admin/config/s3/test") and isinstance(
+        body.get("value"), dict
+    ):
         for field in ("endpoint", "servingEndpoint"):
             value = body["value"].get(field)
             if isinstance(value, str) and _URL.match(value):

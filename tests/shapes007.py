@@ -141,6 +141,7 @@ CONFIG = {
     "chatDisabled": bool,
     "externalActions": ListOf(ACTION),
     "customStyles": str,
+    "offlineMessage": Maybe(str),  # ours (issue 14)
 }
 # controllers/status.go webStatusResponse (no peak viewer counts since 0.0.7)
 STATUS = {
@@ -225,6 +226,8 @@ ADMIN_STATUS = {
     "versionNumber": Eq("0.0.7"),
     # ours, not 0.0.7's: the data dir's disk is full (issue 12; the admin page shows it)
     "diskFull": Maybe(bool),
+    # ours: recording stopped at its free-space floor (the live stream goes on)
+    "recordingDiskFull": Maybe(bool),
 }
 # models/client.go Client (geo a pointer: null when not looked up)
 CLIENT = {
@@ -270,11 +273,13 @@ SERVER_CONFIG = {
     "s3": S3,
     "videoSettings": {"videoQualityVariants": ListOf(VARIANT), "latencyLevel": int},
     "latencyLevel": int,
+    "lowLatency": Maybe(bool),  # ours: LL-HLS for the next broadcast (issue 15)
     "yp": {"enabled": bool, "instanceUrl": str},
     "chatDisabled": bool,
     "externalActions": ListOf(ACTION),
     "supportedCodecs": ListOf(str),
     "videoCodec": str,
+    "offlineMessage": Maybe(str),  # ours (issue 14)
 }
 # models/accessToken.go, models/webhook.go (an integer id)
 TOKEN = {

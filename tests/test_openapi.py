@@ -10,6 +10,7 @@ are merged first), so a field the server returns but the document does not name 
 from __future__ import annotations
 
 import base64
+import json
 import re
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 
 import jsonschema
 import yaml
+from treq.testing import StubTreq
+from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel
 from twisted.trial import unittest
@@ -24,19 +27,32 @@ from twisted.trial import unittest
 from owncast.api.admin import AdminApi
 from owncast.api.integrations import IntegrationsApi
 from owncast.api.public import PublicApi
+from owncast.api.recordings import RecordingsAdminApi, RecordingsApi, RecordingsIntegrationsApi
 from owncast.core.events import WEBHOOK_EVENTS
 from owncast.core.settings import SETTERS
 from owncast.core.throttle import AuthThrottle
 from owncast.core.tokens import SCOPES
+from owncast.http.site import WEB_ROOT, build_root
+from owncast.recordings import files
+from owncast.recordings.library import Library
+from owncast.recordings.vod import Entry, Meta
 from owncast.rtmp.session import details_from_metadata, empty_details
 from owncast.transcode.probe import FfmpegProbe
+from tests.fakes import inline
 from tests.helpers import ADMIN, STREAM_KEY, Client, make_context, result_of, run
 
 DOCUMENT_PATH = Path(__file__).resolve().parent.parent / "owncast" / "api" / "openapi.yaml"
 DOC: dict = yaml.safe_load(DOCUMENT_PATH.read_text("utf-8"))
 
 #: Where each Klein app is mounted.
-MOUNTS = ((PublicApi, "/api"), (AdminApi, "/api/admin"), (IntegrationsApi, "/api/integrations"))
+MOUNTS = (
+    (PublicApi, "/api"),
+    (AdminApi, "/api/admin"),
+    (IntegrationsApi, "/api/integrations"),
+    (RecordingsApi, "/api/recordings"),
+    (RecordingsAdminApi, "/api/admin/recordings"),
+    (RecordingsIntegrationsApi, "/api/integrations/recordings"),
+)
 #: ``/api/admin/config/<path:name>`` serves these names; the rest are a 404.
 CONFIG_NAMES = sorted(SETTERS) + ["video/codec", "ffmpegpath", "logo"]
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -178,12 +194,14 @@ def served_routes() -> set[tuple[str, str]]:
     for api, prefix in MOUNTS:
         for rule in api.app.url_map.iter_rules():
             methods = {m.lower() for m in rule.methods} - {"head", "options"}
-            if "<" in rule.rule:
-                assert (api, rule.rule) == (AdminApi, "/config/<path:name>"), rule.rule
+            if (api, rule.rule) == (AdminApi, "/config/<path:name>"):
                 paths = [f"/config/{name}" for name in CONFIG_NAMES]
             else:
-                paths = [rule.rule]
-            routes |= {(m, prefix + p) for m in methods for p in paths}
+                # a recording's or clip's id in the path is the document's {id}
+                assert "<" not in rule.rule or api is RecordingsApi, rule.rule
+                paths = [re.sub(r"<[^>]*>", "{id}", rule.rule)]
+            # an app's root rule is its bare prefix
+            routes |= {(m, prefix + p.rstrip("/")) for m in methods for p in paths}
     return routes
 
 
@@ -358,7 +376,7 @@ class _Base(unittest.TestCase):
         if bearer is not None:
             headers["Authorization"] = [f"Bearer {bearer}"]
         code, parsed, response = self.client.request(
-            method.upper(), path, body=body, raw=raw, auth=auth, headers=headers
+            method.upper(), self.fill(path), body=body, raw=raw, auth=auth, headers=headers
         )
         if expect is not None:
             self.assertEqual(code, expect, (method, path, parsed))
@@ -402,6 +420,13 @@ class _Base(unittest.TestCase):
         schema = request_schema(method, path)
         return not validator(schema, strict=False).is_valid(body)
 
+    def fill(self, path: str) -> str:
+        """A documented path with its ``{id}`` filled: the clip's or the recording's, once
+        ``populate`` made them (before, the template itself is requested)."""
+        if "{id}" not in path or not hasattr(self, "recording"):
+            return path
+        return path.replace("{id}", CLIP_ID if "/clips/" in path else RECORDING_ID)
+
     # -- state
     def chat(self, kind: str, *args: Any) -> dict:
         return run(getattr(self.ctx.chat, f"send_{kind}")(*args))
@@ -439,10 +464,52 @@ class _Base(unittest.TestCase):
         # (disconnect needs a broadcaster, /api/yp a listing).
         run(self.ctx.save({"directoryEnabled": True}))
         self.ctx.stream.start("192.0.2.10", empty_details(), lambda: None)
+        self.recording = self.make_recording()
+
+    def make_recording(self) -> Meta:
+        """A finished recording (one kept segment) with one clip, as the recorder and
+        ``Library.make_clip`` leave them on disk; the chat above falls in its span."""
+        root = self.datadir / "recordings"
+        meta = Meta(RECORDING_ID, "Friday stream", float(RECORDING_ID), variants=["0"])
+        session = files.open_session(str(root), meta)
+        segment = f"stream-{RECORDING_ID}.ts"
+        (root / RECORDING_ID / "0" / segment).write_bytes(b"\x47" * 188)
+        session.tracks["0"].entries.append(Entry(segment, 4.0))
+        meta = files.close_session(None, session, self.clock.seconds())
+        clips = root / RECORDING_ID / "clips"
+        clips.mkdir()
+        (clips / "1.mp4").write_bytes(b"\0" * 64)
+        clip = {
+            "id": CLIP_ID,
+            "recordingId": RECORDING_ID,
+            "title": "Best bit",
+            "start": 1.0,
+            "end": 3.0,
+            "duration": 2.0,
+            "createdAt": self.clock.seconds(),
+            "size": 64,
+        }
+        (clips / "1.json").write_text(json.dumps(clip), "utf-8")
+        self.ctx.recordings = Library(root, inline, self.clock, lambda: None)
+        return meta
 
 
-# Success cases: (method, path) -> request body (a callable gets the test case). The two
-# settings that must run ffmpeg have none: the in-memory client has no process reactor.
+#: The recording and the clip ``populate`` makes (a recording's id is its start time).
+RECORDING_ID = "1699999700"
+CLIP_ID = f"{RECORDING_ID}-1"
+#: An S3 configuration to test (the in-memory server has no storage client: it says so).
+S3_TEST = {
+    "enabled": False,
+    "endpoint": "https://s3.example.com",
+    "accessKey": "AK",
+    "secret": "shh",
+    "bucket": "video",
+}
+
+
+# Success cases: (method, path) -> request body (a callable gets the test case); ``{id}`` in
+# a path is the recording or clip ``populate`` made. The operations that must run ffmpeg
+# have none: the in-memory client has no process reactor.
 SUCCESS: dict[tuple[str, str], Any] = {
     ("get", "/api/config"): None,
     ("get", "/api/status"): None,
@@ -454,6 +521,10 @@ SUCCESS: dict[tuple[str, str], Any] = {
     ("get", "/api/socialplatforms"): None,
     ("get", "/api/video/variants"): None,
     ("get", "/api/openapi.yaml"): None,
+    ("get", "/api/recordings"): None,
+    ("get", "/api/recordings/{id}"): None,
+    ("get", "/api/recordings/{id}/chat"): None,
+    ("get", "/api/recordings/clips/{id}"): None,
     ("get", "/api/admin/status"): None,
     ("post", "/api/admin/disconnect"): None,
     ("post", "/api/admin/yp/reset"): None,
@@ -523,6 +594,21 @@ SUCCESS: dict[tuple[str, str], Any] = {
         ]
     },
     ("post", "/api/admin/config/chat/allowedorigins"): {"value": ["https://embed.example.com"]},
+    ("post", "/api/admin/config/offlinemessage"): {"value": " Back on Friday "},
+    ("post", "/api/admin/config/video/lowlatency"): {"value": True},
+    ("post", "/api/admin/config/s3/test"): {"value": S3_TEST},
+    ("post", "/api/admin/config/recordings"): {
+        "value": {
+            "enabled": True,
+            "variants": "highest",
+            "maxDays": 30,
+            "maxGiB": 50.5,
+            "minFreeGiB": 2,
+        }
+    },
+    ("get", "/api/admin/recordings"): None,
+    ("post", "/api/admin/recordings/title"): {"id": RECORDING_ID, "title": " Friday, again "},
+    ("post", "/api/admin/recordings/delete"): {"id": RECORDING_ID},
     ("get", "/api/admin/viewersOverTime"): None,
     ("get", "/api/admin/hardwarestats"): None,
     ("get", "/api/admin/accesstokens"): None,
@@ -553,7 +639,13 @@ SUCCESS: dict[tuple[str, str], Any] = {
         "idArray": [t.messages[1]["id"], "no-such-id"],
     },
 }
-NEEDS_FFMPEG = {("post", "/api/admin/config/video/codec"), ("post", "/api/admin/config/ffmpegpath")}
+NEEDS_FFMPEG = {
+    ("post", "/api/admin/config/video/codec"),
+    ("post", "/api/admin/config/ffmpegpath"),
+    # clips are cut by ffmpeg (tests/test_recordings_e2e.py makes them for real)
+    ("post", "/api/admin/recordings/clip"),
+    ("post", "/api/integrations/recordings/clip"),
+}
 
 
 class SuccessTests(_Base):
@@ -730,6 +822,47 @@ class BehaviourTests(_Base):
         self.assertRegex(config["instanceDetails"]["logo"], r"^/logo/logo-[0-9a-f]{16}\.png$")
         self.assertEqual(self.call("get", "/api/config")[1]["logo"], "/logo")
 
+    def test_offline_message_reads_back_trimmed_in_both_configs(self):
+        self.call("post", "/api/admin/config/offlinemessage", body={"value": " Back on *Friday* "})
+        self.assertEqual(self.call("get", "/api/config")[1]["offlineMessage"], "Back on *Friday*")
+        _, config, _ = self.call("get", "/api/admin/serverconfig")
+        self.assertEqual(config["offlineMessage"], "Back on *Friday*")
+
+    def test_s3_test_answers_success_as_documented_either_way(self):
+        """Given a storage client (the daemon gives S3's), the test uploads a probe and
+        deletes it; a storage error is a 200 with ``success: false`` naming the step."""
+        seen: list[tuple] = []
+
+        class Storage:
+            def __init__(self, config: dict, fail: str | None) -> None:
+                seen.append(("config", config["endpoint"], config["bucket"]))
+                self.fail = fail
+
+            def put(self, key, data, content_type, cache_control):
+                seen.append(("put", key))
+                return fail(OSError("refused")) if self.fail == "put" else succeed(None)
+
+            def delete(self, key):
+                seen.append(("delete", key))
+                return fail(OSError("denied")) if self.fail == "delete" else succeed(None)
+
+        path = "/api/admin/config/s3/test"
+        for failing, success in ((None, True), ("put", False), ("delete", False)):
+            del seen[:]
+            root = build_root(self.ctx, WEB_ROOT, s3_storage=lambda c, f=failing: Storage(c, f))
+            self.client.stub = StubTreq(root)
+            _, body, _ = self.call("post", path, body={"value": S3_TEST})
+            self.assertIs(body["success"], success, body)
+            key = seen[1][1]
+            self.assertEqual(seen[0], ("config", S3_TEST["endpoint"], S3_TEST["bucket"]))
+            steps = [("put", key)] + ([] if failing == "put" else [("delete", key)])
+            self.assertEqual(seen[1:], steps)
+            if failing:
+                self.assertIn(
+                    f"{'upload' if failing == 'put' else 'delete'} of {key}", body["message"]
+                )
+        self.assertEqual(self.ctx.settings["s3"]["enabled"], False, "a test saves nothing")
+
     def test_served_document_is_this_file(self):
         _, content, _ = self.call("get", "/api/openapi.yaml")
         self.assertEqual(content, DOCUMENT_PATH.read_bytes())
@@ -761,7 +894,7 @@ class ErrorTests(_Base):
             token = self.tokens["HAS_ADMIN_ACCESS"]
             self.call(method, path, auth=None, bearer=token, expect=401)
             count += 1
-        self.assertEqual(count, 40)
+        self.assertEqual(count, 48)
 
     def test_integration_operations_refuse_missing_or_unknown_tokens(self):
         count = 0
@@ -782,7 +915,7 @@ class ErrorTests(_Base):
             self.call("post", "/api/admin/accesstokens/delete", body={"token": deleted})
             self.call(method, path, auth=None, bearer=deleted, expect=401)
             count += 1
-        self.assertEqual(count, 9)
+        self.assertEqual(count, 10)
 
     def test_integration_operations_need_the_documented_scope(self):
         count = 0
@@ -795,7 +928,7 @@ class ErrorTests(_Base):
             )
             self.assertIn(scope, body["message"])
             count += 1
-        self.assertEqual(count, 9)
+        self.assertEqual(count, 10)
 
     def test_repeated_failures_are_throttled_with_429(self):
         self.ctx.throttle = AuthThrottle(self.clock.seconds)
@@ -821,7 +954,7 @@ class ErrorTests(_Base):
 
     def test_malformed_bodies_are_400(self):
         ops = self.body_operations()
-        self.assertEqual(len(ops), 35)
+        self.assertEqual(len(ops), 43)
         for method, path in ops:
             for raw in (b"", b"   ", b"{nope", b"\xff\xfe{}", b"[1, 2]", b'"text"', b"null"):
                 _, body, _ = self.call(method, path, raw=raw, expect=400)
@@ -877,6 +1010,36 @@ class ErrorTests(_Base):
         self.call("post", "/api/admin/accesstokens/delete", body={"token": "nope"}, expect=404)
         for webhook_id in ("999", 999):
             self.call("post", "/api/admin/webhooks/delete", body={"id": webhook_id}, expect=404)
+
+    def test_unknown_recording_or_clip_is_404(self):
+        self.populate()
+        not_found = DOC["components"]["responses"]["NotFound"]
+        for path in (
+            "/api/recordings/999",
+            "/api/recordings/999/chat",
+            "/api/recordings/clips/999-1",
+            f"/api/recordings/clips/{RECORDING_ID}-2",
+            "/api/recordings/clips/nope",
+        ):
+            self.call("get", path, expect=404, spec=not_found)
+        for path, body in (
+            ("/api/admin/recordings/title", {"id": "999", "title": "x"}),
+            ("/api/admin/recordings/delete", {"id": "999"}),
+            ("/api/admin/recordings/clip", {"id": "999", "start": 0, "end": 1}),
+            ("/api/integrations/recordings/clip", {"id": "999", "start": 0, "end": 1}),
+        ):
+            self.call("post", path, body=body, expect=404)
+        # Once deleted, a recording and its clip are gone for every route.
+        self.call("post", "/api/admin/recordings/delete", body={"id": RECORDING_ID})
+        for path in (
+            "/api/recordings/{id}",
+            "/api/recordings/{id}/chat",
+            "/api/recordings/clips/{id}",
+        ):
+            self.call("get", path, expect=404)
+        self.call("post", "/api/admin/recordings/delete", body={"id": RECORDING_ID}, expect=404)
+        # With none left, a clip without an id has nothing to cut.
+        self.call("post", "/api/admin/recordings/clip", body={"start": 0, "end": 1}, expect=404)
 
     def test_bodies_over_4_mib_are_413(self):
         raw = b'{"value": "' + b"x" * MAX_BODY + b'"}'
@@ -1014,4 +1177,38 @@ INVALID: list[tuple[str, Any, bool]] = [
     ("/api/integrations/chat/action", {"body": None}, True),
     ("/api/integrations/chat/updatemessagevisibility", {"visible": 0, "idArray": []}, True),
     ("/api/integrations/chat/messagevisibility", {"visible": True, "idArray": [1]}, True),
+    ("/api/admin/config/offlinemessage", {"value": 5}, True),
+    ("/api/admin/config/offlinemessage", {"value": "x" * 2001}, True),
+    ("/api/admin/config/video/lowlatency", {"value": "yes"}, True),
+    ("/api/admin/config/video/lowlatency", {"value": 1}, True),
+    ("/api/admin/config/s3/test", {"value": {"enabled": False}}, True),
+    ("/api/admin/config/s3/test", {"value": {**S3_TEST, "accessKey": " "}}, True),
+    ("/api/admin/config/s3/test", {"value": {**S3_TEST, "endpoint": "s3.example.com"}}, True),
+    ("/api/admin/config/s3/test", {"value": {**S3_TEST, "unknown": "x"}}, True),
+    ("/api/admin/config/recordings", {"value": []}, True),
+    ("/api/admin/config/recordings", {"value": {"bogus": 1}}, True),
+    ("/api/admin/config/recordings", {"value": {"enabled": "yes"}}, True),
+    ("/api/admin/config/recordings", {"value": {"variants": "some"}}, True),
+    ("/api/admin/config/recordings", {"value": {"maxDays": -1}}, True),
+    ("/api/admin/config/recordings", {"value": {"maxDays": True}}, True),
+    ("/api/admin/config/recordings", {"value": {"minFreeGiB": 1_000_001}}, True),
+    ("/api/admin/recordings/title", {"id": RECORDING_ID, "title": ""}, True),
+    ("/api/admin/recordings/title", {"id": RECORDING_ID, "title": " "}, False),
+    ("/api/admin/recordings/title", {"id": RECORDING_ID, "title": "t" * 301}, True),
+    ("/api/admin/recordings/title", {"id": RECORDING_ID, "title": 5}, True),
+    # A clip is refused before ffmpeg would run, on both routes.
+    *[
+        (path, body, in_schema)
+        for path in ("/api/admin/recordings/clip", "/api/integrations/recordings/clip")
+        for body, in_schema in (
+            ({"id": RECORDING_ID, "start": 1, "end": 0}, False),
+            ({"id": RECORDING_ID, "start": 0, "end": 181}, False),
+            ({"id": RECORDING_ID, "start": 5, "end": 6}, False),
+            ({"start": 5, "end": 6}, False),
+            ({"id": RECORDING_ID, "start": "0", "end": 1}, True),
+            ({"id": RECORDING_ID, "start": -1, "end": 1}, True),
+            ({"id": RECORDING_ID, "start": 0, "end": 1, "title": ""}, True),
+            ({"id": RECORDING_ID, "start": 0, "end": 1, "title": "  "}, False),
+        )
+    ],
 ]

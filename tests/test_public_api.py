@@ -36,6 +36,7 @@ class PublicApiTests(unittest.TestCase):
                 "chatDisabled",
                 "externalActions",
                 "customStyles",
+                "offlineMessage",
             },
         )
         self.assertEqual(body["logo"], "/logo")
