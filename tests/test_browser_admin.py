@@ -35,6 +35,8 @@ from tests.test_browser import (
 )
 
 AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+#: The server's settings, fetched by the page.
+SERVERCONFIG = "() => fetch('/api/admin/serverconfig').then((r) => r.json())"
 #: The recordings overview, fetched by the page (with its basic auth).
 OVERVIEW = "() => fetch('/api/admin/recordings').then((r) => r.json())"
 #: Elements outside a scroll box that reach past the window's right edge.
@@ -458,6 +460,53 @@ class AdminPageTests(unittest.TestCase):
                 self.assertGreater(
                     (ARTIFACTS / f"admin-section-{tab}-{width}.png").stat().st_size, 1000
                 )
+        self.assertEqual(browser.errors, [])
+
+    async def test_low_latency_mode_is_a_latency_choice(self):
+        """The low-latency mode sits beside the five levels: choosing it posts the mode on
+        (and leaves the level); choosing a level again turns it off and sets that level."""
+        daemon, browser = await self.start()
+
+        async def run() -> list:
+            page = await open_admin(browser, daemon, "video")
+            posted = []
+            page.on(
+                "request",
+                lambda r: (
+                    posted.append((r.url.rpartition("/config/")[2], r.post_data_json))
+                    if "/api/admin/config/" in r.url
+                    else None
+                ),
+            )
+            label = await page.text_content("label:has-text('Low-latency mode')")
+            await page.locator("input[type=radio][value='low']").check()
+            await save(page, "video")
+            server = (await page.evaluate(SERVERCONFIG))["lowLatency"]
+            # After the section reloaded from the server, the mode is still the choice.
+            kept = await page.is_checked("input[type=radio][value='low']")
+            await page.locator("input[type=radio][value='1']").check()
+            async with page.expect_response("**/api/admin/config/video/streamlatencylevel"):
+                await save(page, "video")
+            await page.wait_for_function("() => !document.querySelector('.dirty')")
+            server_after = (await page.evaluate(SERVERCONFIG))["lowLatency"]
+            return [label, posted, await error_of(page, "latencyLevel"), server, kept, server_after]
+
+        label, posted, error, server, kept, server_after = await browser.run(run())
+        self.assertTrue(server)
+        self.assertTrue(kept)
+        self.assertFalse(server_after)
+        self.assertIn("1.2 s behind live", label)
+        self.assertEqual(
+            posted,
+            [
+                ("video/lowlatency", {"value": True}),
+                ("video/lowlatency", {"value": False}),
+                ("video/streamlatencylevel", {"value": 1}),
+            ],
+        )
+        self.assertEqual(error, "")
+        config = await self.config(daemon)
+        self.assertEqual(config["videoSettings"]["latencyLevel"], 1)
         self.assertEqual(browser.errors, [])
 
     async def test_offline_message_saves_and_shows_the_servers_error(self):

@@ -297,22 +297,39 @@
   // three segments back from the live edge.
   const LATENCY = [[0, 1, 1.4], [1, 2, 1.9], [2, 3, 2.8], [3, 4, 4.0], [4, 5, 4.8]];
 
+  /** The five levels and, beside them, the low-latency mode (LL-HLS, its own setting):
+   * the value is { level, low }; choosing the mode keeps the level for when it is off. */
   function latency() {
     const name = id("latency");
     const group = el("div", { className: "choices", role: "radiogroup" });
-    LATENCY.forEach(([level, segment, first]) => {
-      const radio = el("input", { type: "radio", name, value: String(level), id: id("lat") });
-      const words = level === 0 ? "lowest delay, least buffering" : level === 4
+    let level = 0;
+    LATENCY.forEach(([n, segment, first]) => {
+      const radio = el("input", { type: "radio", name, value: String(n), id: id("lat") });
+      const words = n === 0 ? "lowest delay, least buffering" : n === 4
         ? "most buffering, steadiest on poor connections" : "";
       group.append(el("div", { className: "choice" }, radio, el("label", { htmlFor: radio.id },
-        el("strong", { textContent: `Level ${level}` }),
+        el("strong", { textContent: `Level ${n}` }),
         ` · about ${segment * 3} s behind live (${segment} s segments); first picture ` +
         `${first} s after going live` + (words ? ` · ${words}` : ""))));
     });
+    const low = el("input", { type: "radio", name, value: "low", id: id("lat") });
+    // The figure is README's "Low latency" table (bench/glass.py, hls.js in Chromium, p50).
+    group.append(el("div", { className: "choice" }, low, el("label", { htmlFor: low.id },
+      el("strong", { textContent: "Low-latency mode (LL-HLS)" }),
+      " · about 1.2 s behind live (measured); players without LL-HLS play whole segments" +
+      " · from the next broadcast; not yet with S3 storage or recordings")));
     return {
       node: group,
-      get: () => Number((group.querySelector("input:checked") || { value: 0 }).value),
-      set: (value) => { group.querySelector(`input[value="${value}"]`).checked = true; },
+      get: () => {
+        const checked = group.querySelector("input:checked");
+        if (!checked) return { level, low: false };
+        return checked.value === "low" ? { level, low: true }
+          : { level: Number(checked.value), low: false };
+      },
+      set: (value) => {
+        level = value.level;
+        group.querySelector(`input[value="${value.low ? "low" : value.level}"]`).checked = true;
+      },
       check: () => "",
     };
   }

@@ -105,6 +105,7 @@
     $("rec-used").textContent = bytes(data.usedBytes);
     $("rec-disk-full").hidden = !data.diskFull;
     $("rec-empty").hidden = data.recordings.length > 0;
+    $("rec-table").hidden = !data.recordings.length;
     $("rec-list").replaceChildren(...data.recordings.flatMap(row));
     fillSettings(data.settings);
     document.body.dataset.recordings = String(data.recordings.length);

@@ -50,7 +50,9 @@
     ] },
     { id: "video", tab: "video", title: "Video", fields: [
       { key: "latencyLevel", path: "video/streamlatencylevel", label: "Latency", type: "latency",
-        read: (c) => c.videoSettings.latencyLevel },
+        read: (c) => ({ level: c.videoSettings.latencyLevel,
+          low: !!(c.videoSettings.lowLatency ?? c.lowLatency) }),
+        save: saveLatency },
       { key: "videoCodec", path: "video/codec", label: "Encoder", type: "codec",
         hint: "Hardware encoders need matching hardware and an ffmpeg built with them",
         read: (c) => c.videoCodec },
@@ -71,6 +73,16 @@
 
   let config = null;
   const fields = {};
+
+  /** The level and the low-latency mode are two settings: each posted when it changed. */
+  async function saveLatency(value, original) {
+    if (!original || value.low !== original.low) {
+      await A.api("config/video/lowlatency", { value: value.low });
+    }
+    if (!original || value.level !== original.level) {
+      await A.api("config/video/streamlatencylevel", { value: value.level });
+    }
+  }
 
   function simple(type) {
     const input = type === "textarea" || type === "markdown"
@@ -179,7 +191,8 @@
   /** POSTs one setting; true when the server took it. */
   async function saveField(f, value) {
     try {
-      await A.api("config/" + f.path, { value });
+      if (f.save) await f.save(value, f.original);
+      else await A.api("config/" + f.path, { value });
       showError(f, "");
       f.original = JSON.parse(JSON.stringify(value));
       return true;
