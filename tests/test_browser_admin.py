@@ -554,6 +554,13 @@ class AdminPageTests(unittest.TestCase):
             return listed[0] if listed and not listed[0]["live"] else None
 
         recording = await wait_until(finished, 30, "the recording to end")
+        made = await daemon.post(
+            "/api/admin/recordings/clip",
+            {"id": recording["id"], "start": 1, "end": 3, "title": "A clip"},
+            auth=ADMIN,
+        )
+        self.assertEqual(made.code, 200, made)
+        clip = made.json
         axe = AXE.read_text()
         ARTIFACTS.mkdir(exist_ok=True)
         row = f"tr.recording[data-id='{recording['id']}']"
@@ -572,6 +579,12 @@ class AdminPageTests(unittest.TestCase):
             links = await page.eval_on_selector_all(
                 f"{row} a", "(as) => as.map((a) => a.getAttribute('href'))"
             )
+            # the clip's row follows its recording's
+            nested = await page.eval_on_selector(
+                f"{row} + tr.clip",
+                "(tr) => [tr.dataset.clip, tr.cells[0].textContent,"
+                " [...tr.querySelectorAll('a')].map((a) => a.getAttribute('href'))]",
+            )
             return {
                 "violations": [
                     (v["id"], [n["target"] for n in v["nodes"]][:3])
@@ -580,6 +593,7 @@ class AdminPageTests(unittest.TestCase):
                 ],
                 "cells": cells,
                 "links": links,
+                "nested": nested,
                 "wider": await page.evaluate(WIDER),
                 "scroll": await page.evaluate("() => document.documentElement.scrollWidth"),
                 "now": await page.text_content("#rec-now"),
@@ -639,7 +653,10 @@ class AdminPageTests(unittest.TestCase):
             self.assertRegex(seen["free"], r" (MiB|GiB|TiB)$")
             self.assertTrue(seen["full_hidden"])
             self.assertEqual(seen["links"], [recording["url"], recording["download"], None][:2])
-            self.assertEqual(seen["cells"][5], "0")  # clips
+            self.assertEqual(seen["cells"][5], "1")  # clips
+            self.assertEqual(
+                seen["nested"], [clip["id"], "Clip: A clip", [clip["url"], clip["download"]]]
+            )
             self.assertRegex(seen["cells"][2], r"^\d+ s$")
         seen = await browser.run(change())
         titles = [r["title"] for r in seen["renamed"]["recordings"]]

@@ -47,6 +47,14 @@
         el("a", { href: c.download, textContent: "MP4", download: "" })), cell("")));
   }
 
+  const COLUMNS = ["Title", "Date", "Duration", "Peak viewers", "Size", "Clips", "Links", ""];
+
+  /** Names each cell after its column, for the stacked layout of narrow screens. */
+  function labelCells(tr) {
+    [...tr.children].forEach((td, i) => { if (COLUMNS[i]) td.dataset.label = COLUMNS[i]; });
+    return tr;
+  }
+
   function row(r) {
     const remove = button("Delete", async () => {
       if (!window.confirm(`Delete "${r.title || r.id}" and its clips? This cannot be undone.`)) {
@@ -63,7 +71,7 @@
       cell(String(r.peakViewers)), cell(bytes(r.size)), cell(String(r.clips.length)),
       linksCell(r), el("td", {}, remove));
     if (r.live) remove.disabled = true;
-    return [tr, ...clipRows(r)];
+    return [tr, ...clipRows(r)].map(labelCells);
   }
 
   // -- the setting ---------------------------------------------------------------------
