@@ -1196,6 +1196,12 @@ INVALID: list[tuple[str, Any, bool]] = [
     ("/api/admin/recordings/title", {"id": RECORDING_ID, "title": " "}, False),
     ("/api/admin/recordings/title", {"id": RECORDING_ID, "title": "t" * 301}, True),
     ("/api/admin/recordings/title", {"id": RECORDING_ID, "title": 5}, True),
+    ("/api/admin/recordings/title", {"id": "abc", "title": "x"}, True),
+    ("/api/admin/recordings/title", {"id": 5, "title": "x"}, True),
+    ("/api/admin/recordings/delete", {"id": ["1"]}, True),
+    ("/api/admin/recordings/delete", {"id": ""}, True),
+    ("/api/admin/recordings/clip", {"id": "1/..", "start": 0, "end": 1}, True),
+    ("/api/integrations/recordings/clip", {"id": "1/..", "start": 0, "end": 1}, True),
     # A clip is refused before ffmpeg would run, on both routes.
     *[
         (path, body, in_schema)

@@ -59,6 +59,15 @@ def clip_download(clip: dict) -> str:
     return f"/recordings/clips/{clip['id']}.mp4"
 
 
+def body_id(body: dict) -> str:
+    """A recording id sent in a body: malformed is a 400 (a well-formed unknown one is a
+    404, from ``_meta``)."""
+    value = body["id"]
+    if not isinstance(value, str) or not RECORDING_ID.fullmatch(value):
+        raise ApiError("id must be a recording id (digits)")
+    return value
+
+
 class _Recordings(JsonApp):
     @property
     def library(self) -> Any:
@@ -80,7 +89,7 @@ class _Recordings(JsonApp):
         broadcast being recorded (else the latest recording)."""
         body = body_object(request, "start", "end")
         if "id" in body:
-            meta = await self._meta(body["id"])
+            meta = await self._meta(body_id(body))
         else:
             listed = await self.library.recordings()
             if not listed:
@@ -174,7 +183,7 @@ class RecordingsAdminApi(_Recordings):
     @admin
     async def rename(self, request):
         body = body_object(request, "id", "title")
-        meta = await self._meta(body["id"])
+        meta = await self._meta(body_id(body))
         try:
             title = title_value(body["title"])
         except ValueError as e:
@@ -185,7 +194,7 @@ class RecordingsAdminApi(_Recordings):
     @json_api
     @admin
     async def delete(self, request):
-        meta = await self._meta(body_object(request, "id")["id"])
+        meta = await self._meta(body_id(body_object(request, "id")))
         await self.library.delete(meta.id)
         return ok("deleted")
 
