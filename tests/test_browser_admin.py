@@ -545,7 +545,24 @@ class AdminPageTests(unittest.TestCase):
         enabled = {"enabled": True, "variants": "all", "maxDays": 0, "maxGiB": 0, "minFreeGiB": 0}
         response = await daemon.post("/api/admin/config/recordings", {"value": enabled}, auth=ADMIN)
         self.assertEqual(response.code, 200, response)
-        publisher = publish(self, daemon, seconds=6)
+        publisher = publish(self, daemon, seconds=8)
+
+        async def recording_now() -> Any:
+            return (await daemon.get("/api/admin/recordings", auth=ADMIN)).json["recording"]
+
+        live_id = await wait_until(recording_now, 30, "the recording to start")
+
+        async def while_live() -> list:
+            page = await open_admin(browser, daemon, "recordings")
+            live_row = f"tr.recording[data-id='{live_id}']"
+            await page.wait_for_selector(live_row)
+            return [
+                await page.text_content("#rec-now"),
+                await page.text_content(f"{live_row} td:nth-child(3)"),
+                await page.is_disabled(f"{live_row} button.danger"),
+            ]
+
+        self.assertEqual(await browser.run(while_live()), ["Recording now", "recording now", True])
         await publisher.ended
         await daemon.post("/api/admin/disconnect", {}, auth=ADMIN)
 
