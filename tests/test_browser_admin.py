@@ -523,7 +523,13 @@ class AdminPageTests(unittest.TestCase):
             saved = await error_of(page, "offlineMessage")
             await control.fill(too_long)
             await save(page, "general")
-            return {"saved": saved, "refused": await error_of(page, "offlineMessage")}
+            refused = await error_of(page, "offlineMessage")
+            viewer = await browser.page(await browser.context(), daemon.base + "/")
+            await viewer.wait_for_function(
+                "() => document.getElementById('offline-message').textContent"
+                " === 'Back on Sunday at 8'"
+            )
+            return {"saved": saved, "refused": refused}
 
         seen = await browser.run(run())
         self.assertEqual(seen["saved"], "")
