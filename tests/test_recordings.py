@@ -446,9 +446,9 @@ class ApiTests(unittest.TestCase):
         self.assertIs(overview["diskFull"], False)
         code, _, _ = self.client.post("/api/admin/recordings/delete", {"id": self.rid})
         self.assertEqual(code, 401)
-        for bad_id in ("999", "../" + self.rid):
+        for bad_id, expected in (("999", 404), ("../" + self.rid, 400)):  # unknown; malformed
             code, _ = self.client.admin_post("/api/admin/recordings/delete", {"id": bad_id})
-            self.assertEqual(code, 404)
+            self.assertEqual(code, expected)
         self.assertTrue((self.tmp / "recordings" / self.rid).exists())
         code, _ = self.client.admin_post("/api/admin/recordings/delete", {"id": self.rid})
         self.assertEqual(code, 200)
