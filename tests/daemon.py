@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -40,11 +41,24 @@ POLL_INTERVAL = 0.05
 _GENERATED_KEY = re.compile(r"Generated a stream key[^\n]*: (\S+)[ \t]*$", re.M)
 
 
+#: Ports handed to servers the tests start: below Linux's ephemeral range (32768-60999), so
+#: no client socket of a parallel test (a slowloris test opens hundreds) can take one
+#: between the pick and the server's bind, as a port from ``bind(0)`` could.
+_PORTS = range(20_000, 32_000)
+_random = random.SystemRandom()
+
+
 def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago (bind to 0, then close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port that was free on every interface a moment ago."""
+    for _ in range(200):
+        port = _random.choice(_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port found")
 
 
 async def sleep(seconds: float) -> None:
@@ -166,6 +180,12 @@ class Daemon:
         self.web_port = free_port() if web_port is None else web_port
         self.rtmp_port = free_port() if rtmp_port is None else rtmp_port
         self.http_port = http_port or self.web_port
+        #: which ports were picked here (and may be picked again): "web", "rtmp"
+        self._picked = {
+            name
+            for name, given in (("web", web_port), ("rtmp", rtmp_port))
+            if given is None and not (name == "web" and http_port)
+        }
         self.args = list(args)
         self.log_dir = Path(log_dir) if log_dir is not None else self.datadir
         self.outputs: list[str] = []
@@ -223,10 +243,28 @@ class Daemon:
         )
 
     async def start(self, timeout: float = START_TIMEOUT) -> Daemon:
-        """Spawn the daemon and wait until ``GET /api/status`` answers 200."""
-        self.spawn()
-        await self.wait_ready(timeout)
+        """Spawn the daemon and wait until ``GET /api/status`` answers 200. Ports this
+        ``Daemon`` picked itself are picked again if another process took one meanwhile."""
+        for attempt in range(3):
+            self.spawn()
+            try:
+                await self.wait_ready(timeout)
+                return self
+            except DaemonExitedError:
+                if attempt == 2 or not self._repick_ports():
+                    raise
         return self
+
+    def _repick_ports(self) -> bool:
+        """After "Address already in use": new ports for those picked here; False when a
+        port came from the test (its choice stands, and so does the failure)."""
+        if "Address already in use" not in self.output or not self._picked:
+            return False
+        if "web" in self._picked:
+            self.web_port = self.http_port = free_port()
+        if "rtmp" in self._picked:
+            self.rtmp_port = free_port()
+        return True
 
     async def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         proto = self._proto
