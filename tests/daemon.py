@@ -85,7 +85,9 @@ class DaemonExitedError(Exception):
     """The daemon ended while we were waiting for it to come up."""
 
 
-class _Collector(ProcessProtocol):
+class ProcessOutput(ProcessProtocol):
+    """A child process's stdout and stderr as one byte string, and how it ended."""
+
     def __init__(self) -> None:
         self.output = bytearray()
         self.exit_code: int | None = None
@@ -189,7 +191,7 @@ class Daemon:
         self.args = list(args)
         self.log_dir = Path(log_dir) if log_dir is not None else self.datadir
         self.outputs: list[str] = []
-        self._proto: _Collector | None = None
+        self._proto: ProcessOutput | None = None
         self._transport: Any = None
 
     # -- process -----------------------------------------------------------------------
@@ -237,7 +239,7 @@ class Daemon:
             raise RuntimeError("daemon is already running")
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
-        self._proto = _Collector()
+        self._proto = ProcessOutput()
         self._transport = reactor.spawnProcess(
             self._proto, self.argv()[0], self.argv(), env=env, path=str(REPO_ROOT)
         )

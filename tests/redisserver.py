@@ -8,25 +8,10 @@ import signal
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.protocol import ProcessProtocol, Protocol
+from twisted.internet.protocol import Protocol
 
-from tests.daemon import free_port, sleep
-
-
-class _Watch(ProcessProtocol):
-    def __init__(self) -> None:
-        self.output = bytearray()
-        self.ended: Deferred = Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Any) -> None:
-        self.ended.callback(None)
+from tests.daemon import ProcessOutput, free_port, sleep
 
 
 class RedisServer:
@@ -35,7 +20,7 @@ class RedisServer:
     def __init__(self, port: int | None = None):
         self.port = port or free_port()
         self._process: Any = None
-        self._watch: _Watch | None = None
+        self._watch: ProcessOutput | None = None
 
     @property
     def url(self) -> str:
@@ -47,7 +32,7 @@ class RedisServer:
             raise AssertionError("redis-server is not installed (make test installs it)")
         argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         argv += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
-        self._watch = _Watch()
+        self._watch = ProcessOutput()
         self._process = reactor.spawnProcess(self._watch, binary, argv, env=None)
         deadline = reactor.seconds() + timeout
         while True:
@@ -63,9 +48,14 @@ class RedisServer:
                     ) from None
                 await sleep(0.05)
 
+    def signal(self, number: int) -> None:
+        """Send the server a signal (``SIGSTOP`` freezes it: an outage that keeps the port)."""
+        self._process.signalProcess(number)
+
     async def stop(self) -> None:
         watch, self._watch = self._watch, None
         if watch is not None and not watch.ended.called:
+            self._process.signalProcess(signal.SIGCONT)  # a frozen server must hear TERM
             self._process.signalProcess(signal.SIGTERM)
             await watch.ended
 

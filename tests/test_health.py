@@ -8,24 +8,19 @@ the store unreachable and thaws again.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 from pathlib import Path
 from typing import Any
 
 from treq.testing import StubTreq
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.error import ConnectError
-from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 from twisted.web.resource import Resource
 
 from owncast.http.health import Liveness, Readiness, ReadinessResource
-from tests.daemon import free_port, start_daemon, wait_until
+from tests.daemon import start_daemon, wait_until
+from tests.redisserver import started_redis
 
 
 class FakeListener:
@@ -133,54 +128,13 @@ class ProbeTests(unittest.TestCase):
         self.assertEqual(self.store.reads, 2)
 
 
-class RedisServer(ProcessProtocol):
-    def __init__(self) -> None:
-        self.ended: Deferred = Deferred()
-        self.running = True
-
-    def processEnded(self, reason: Any) -> None:
-        self.running = False
-        self.ended.callback(None)
-
-
 class DaemonProbeTests(unittest.TestCase):
     timeout = 60
 
-    async def start_redis(self) -> tuple[int, Any]:
-        """A Redis of this test's own (frozen and killed without touching anyone else's)."""
-        port = free_port()
-        server = RedisServer()
-        executable = shutil.which("redis-server") or "/usr/bin/redis-server"
-        argv = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        argv += ["--appendonly", "no"]
-        transport = reactor.spawnProcess(server, executable, argv, env=dict(os.environ))
-
-        async def stop() -> None:
-            if server.running:
-                transport.signalProcess(signal.SIGCONT)
-                transport.signalProcess("KILL")
-                await server.ended
-
-        self.addCleanup(stop)
-
-        async def answers() -> bool:
-            endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=2)
-            try:
-                connection = await endpoint.connect(Factory.forProtocol(Protocol))
-            except ConnectError:
-                return False
-            connection.transport.loseConnection()
-            return True
-
-        await wait_until(answers, 10, "the test's redis-server")
-        return port, transport
-
     async def test_readyz_follows_the_store_and_healthz_does_not(self):
-        redis_port, redis = await self.start_redis()
+        redis = await started_redis(self)  # of this test's own: frozen without harm
         daemon = await start_daemon(
-            self,
-            Path(self.mktemp()).resolve(),
-            args=["--redis", f"redis://127.0.0.1:{redis_port}/0"],
+            self, Path(self.mktemp()).resolve(), args=["--redis", redis.url]
         )
 
         async def ready() -> tuple[int, dict]:
@@ -191,13 +145,13 @@ class DaemonProbeTests(unittest.TestCase):
         self.assertEqual(code, 200, body)
         self.assertEqual(set(body["checks"]), {"started", "web", "rtmp", "store"})
 
-        redis.signalProcess(signal.SIGSTOP)
+        redis.signal(signal.SIGSTOP)
         await wait_until(lambda: _code_is(ready, 503), 15, "/readyz to say 503")
         code, body = await ready()
         self.assertEqual(body["checks"]["store"], "unreachable (TimeoutError)")
         self.assertEqual((await daemon.get("/healthz")).code, 200)
 
-        redis.signalProcess(signal.SIGCONT)
+        redis.signal(signal.SIGCONT)
         await wait_until(lambda: _code_is(ready, 200), 15, "/readyz to say 200 again")
 
 

@@ -19,14 +19,11 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ProcessProtocol
 from twisted.trial import unittest
 
-from tests.daemon import REPO_ROOT, start_daemon
+from tests.daemon import REPO_ROOT, ProcessOutput, start_daemon
 
 SCHEMATHESIS = os.path.join(sys.prefix, "bin", "schemathesis")
 #: Cases per operation and phase: the run takes about half a minute.
@@ -56,20 +53,6 @@ checks.positive_data_acceptance.expected-statuses = [
     "2xx", "3xx", 400, 401, 403, 404, 409, 429, "5xx",
 ]
 """
-
-
-class _Run(ProcessProtocol):
-    def __init__(self) -> None:
-        self.output = bytearray()
-        self.ended: Deferred = Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Any) -> None:
-        self.ended.callback(getattr(reason.value, "exitCode", None))
 
 
 class SchemathesisTests(unittest.TestCase):
@@ -129,9 +112,10 @@ class SchemathesisTests(unittest.TestCase):
             "10",
             "--no-color",
         ]
-        run = _Run()
+        run = ProcessOutput()
         reactor.spawnProcess(run, SCHEMATHESIS, argv, env=env, path=str(workdir))
-        code = await run.ended
+        await run.ended
+        code = run.exit_code
         output = run.output.decode("utf-8", "replace")
         self.assertEqual(code, 0, output[-20000:])
         self.assertNotIn("Traceback", daemon.output, daemon.output[-20000:])

@@ -4,21 +4,19 @@ are dropped, do not keep the real ffmpeg from publishing."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-import imageio_ffmpeg
 import treq
 from twisted.internet import reactor
-from twisted.internet.protocol import ClientFactory, ProcessProtocol, Protocol
+from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.trial import unittest
 
 from tests.daemon import start_daemon, wait_until
+from tests.test_live_e2e import spawn
 
 KEY = "security-e2e-stream-key"
 ADMIN = ("admin", KEY)
-FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 
 class _IdleFlood(ClientFactory):
@@ -76,24 +74,6 @@ class _IdleFlood(ClientFactory):
         await wait_until(lambda: self.open == 0, 10, "the idle connections to close")
 
 
-class _Ffmpeg(ProcessProtocol):
-    def __init__(self) -> None:
-        self.running = True
-        self.err = bytearray()
-        self.code: int | None = None
-
-    def errReceived(self, data: bytes) -> None:
-        self.err += data
-
-    def processEnded(self, reason: Any) -> None:
-        self.running = False
-        self.code = getattr(reason.value, "exitCode", None)
-
-    def stop(self) -> None:
-        if self.running:
-            self.transport.signalProcess("KILL")
-
-
 class TrustedProxyEndToEndTests(unittest.TestCase):
     timeout = 60
 
@@ -138,15 +118,13 @@ class RtmpFloodEndToEndTests(unittest.TestCase):
         await wait_until(lambda: flood.made >= 500, 30, "500 idle connections")
         await wait_until(lambda: flood.dropped >= 100, 30, "the daemon to drop idle ones")
 
-        ffmpeg = _Ffmpeg()
         url = f"rtmp://127.0.0.1:{daemon.rtmp_port}/live/{KEY}"
-        argv = [FFMPEG, "-hide_banner", "-loglevel", "error", "-re",
+        args = ["-hide_banner", "-loglevel", "error", "-re",
                 "-f", "lavfi", "-i", "testsrc=size=320x180:rate=15",
                 "-f", "lavfi", "-i", "sine=frequency=440",
                 "-t", "20", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast",
                 "-g", "15", "-c:a", "aac", "-f", "flv", url]  # fmt: skip
-        reactor.spawnProcess(ffmpeg, FFMPEG, argv, env=dict(os.environ))
-        self.addCleanup(ffmpeg.stop)
+        ffmpeg = spawn(self, *args)
 
         async def online() -> bool:
             return (await daemon.get("/api/status")).json["online"]

@@ -28,10 +28,12 @@ def spawn(
     protocol: ProcessProtocol,
     argv: Sequence[str],
     env: Mapping[str, str] | None = None,
+    child_fds: Mapping[int, str] = CHILD_FDS,
 ) -> IProcessTransport:
     """Start ``argv`` (``argv[0]`` is the ffmpeg binary) on ``reactor`` (an
-    ``IReactorProcess``), talking to ``protocol`` over ``CHILD_FDS``."""
-    return reactor.spawnProcess(protocol, argv[0], list(argv), env=env, childFDs=CHILD_FDS)
+    ``IReactorProcess``), talking to ``protocol`` over ``child_fds`` (``CHILD_FDS``, or
+    more read pipes for LL-HLS's fMP4 outputs)."""
+    return reactor.spawnProcess(protocol, argv[0], list(argv), env=env, childFDs=dict(child_fds))
 
 
 def output(reactor: Any, ffmpeg: str, *args: str, timeout: float) -> Deferred:

@@ -419,15 +419,7 @@ class Transcoder(Service):
             append=self._append,
         )
         proto = FfmpegProtocol(self, audio, tracks.video)
-        self._proc = proto
-        self._spawned_at = self._now()
-        try:
-            ffenv.spawn(self._reactor, proto, argv, self._env)
-        except Exception:
-            self._proc = None
-            raise
-        if self.preview is not None and tracks.video and not self.preview.live:
-            self.preview.start()
+        self._start(proto, argv, ffenv.CHILD_FDS, tracks)
         _log.info(
             "ffmpeg started (pid {pid}): {variants} variant(s), {codec}, latency level {latency}",
             pid=proto.pid,
@@ -449,26 +441,29 @@ class Transcoder(Service):
             audio=audio,
             video=tracks.video,
         )
-        merged = [{**v} for v in config.variants]
         proto = llhls.LlFfmpegProtocol(self, audio, tracks.video, self.llhls)
-        self.llhls.begin(merged, fresh=not self._append)
+        self.llhls.begin([dict(v) for v in config.variants], fresh=not self._append)
+        self._start(proto, argv, llhls.child_fds(len(config.variants)), tracks)
+        _log.info(
+            "ffmpeg started (pid {pid}): {variants} variant(s), {codec}, low latency (LL-HLS)",
+            pid=proto.pid,
+            variants=len(config.variants),
+            codec=config.codec,
+        )
+
+    def _start(
+        self, proto: FfmpegProtocol, argv: list[str], child_fds: dict[int, str], tracks: Found
+    ) -> None:
+        """Spawn one ffmpeg run (and the preview maker beside a video one)."""
         self._proc = proto
         self._spawned_at = self._now()
         try:
-            self._reactor.spawnProcess(
-                proto, argv[0], argv, env=self._env, childFDs=llhls.child_fds(len(merged))
-            )
+            ffenv.spawn(self._reactor, proto, argv, self._env, child_fds)
         except Exception:
             self._proc = None
             raise
         if self.preview is not None and tracks.video and not self.preview.live:
             self.preview.start()
-        _log.info(
-            "ffmpeg started (pid {pid}): {variants} variant(s), {codec}, low latency (LL-HLS)",
-            pid=proto.pid,
-            variants=len(merged),
-            codec=config.codec,
-        )
 
     def _process_started(self, proto: FfmpegProtocol) -> None:
         if proto is not self._proc:
