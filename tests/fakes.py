@@ -236,3 +236,40 @@ def tcp_pair(testcase: unittest.TestCase, small_buffers: bool = False) -> tuple[
     testcase.addCleanup(client.close)
     testcase.addCleanup(accepted.close)
     return transport, client
+
+
+class TranscoderCase(unittest.TestCase):
+    """A ``Transcoder`` over ``FakeProcessReactor`` at ``latency_level``; whatever a test
+    left running must still be ended by ``stopService``."""
+
+    latency_level = 1
+    ffmpeg = "/opt/ffmpeg/bin/ffmpeg"
+
+    def setUp(self) -> None:
+        from owncast.core.settings import DEFAULT_VARIANT
+        from owncast.transcode.process import TranscodeConfig, Transcoder
+
+        self.reactor = FakeProcessReactor()
+        self.output = Path(self.mktemp())
+        self.config = TranscodeConfig(
+            self.ffmpeg, [dict(DEFAULT_VARIANT)], "libx264", self.latency_level
+        )
+        self.transcoder = Transcoder(
+            self.reactor, lambda: self.config, self.output, blocking=inline
+        )
+        self.transcoder.startService()
+
+    def tearDown(self) -> None:
+        d = self.transcoder.stopService()
+        for process in self.reactor.processes:
+            if process.pid is not None:
+                process.exit(0)
+        self.assertTrue(d.called)
+
+    @property
+    def processes(self) -> list[FakeProcess]:
+        return self.reactor.processes
+
+    def send(self, *tags: Any) -> None:
+        for tag in tags:
+            self.transcoder.media(tag)

@@ -14,7 +14,8 @@ from owncast.core.settings import DEFAULT_VARIANT
 from owncast.interfaces import IMediaSink, ITranscoder
 from owncast.transcode.output import prepare_output
 from owncast.transcode.process import TranscodeConfig, Transcoder, config_from_context
-from tests.fakes import START, FakeProcess, FakeProcessReactor, inline
+from tests.fakes import START, FakeProcess, inline
+from tests.fakes import TranscoderCase as FakeTranscoderCase
 from tests.helpers import make_context
 from tests.test_transcode import (
     STREAM_START,
@@ -32,32 +33,7 @@ FFMPEG = "/opt/ffmpeg/bin/ffmpeg"
 FLV_START = flv_header() + as_flv(*STREAM_START)
 
 
-class TranscoderTests(unittest.TestCase):
-    def setUp(self):
-        self.reactor = FakeProcessReactor()
-        self.output = Path(self.mktemp())
-        self.config = TranscodeConfig(FFMPEG, [dict(DEFAULT_VARIANT)], "libx264", 1)
-        self.transcoder = Transcoder(
-            self.reactor, lambda: self.config, self.output, blocking=inline
-        )
-        self.transcoder.startService()
-
-    def tearDown(self):
-        # Whatever a test left running must still be ended by stopService.
-        d = self.transcoder.stopService()
-        for process in self.reactor.processes:
-            if process.pid is not None:
-                process.exit(0)
-        self.assertTrue(d.called)
-
-    @property
-    def processes(self) -> list[FakeProcess]:
-        return self.reactor.processes
-
-    def send(self, *tags) -> None:
-        for tag in tags:
-            self.transcoder.media(tag)
-
+class TranscoderTests(FakeTranscoderCase):
     def go_live(self) -> FakeProcess:
         self.transcoder.begin()
         self.send(*STREAM_START, keyframe(0), aac_frame(0))

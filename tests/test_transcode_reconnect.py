@@ -11,13 +11,13 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.trial import unittest
 
 from owncast.core.broadcast import Broadcasts
-from owncast.core.settings import DEFAULT_VARIANT
 from owncast.core.stream import ENDED, LIVE, RECONNECTING, StreamState
 from owncast.media import AUDIO, VIDEO, media_tag, metadata_tag
 from owncast.media.tracks import WAIT_MS, Found, Tracks, declared
 from owncast.transcode.output import ended_playlist, finish_output
-from owncast.transcode.process import TranscodeConfig, Transcoder
-from tests.fakes import START, FakeProcess, FakeProcessReactor, inline
+from owncast.transcode.process import Transcoder
+from tests.fakes import START, FakeProcess, inline
+from tests.fakes import TranscoderCase as FakeTranscoderCase
 from tests.test_transcode import (
     AAC_CONFIG,
     AVC_CONFIG,
@@ -52,30 +52,8 @@ def playlist(sequence: int, numbers: list[int], *, join: int | None = None) -> s
     return "\n".join(lines) + "\n"
 
 
-class TranscoderCase(unittest.TestCase):
-    def setUp(self):
-        self.reactor = FakeProcessReactor()
-        self.output = Path(self.mktemp())
-        self.config = TranscodeConfig(FFMPEG, [dict(DEFAULT_VARIANT)], "libx264", 0)
-        self.transcoder = Transcoder(
-            self.reactor, lambda: self.config, self.output, blocking=inline
-        )
-        self.transcoder.startService()
-
-    def tearDown(self):
-        d = self.transcoder.stopService()
-        for process in self.reactor.processes:
-            if process.pid is not None:
-                process.exit(0)
-        self.assertTrue(d.called)
-
-    @property
-    def processes(self) -> list[FakeProcess]:
-        return self.reactor.processes
-
-    def send(self, *tags) -> None:
-        for tag in tags:
-            self.transcoder.media(tag)
+class TranscoderCase(FakeTranscoderCase):
+    latency_level = 0
 
     def go_live(self, *tags) -> FakeProcess:
         count = len(self.processes)
