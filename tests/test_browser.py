@@ -18,7 +18,7 @@ import asyncio
 import os
 import threading
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -297,7 +297,10 @@ class _ForeignSite(Resource):
         return self._page
 
 
-class BrowserTests(unittest.TestCase):
+class BrowserCase(unittest.TestCase):
+    """A real daemon and a real Chromium per test: the set-up every browser test module
+    shares. It has no tests of its own, so a subclass runs only its own."""
+
     timeout = 150
 
     def setUp(self) -> None:
@@ -306,9 +309,13 @@ class BrowserTests(unittest.TestCase):
         if not os.access(CHROMIUM, os.X_OK):
             self.fail(f"{CHROMIUM} is missing: run `make install`")
 
-    async def start(self, **settings: Any) -> tuple[Daemon, BrowserThread]:
-        """A daemon on a fresh data dir with ``settings`` applied, and a running browser."""
-        daemon = await start_daemon(self, tmpdir(self), args=["--streamkey", KEY])
+    async def start(
+        self, args: Sequence[str] = (), **settings: Any
+    ) -> tuple[Daemon, BrowserThread]:
+        """A daemon on a fresh data dir (``self.datadir``) with ``args`` on its command line
+        and ``settings`` applied, and a running browser."""
+        self.datadir = tmpdir(self)
+        daemon = await start_daemon(self, self.datadir, args=["--streamkey", KEY, *args])
         for path, value in settings.items():
             response = await daemon.post(f"/api/admin/config/{path}", {"value": value}, auth=ADMIN)
             self.assertEqual(response.code, 200, (path, response))
@@ -320,6 +327,8 @@ class BrowserTests(unittest.TestCase):
     def assertNoPageErrors(self, browser: BrowserThread) -> None:
         self.assertEqual(browser.errors, [])
 
+
+class BrowserTests(BrowserCase):
     # -- the player ---------------------------------------------------------------------
     async def test_offline_page_turns_live_and_plays_every_variant(self):
         daemon, browser = await self.start(

@@ -18,20 +18,18 @@ from twisted.web.server import Site
 
 from owncast.api.admin import AdminApi
 from owncast.segments.s3 import S3SegmentStorage
-from tests.daemon import REPO_ROOT, Daemon, start_daemon, wait_until
+from tests.daemon import REPO_ROOT, Daemon, wait_until
 from tests.helpers import ADMIN as CTX_ADMIN
 from tests.helpers import make_context
 from tests.s3server import start_s3
 from tests.test_browser import (
     ADMIN,
     ARTIFACTS,
-    CHROMIUM,
     KEY,
     WIDTHS,
+    BrowserCase,
     BrowserThread,
-    async_playwright,
     publish,
-    tmpdir,
 )
 
 AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -72,21 +70,8 @@ async def error_of(page: Any, key: str) -> str:
     return (await page.text_content(f".field[data-key='{key}'] .error") or "").strip()
 
 
-class AdminPageTests(unittest.TestCase):
+class AdminPageTests(BrowserCase):
     timeout = 240
-
-    def setUp(self) -> None:
-        if async_playwright is None:
-            self.fail("playwright is not installed: run `make install`")
-        if not Path(CHROMIUM).exists():
-            self.fail(f"{CHROMIUM} is missing: run `make install`")
-
-    async def start(self, args: list[str] | None = None) -> tuple[Daemon, BrowserThread]:
-        daemon = await start_daemon(self, tmpdir(self), args=["--streamkey", KEY, *(args or [])])
-        browser = BrowserThread()
-        self.addCleanup(browser.stop)
-        await browser.start()
-        return daemon, browser
 
     async def config(self, daemon: Daemon) -> dict:
         return (await daemon.get("/api/admin/serverconfig", auth=ADMIN)).json

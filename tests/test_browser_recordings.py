@@ -4,24 +4,17 @@ offers both variants in the quality menu, and seeks to anywhere in the broadcast
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from twisted.trial import unittest
-
-from tests.daemon import Daemon, sleep, start_daemon, wait_until
+from tests.daemon import Daemon, sleep, wait_until
 from tests.test_browser import (
     ADMIN,
     ARTIFACTS,
-    CHROMIUM,
-    KEY,
     VARIANTS,
-    BrowserThread,
-    async_playwright,
+    BrowserCase,
     is_hidden,
     publish,
     text,
-    tmpdir,
 )
 
 #: Seconds of the broadcast.
@@ -32,27 +25,8 @@ async def _online(daemon: Daemon) -> bool:
     return (await daemon.get("/api/status")).json["online"]
 
 
-class PastBroadcastTests(unittest.TestCase):
-    """Its own case (not a subclass of ``BrowserTests``, whose tests would run again)."""
-
+class PastBroadcastTests(BrowserCase):
     timeout = 180
-
-    def setUp(self) -> None:
-        if async_playwright is None:
-            self.fail("playwright is not installed: run `make install`")
-        if not os.access(CHROMIUM, os.X_OK):
-            self.fail(f"{CHROMIUM} is missing: run `make install`")
-
-    async def start(self, **settings: Any) -> tuple[Daemon, BrowserThread]:
-        """A daemon on a fresh data dir with ``settings`` applied, and a running browser."""
-        daemon = await start_daemon(self, tmpdir(self), args=["--streamkey", KEY])
-        for path, value in settings.items():
-            response = await daemon.post(f"/api/admin/config/{path}", {"value": value}, auth=ADMIN)
-            self.assertEqual(response.code, 200, (path, response))
-        browser = BrowserThread()
-        self.addCleanup(browser.stop)
-        await browser.start()
-        return daemon, browser
 
     async def test_past_broadcast_is_listed_plays_and_seeks(self) -> None:
         daemon, browser = await self.start(

@@ -11,25 +11,19 @@ and axe-core (from npm, ``node_modules/axe-core``) finds no serious or critical 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from typing import Any
 
-from twisted.trial import unittest
-
-from tests.daemon import REPO_ROOT, Daemon, start_daemon
+from tests.daemon import REPO_ROOT
 from tests.test_browser import (
     ADMIN,
     ARTIFACTS,
-    CHROMIUM,
-    KEY,
     STEP_TIMEOUT_MS,
     WIDTHS,
+    BrowserCase,
     BrowserThread,
-    async_playwright,
     publish,
     text,
-    tmpdir,
 )
 
 AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -67,28 +61,12 @@ async def axe_problems(page: Any) -> list[str]:
     ]
 
 
-class ViewerPageTests(unittest.TestCase):
-    timeout = 150
-
+class ViewerPageTests(BrowserCase):
     def setUp(self) -> None:
-        if async_playwright is None:
-            self.fail("playwright is not installed: run `make install`")
-        if not os.access(CHROMIUM, os.X_OK):
-            self.fail(f"{CHROMIUM} is missing: run `make install`")
+        super().setUp()
         if not AXE.is_file():
             self.fail(f"{AXE} is missing: run `make install` (npm ci)")
         ARTIFACTS.mkdir(exist_ok=True)
-
-    async def start(self, **settings: Any) -> tuple[Daemon, BrowserThread]:
-        self.datadir = tmpdir(self)
-        daemon = await start_daemon(self, self.datadir, args=["--streamkey", KEY])
-        for path, value in settings.items():
-            response = await daemon.post(f"/api/admin/config/{path}", {"value": value}, auth=ADMIN)
-            self.assertEqual(response.code, 200, (path, response))
-        browser = BrowserThread()
-        self.addCleanup(browser.stop)
-        await browser.start()
-        return daemon, browser
 
     async def viewer(
         self, browser: BrowserThread, url: str, width: int = 1280, height: int = 800
