@@ -29,7 +29,7 @@ has seen both tracks.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from owncast.core.settings import DEFAULT_VARIANT, LATENCY_LEVELS, X264_PRESETS
@@ -137,30 +137,16 @@ def build_argv(
     numbers the first segment when no playlist is there to append to. Raises
     ``ValueError`` for an unknown codec or latency level, no variants or no track.
     """
-    if codec not in ENCODERS:
-        raise ValueError(f"unknown video codec {codec!r}")
+    _check(codec, variants, audio, video)
     if latency_level not in LATENCY_LEVELS:
         raise ValueError(f"unknown latency level {latency_level!r}")
-    if not variants:
-        raise ValueError("at least one variant is needed")
-    if not (audio or video):
-        raise ValueError("a broadcast needs an audio or a video track")
     output_dir = os.fspath(output_dir)
     if "%" in output_dir:
         raise ValueError("the output directory must not contain '%'")
     seconds, list_size = LATENCY_LEVELS[latency_level]
     filters, global_args, encoder_options = ENCODERS[codec]
     merged = [{**DEFAULT_VARIANT, **v} for v in variants]
-    encoding = video and any(not v["videoPassthrough"] for v in merged)
-
-    argv = command(ffmpeg, "level+warning", reads_stdin=True)
-    if encoding:
-        argv += global_args
-    if not (audio and video):
-        # With one track, ffmpeg's FLV reader never says it has found all streams, so
-        # the probe would first read its default of 5 s of media.
-        argv += ["-analyzeduration", str(ANALYZE_SINGLE_TRACK)]
-    argv += ["-f", "flv", "-i", "pipe:0"]
+    argv = _input(ffmpeg, merged, global_args, audio, video)
 
     for _ in merged:
         argv += (["-map", "0:v:0"] if video else []) + (["-map", "0:a:0"] if audio else [])
@@ -185,19 +171,47 @@ def build_argv(
         os.path.join(output_dir, "%v", VARIANT_PLAYLIST),
     ]  # fmt: skip
     if thumbnail and video:
-        argv += [
-            "-map", "0:v:0", "-an", "-sn",
-            # The first frame at once, then one every THUMBNAIL_INTERVAL seconds (``fps``
-            # would wait half an interval, and give nothing for a short broadcast).
-            "-filter:v", THUMBNAIL_FILTER,
-            "-fps_mode", "vfr",
-            # One encoder thread: frame threads would hold the rare frames back until EOF.
-            "-threads:v", "1",
-            "-q:v", "5",
-            "-f", "image2", "-update", "1", "-atomic_writing", "1",
-            os.path.join(output_dir, THUMBNAIL),
-        ]  # fmt: skip
+        argv += _thumbnail(output_dir)
     return argv
+
+
+def _check(codec: str, variants: list[dict], audio: bool, video: bool) -> None:
+    if codec not in ENCODERS:
+        raise ValueError(f"unknown video codec {codec!r}")
+    if not variants:
+        raise ValueError("at least one variant is needed")
+    if not (audio or video):
+        raise ValueError("a broadcast needs an audio or a video track")
+
+
+def _input(
+    ffmpeg: str, merged: list[dict], global_args: Sequence[str], audio: bool, video: bool
+) -> list[str]:
+    """ffmpeg reading the broadcast's FLV on stdin (with the encoder's global options when
+    a variant is encoded)."""
+    argv = command(ffmpeg, "level+warning", reads_stdin=True)
+    if video and any(not v["videoPassthrough"] for v in merged):
+        argv += global_args
+    if not (audio and video):
+        # With one track, ffmpeg's FLV reader never says it has found all streams, so
+        # the probe would first read its default of 5 s of media.
+        argv += ["-analyzeduration", str(ANALYZE_SINGLE_TRACK)]
+    return argv + ["-f", "flv", "-i", "pipe:0"]
+
+
+def _thumbnail(output_dir: str) -> list[str]:
+    return [
+        "-map", "0:v:0", "-an", "-sn",
+        # The first frame at once, then one every THUMBNAIL_INTERVAL seconds (``fps``
+        # would wait half an interval, and give nothing for a short broadcast).
+        "-filter:v", THUMBNAIL_FILTER,
+        "-fps_mode", "vfr",
+        # One encoder thread: frame threads would hold the rare frames back until EOF.
+        "-threads:v", "1",
+        "-q:v", "5",
+        "-f", "image2", "-update", "1", "-atomic_writing", "1",
+        os.path.join(output_dir, THUMBNAIL),
+    ]  # fmt: skip
 
 
 def _video_options(
@@ -256,20 +270,10 @@ def build_ll_argv(
     (``owncast.llhls`` cuts parts and segments from it), plus the same thumbnail. A
     keyframe every ``segment_seconds`` in each encoded variant, at the same instants, so
     segments line up across variants."""
-    if codec not in ENCODERS:
-        raise ValueError(f"unknown video codec {codec!r}")
-    if not variants:
-        raise ValueError("at least one variant is needed")
-    if not (audio or video):
-        raise ValueError("a broadcast needs an audio or a video track")
+    _check(codec, variants, audio, video)
     filters, global_args, encoder_options = ENCODERS[codec]
     merged = [{**DEFAULT_VARIANT, **v} for v in variants]
-    argv = command(ffmpeg, "level+warning", reads_stdin=True)
-    if video and any(not v["videoPassthrough"] for v in merged):
-        argv += global_args
-    if not (audio and video):
-        argv += ["-analyzeduration", str(ANALYZE_SINGLE_TRACK)]
-    argv += ["-f", "flv", "-i", "pipe:0"]
+    argv = _input(ffmpeg, merged, global_args, audio, video)
     for n, v in enumerate(merged):
         argv += (["-map", "0:v:0"] if video else []) + (["-map", "0:a:0"] if audio else [])
         if video:
@@ -281,10 +285,5 @@ def build_ll_argv(
             f"pipe:{3 + n}",
         ]  # fmt: skip
     if thumbnail and video:
-        argv += [
-            "-map", "0:v:0", "-an", "-sn", "-filter:v", THUMBNAIL_FILTER, "-fps_mode", "vfr",
-            "-threads:v", "1", "-q:v", "5",
-            "-f", "image2", "-update", "1", "-atomic_writing", "1",
-            os.path.join(output_dir, THUMBNAIL),
-        ]  # fmt: skip
+        argv += _thumbnail(output_dir)
     return argv
