@@ -32,7 +32,7 @@ from owncast.chat.server import (
     MAX_PER_IP,
     ChatServer,
 )
-from owncast.runtime.compat import WS_OPEN, pending_bytes
+from owncast.runtime.compat import pending_bytes
 from tests.fakes import tcp_pair
 from tests.helpers import make_context, result_of
 
@@ -41,8 +41,8 @@ class FakeProto:
     """What ``ChatServer`` needs of a protocol, with no websocket behind it: an open one,
     as Autobahn's ``state`` says."""
 
-    STATE_OPEN = WS_OPEN  # as on Autobahn's protocols
-    state = WS_OPEN
+    STATE_OPEN = WebSocketProtocol.STATE_OPEN  # as on Autobahn's protocols
+    state = WebSocketProtocol.STATE_OPEN
 
     def __init__(
         self,

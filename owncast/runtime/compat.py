@@ -61,14 +61,6 @@ if TYPE_CHECKING:
 # not load them: Autobahn alone is ~20 MiB of resident memory.
 
 
-def __getattr__(name: str) -> Any:
-    if name == "WS_OPEN":  # the Autobahn state in which a socket takes data frames
-        from autobahn.websocket.protocol import WebSocketProtocol
-
-        return WebSocketProtocol.STATE_OPEN
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 class IncompatibleInternalsError(RuntimeError):
     """An internal this module relies on is missing or has changed."""
 
