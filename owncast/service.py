@@ -308,7 +308,9 @@ def build(
 
     hls_dir = datadir / "hls"
     transcoder = Transcoder(reactor, config_from_context(ctx), hls_dir, blocking=blocking)
-    chat = ChatServer(ctx.chat, viewers, reactor, lambda: settings["serverUrl"])
+    chat = ChatServer(
+        ctx.chat, viewers, reactor, lambda: settings["serverUrl"], ctx.throttle.proxies
+    )
     ctx.stream.listeners.append(StreamLifecycle(ctx, chat))
     recorder = Recorder(
         datadir / "recordings",

@@ -18,6 +18,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial import unittest
 
+from owncast.core.throttle import TrustedProxies
 from owncast.http.fastpath import HEAD_TIMEOUT
 from owncast.http.site import IDLE_TIMEOUT, MAX_PER_ADDRESS, WEB_ROOT, OwncastSite, build_site
 from tests.daemon import http, sleep, start_daemon, wait_until
@@ -133,6 +134,18 @@ class PerAddressTests(unittest.TestCase):
         for i in range(MAX_PER_ADDRESS * 2):
             self.assertIsNotNone(memory.connect("127.0.0.1", 1000 + i)[0])
         self.assertEqual(memory.site.connections, {})
+
+    def test_a_trusted_reverse_proxy_elsewhere_is_not_counted(self):
+        """``--trustedproxy 10.0.0.0/24``: the proxy carries every viewer's connection;
+        the clients it names are told apart per request instead."""
+        memory = _Memory(self)
+        memory.site.proxies = TrustedProxies(["10.0.0.0/24"])
+        for i in range(MAX_PER_ADDRESS * 2):
+            self.assertIsNotNone(memory.connect("10.0.0.9", 1000 + i)[0])
+        self.assertEqual(memory.site.connections, {})
+        for i in range(MAX_PER_ADDRESS):
+            self.assertIsNotNone(memory.connect("10.0.1.9", 1000 + i)[0])
+        self.assertEqual(memory.connect("10.0.1.9", 9999), (None, None))
 
     def test_a_websocket_that_takes_a_connection_over_counts_no_more(self):
         factory = WebSocketServerFactory()

@@ -151,6 +151,16 @@ class TrustedProxyTests(unittest.TestCase):
         codes = [self.login(client, f"192.0.2.{n}, 203.0.113.9", WRONG) for n in range(20)]
         self.assertEqual(codes, [401] * 6 + [429] * 14)
 
+    def test_viewers_behind_the_proxy_are_told_apart(self):
+        """Every viewer's ping comes from the proxy: the clients it names are the viewers."""
+        for proxies, expected in (((), 1), (("127.0.0.1/32",), 3)):
+            client = self.client(*proxies)
+            client.ctx.viewers.stream_started()
+            for n in range(3):
+                headers = {"X-Forwarded-For": [f"198.51.100.{n}"], "User-Agent": ["player"]}
+                self.assertEqual(client.get("/api/ping", headers=headers)[0], 200)
+            self.assertEqual(client.ctx.viewers.count(), expected, proxies)
+
     def test_forwarding_headers_from_others_are_ignored(self):
         client = self.client()  # no trusted proxy: the header is the client's own word
         codes = [self.login(client, f"192.0.2.{n}", WRONG) for n in range(20)]

@@ -12,7 +12,9 @@ from twisted.internet import reactor
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.trial import unittest
 
+from owncast.chat.server import MAX_PER_IP
 from tests.daemon import start_daemon, wait_until
+from tests.test_chat_e2e import dial
 from tests.test_live_e2e import spawn
 
 KEY = "security-e2e-stream-key"
@@ -105,6 +107,31 @@ class TrustedProxyEndToEndTests(unittest.TestCase):
         self.assertEqual(codes, [401] * 6 + [429] * 3)
         self.assertEqual(await login("198.51.100.7", ADMIN), 200)
         self.assertEqual(await login("203.0.113.9", ADMIN), 429)
+
+    async def test_behind_a_trusted_proxy_chat_caps_each_client_not_the_proxy(self):
+        """Every chat socket comes from the proxy's address: the per-address cap counts
+        the clients it names, so more viewers than the cap can chat, and one client still
+        cannot open more than its share."""
+        daemon = await start_daemon(
+            self,
+            Path(self.mktemp()).resolve(),
+            args=["--streamkey", KEY, "--trustedproxy", "127.0.0.1"],
+        )
+
+        async def sockets(clients: list[str]) -> list[Any]:
+            opened = [
+                await dial(self, daemon.web_port, headers={"X-Forwarded-For": client})
+                for client in clients
+            ]
+            await wait_until(
+                lambda: all(c.opened or c.closed for c in opened), 20, "the handshakes"
+            )
+            return opened
+
+        many = await sockets([f"198.51.100.{n}" for n in range(MAX_PER_IP + 5)])
+        self.assertEqual([c.opened for c in many], [True] * (MAX_PER_IP + 5))
+        one = await sockets(["203.0.113.50"] * (MAX_PER_IP + 1))
+        self.assertEqual([c.opened for c in one], [True] * MAX_PER_IP + [False])
 
 
 class RtmpFloodEndToEndTests(unittest.TestCase):

@@ -63,9 +63,10 @@ def ok(message: str) -> dict:
     return {"success": True, "message": message}
 
 
-def viewer_key(request: Any) -> str:
-    """A viewer is a distinct address and user agent."""
-    return viewer_key_of(_client_address(request), request.getHeader(b"user-agent"))
+def viewer_key(ctx: Any, request: Any) -> str:
+    """A viewer is a distinct address (behind a trusted proxy, the client it names) and
+    user agent."""
+    return viewer_key_of(auth_address(ctx, request), request.getHeader(b"user-agent"))
 
 
 def viewer_key_of(address: str, agent: bytes | None) -> str:
@@ -128,8 +129,9 @@ class _UnauthenticatedError(ApiError):
 
 
 def auth_address(ctx: Any, request: Any) -> str:
-    """The address an authentication attempt counts against: the peer, or the client a
-    trusted reverse proxy (``--trustedproxy``) names in ``X-Forwarded-For``/``Forwarded``."""
+    """The client's address, which authentication attempts count against and viewers are
+    told apart by: the peer, or the client a trusted reverse proxy (``--trustedproxy``)
+    names in ``X-Forwarded-For``/``Forwarded``."""
     peer = _client_address(request)
     proxies = ctx.throttle.proxies
     if not proxies:

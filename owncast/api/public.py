@@ -70,7 +70,7 @@ class PublicApi(JsonApp):
     @json_api
     def ping(self, request):
         """The viewer page says it is still watching."""
-        self.ctx.viewers.seen(viewer_key(request))
+        self.ctx.viewers.seen(viewer_key(self.ctx, request))
         return ok("pong")
 
     @app.route("/chat", methods=["GET"])

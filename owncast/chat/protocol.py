@@ -97,7 +97,7 @@ class ChatProtocol(WebSocketServerProtocol):
     def onConnect(self, request: Any) -> str | None:
         server = self.factory.server
         transport: Any = self.transport
-        self.ip = transport.getPeer().host
+        self.ip = server.client_ip(transport.getPeer().host, request.headers)
         self.user_agent = request.headers.get("user-agent", "")[:500]
         refusal = server.admit(
             self.ip, request.headers.get("origin"), request.headers.get("host", "")

@@ -26,6 +26,7 @@ from owncast.chat.fanout import Peer, fan_out, text_frame
 from owncast.chat.protocol import wire
 from owncast.core.chat import SYSTEM, new_id
 from owncast.core.errors import ValidationError
+from owncast.core.throttle import TrustedProxies
 from owncast.runtime.compat import ws_close_with
 
 _log = Logger()
@@ -68,8 +69,17 @@ def _origin_key(url: str) -> tuple[str, str] | None:
 class ChatServer(Service):
     name = "chat"
 
-    def __init__(self, hub: Any, viewers: Any, clock: Any, server_url: Any = lambda: ""):
+    def __init__(
+        self,
+        hub: Any,
+        viewers: Any,
+        clock: Any,
+        server_url: Any = lambda: "",
+        proxies: TrustedProxies | None = None,
+    ):
         self.hub = hub
+        #: ``--trustedproxy``: whose forwarding headers name the client's address
+        self.proxies = proxies if proxies is not None else TrustedProxies()
         self.viewers = viewers
         self.clock = clock
         self._server_url = server_url
@@ -117,6 +127,11 @@ class ChatServer(Service):
                 self.viewers.seen(self._viewer_key(proto))
 
     # -- admission and registry --------------------------------------------------------
+    def client_ip(self, peer: str, headers: dict[str, str]) -> str:
+        """The address a connection counts against and its viewer is told apart by: the
+        peer, or behind a trusted proxy the client the proxy names."""
+        return self.proxies.client(peer, headers.get("x-forwarded-for"), headers.get("forwarded"))
+
     def admit(self, ip: str, origin: str | None, host: str) -> str | None:
         """Why a handshake is refused, or None. Any origin gets in unless the operator
         set ``chatAllowedOrigins``; no ``Origin`` header means no browser."""

@@ -18,7 +18,7 @@ from owncast.api.logo import LogoResource
 from owncast.api.public import PublicApi
 from owncast.api.recordings import RecordingsAdminApi, RecordingsApi, RecordingsIntegrationsApi
 from owncast.core.errors import ApiError
-from owncast.core.throttle import address_key
+from owncast.core.throttle import TrustedProxies, address_key, parse_ip
 from owncast.http.diskfull import CompleteSegments, DiskWatch
 from owncast.http.fastpath import HlsFastPath, OwncastChannel
 from owncast.http.hls import HlsResource, PlaylistCache
@@ -262,6 +262,7 @@ class OwncastSite(Site):
         max_per_address: int = MAX_PER_ADDRESS,
         uncounted: frozenset[str] = UNCOUNTED,
         disk: DiskWatch | None = None,
+        proxies: TrustedProxies | None = None,
     ):
         super().__init__(root, reactor=reactor, timeout=IDLE_TIMEOUT)
         self.hls_fast = hls_fast
@@ -270,6 +271,9 @@ class OwncastSite(Site):
         self.displayTracebacks = False
         self.max_per_address = max_per_address
         self.uncounted = uncounted
+        #: ``--trustedproxy``: a reverse proxy carries many clients' connections, so its
+        #: address is not capped (the clients it names are, per request)
+        self.proxies = proxies if proxies is not None else TrustedProxies()
         #: open connections by peer address (those counted)
         self.connections: dict[str, int] = {}
         #: connections closed as they came because their address held its share
@@ -296,7 +300,7 @@ class OwncastSite(Site):
         """A channel for a new connection, or None (the port closes it) when its address
         already holds its share."""
         host = getattr(addr, "host", None)
-        if host in self.uncounted:
+        if host in self.uncounted or (host is not None and self._proxy(host)):
             host = None
         if host is not None:
             if ":" in host:  # an IPv6 /64 is one address, as for the throttle
@@ -309,6 +313,12 @@ class OwncastSite(Site):
         channel = super().buildProtocol(addr)
         channel.counted = host
         return channel
+
+    def _proxy(self, host: str) -> bool:
+        if not self.proxies:
+            return False
+        ip = parse_ip(host)
+        return ip is not None and self.proxies.trusts(ip)
 
     def released(self, channel: Any) -> None:
         """``channel`` closed, or a websocket took its connection over: it counts no more."""
@@ -339,7 +349,7 @@ def hls_resource(
     return HlsResource(
         ctx.datadir / "hls",
         ctx.blocking,
-        on_playlist=lambda request: ctx.viewers.seen(viewer_key(request)),
+        on_playlist=lambda request: ctx.viewers.seen(viewer_key(ctx, request)),
         rewrite=rewrite,
         playlists=playlists,
         read_playlist=CompleteSegments(),
@@ -376,7 +386,7 @@ def build_root(
     root.putChild(b"customstyles.css", CustomStyles(ctx))
     hls = hls if hls is not None else hls_resource(ctx)
     # LL-HLS (owncast.llhls) while the broadcast is in low-latency mode, else hls's files.
-    seen = lambda request: ctx.viewers.seen(viewer_key(request))  # noqa: E731
+    seen = lambda request: ctx.viewers.seen(viewer_key(ctx, request))  # noqa: E731
     root.putChild(b"hls", hls_switch(ctx.reactor, ctx.datadir / "hls", hls, seen))
     root.putChild(b"thumbnail.jpg", HlsAlias(hls, b"thumbnail.jpg"))
     root.putChild(b"preview.gif", HlsAlias(hls, b"preview.gif"))
@@ -400,4 +410,4 @@ def build_site(
     segments = hls.read_playlist if isinstance(hls.read_playlist, CompleteSegments) else None
     disk = DiskWatch(hls.directory, ctx.blocking, ctx.reactor, segments)
     root = build_root(ctx, webroot, websocket, hls, probes, metrics, disk, s3_storage)
-    return OwncastSite(root, fast, reactor=ctx.reactor, disk=disk)
+    return OwncastSite(root, fast, reactor=ctx.reactor, disk=disk, proxies=ctx.throttle.proxies)
