@@ -36,7 +36,7 @@ from owncast.http.site import WEB_ROOT, build_root
 from owncast.recordings import files
 from owncast.recordings.library import Library
 from owncast.recordings.vod import Entry, Meta
-from owncast.rtmp.session import details_from_metadata, empty_details
+from owncast.rtmp.details import details_from_metadata, empty_details
 from owncast.transcode.probe import FfmpegProbe
 from tests.fakes import inline
 from tests.helpers import ADMIN, STREAM_KEY, Client, make_context, result_of, run

@@ -21,6 +21,7 @@ from owncast.interfaces import IMediaSink
 from owncast.media import flv
 from owncast.rtmp import amf, chunks
 from owncast.rtmp.chunks import ChunkReader, Message, encode_chunks
+from owncast.rtmp.details import details_from_metadata, empty_details
 from owncast.rtmp.handshake import HANDSHAKE_SIZE
 from owncast.rtmp.session import (
     AUTH_DEADLINE,
@@ -29,8 +30,6 @@ from owncast.rtmp.session import (
     WINDOW_SIZE,
     RtmpFactory,
     RtmpSession,
-    details_from_metadata,
-    empty_details,
 )
 from owncast.runtime import compat
 from tests.fakes import RecordingSink
