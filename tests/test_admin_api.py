@@ -4,12 +4,16 @@ tokens, webhooks, moderation, stats."""
 from __future__ import annotations
 
 import base64
+import ipaddress
+import random
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from twisted.trial import unittest
 
 from owncast.api.admin import SAVED_MESSAGES
-from owncast.core.settings import Settings
+from owncast.core.errors import ValidationError
+from owncast.core.settings import HTTP_URL, Settings, http_url
 from tests.helpers import (
     ADMIN,
     STREAM_KEY,
@@ -609,3 +613,43 @@ class ThrottleCountsGuessesOnlyTests(unittest.TestCase):
         for _ in range(10):
             self.assertEqual(client.get("/api/admin/status")[0], 401)
         self.assertEqual(client.get("/api/admin/status", auth=ADMIN)[0], 200)
+
+
+class BracketedHostTests(unittest.TestCase):
+    """URLs with an IPv6 host: every RFC 3986 spelling is taken (the IPv4-tailed ones
+    too), and whatever the pattern takes is an address ``urlsplit`` will parse."""
+
+    def test_every_spelling_of_random_addresses_is_taken(self) -> None:
+        rng = random.Random(7)
+        for _ in range(2000):
+            # Zero runs are common in real addresses: make them likely.
+            groups = [rng.choice((0, 0, rng.randrange(0x10000))) for _ in range(8)]
+            address = ipaddress.IPv6Address(":".join(f"{g:x}" for g in groups))
+            tail = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+            head = [f"{g:x}" for g in groups[:6]]
+            spellings = [address.compressed, address.exploded, f"{':'.join(head)}:{tail}"]
+            runs = [(j - i, i) for i in range(6) for j in range(i + 2, 7) if not any(groups[i:j])]
+            if runs:  # the longest run of zero groups (two or more) written as "::"
+                length, at = max(runs)
+                left, right = ":".join(head[:at]), ":".join(head[at + length :])
+                spellings.append(f"{left}::{right}{':' if right else ''}{tail}")
+            for spelling in spellings:
+                self.assertEqual(ipaddress.IPv6Address(spelling), address, spelling)
+                url = f"http://[{spelling}]:8080/"
+                self.assertEqual(http_url(url, "url"), url)
+
+    def test_what_the_pattern_takes_parses(self) -> None:
+        rng = random.Random(11)
+        taken = 0
+        for _ in range(20000):
+            host = "".join(rng.choice("0f:.1") for _ in range(rng.randrange(2, 24)))
+            if HTTP_URL.fullmatch(f"http://[{host}]/"):
+                taken += 1
+                ipaddress.IPv6Address(host)  # raises if the pattern was too loose
+                self.assertEqual(urlsplit(f"http://[{host}]/").hostname, host.lower())
+        self.assertGreater(taken, 0)
+
+    def test_not_addresses_are_refused(self) -> None:
+        for host in ("1:2:3:4:5:6:7:1.2.3.4", "::ffff:256.1.1.1", "::ffff:1.2.3", "::01.2.3.4"):
+            with self.assertRaises(ValidationError, msg=host):
+                http_url(f"http://[{host}]/", "url")

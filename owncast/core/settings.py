@@ -153,7 +153,10 @@ def _int(value: Any, what: str, low: int, high: int) -> int:
 
 
 _H = "[0-9A-Fa-f]{1,4}"
-#: An IPv6 address as URLs carry it in brackets (no zone, no embedded IPv4).
+_BYTE = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_V4 = rf"{_BYTE}(\.{_BYTE}){{3}}"
+#: An IPv6 address as URLs carry it in brackets (no zone), also with its last 32 bits
+#: written as IPv4 (``[::ffff:192.0.2.1]``, ``[64:ff9b::192.0.2.1]``): RFC 3986's forms.
 _IPV6 = "|".join(
     (
         f"({_H}:){{7}}{_H}",
@@ -165,6 +168,13 @@ _IPV6 = "|".join(
         f"({_H}:){{1,2}}(:{_H}){{1,5}}",
         f"{_H}:(:{_H}){{1,6}}",
         f":((:{_H}){{1,7}}|:)",
+        f"({_H}:){{6}}{_V4}",
+        f"::({_H}:){{5}}{_V4}",
+        f"({_H})?::({_H}:){{4}}{_V4}",
+        f"(({_H}:)?{_H})?::({_H}:){{3}}{_V4}",
+        f"(({_H}:){{0,2}}{_H})?::({_H}:){{2}}{_V4}",
+        f"(({_H}:){{0,3}}{_H})?::{_H}:{_V4}",
+        f"(({_H}:){{0,4}}{_H})?::{_V4}",
     )
 )
 _HOST = rf"([A-Za-z0-9._~%!$&'()*+,;=-]+|\[({_IPV6})\])(:[0-9]*)?"
