@@ -63,6 +63,7 @@ from owncast.http.hls import PlaylistCache
 from owncast.http.site import WEB_ROOT, build_site, hls_resource
 from owncast.interfaces import IChatBus, IStore
 from owncast.listing.directory import DEFAULT_DIRECTORY, DirectoryPinger
+from owncast.llhls.output import LlOutput
 from owncast.recordings.library import Library
 from owncast.recordings.recorder import Recorder
 from owncast.rtmp.session import RtmpFactory
@@ -307,7 +308,12 @@ def build(
     bus.subscribe(dispatcher)
 
     hls_dir = datadir / "hls"
-    transcoder = Transcoder(reactor, config_from_context(ctx), hls_dir, blocking=blocking)
+    # The low-latency mode's output: the transcoder feeds it, /hls/ serves it, and its
+    # complete segments land in hls_dir for the recorder and segment storage.
+    ll_output = LlOutput(hls_dir, blocking)
+    transcoder = Transcoder(
+        reactor, config_from_context(ctx), hls_dir, blocking=blocking, ll_output=ll_output
+    )
     chat = ChatServer(
         ctx.chat, viewers, reactor, lambda: settings["serverUrl"], ctx.throttle.proxies
     )
@@ -321,8 +327,6 @@ def build(
         lambda: viewers.session_max,
         blocking,
         reactor,
-        # LL-HLS writes no HLS segments for the recorder to keep (yet).
-        skip=lambda: "low-latency mode is on" if settings["lowLatency"] else "",
     )
     ctx.stream.listeners.append(recorder.on_stream)
     ctx.recordings = Library(datadir / "recordings", blocking, reactor, ctx.ffmpeg_path, recorder)
@@ -332,15 +336,23 @@ def build(
     def s3_storage(s3: dict) -> S3SegmentStorage:
         return S3SegmentStorage(s3, reactor, allow_private=config.allow_private)
 
+    def playlist_changed(name: bytes | None) -> None:
+        playlists.forget(name)
+        variant = (name or b"").partition(b"/")[0]
+        if variant.isdigit():
+            ll_output.changed(int(variant))
+
     publisher = SegmentPublisher(
         hls_dir,
         lambda: settings["s3"],
         s3_storage,
         blocking,
         reactor,
-        playlists.forget,
+        playlist_changed,
         keeps=recorder.keeps,
     )
+    # S3: the LL-HLS playlists name stored segments by their copy's URL (parts stay here).
+    ll_output.locate = publisher.url_of
     # S3: recordings' segments stay in the bucket, and go with the recording.
     recorder.removed = publisher.remove
     ctx.recordings.segment_url = publisher.url_of
@@ -378,6 +390,7 @@ def build(
         probes={b"healthz": Liveness(), b"readyz": ReadinessResource(readiness)},
         metrics=DaemonMetrics(metrics).resource(),
         s3_storage=s3_storage,
+        ll_output=ll_output,
     )
     web = ListenerService("web", reactor, web_endpoint, site, "Web server")
     rtmp = ListenerService("rtmp", reactor, rtmp_endpoint, RtmpFactory(broadcasts, reactor), "RTMP")

@@ -261,26 +261,6 @@ class RecorderTests(unittest.TestCase):
         self.recorder.on_stream(events.STREAM_STOPPED, None)
         self.assertFalse(self.root.exists() and os.listdir(self.root))
 
-    def test_a_skipped_broadcast_records_nothing(self) -> None:
-        """While the daemon says skip (low-latency mode: no HLS segments to keep), a
-        broadcast starting is not recorded, and the log says why."""
-        self.recorder.stopService()
-        self.recorder = Recorder(
-            self.root,
-            self.hls.folder,
-            lambda: self.config,
-            lambda: [{"videoBitrate": 3000}],
-            lambda: "Hello",
-            lambda: 7,
-            inline,
-            self.clock,
-            free_bytes=lambda path: self.free,
-            skip=lambda: "low-latency mode is on",
-        )
-        self.recorder.on_stream(events.STREAM_STARTED, None)
-        self.assertIsNone(self.recorder.session)
-        self.assertFalse(self.root.exists() and os.listdir(self.root))
-
     def test_turning_recording_off_ends_the_open_recording(self) -> None:
         self.recorder.on_stream(events.STREAM_STARTED, None)
         rid = str(int(self.clock.seconds()))

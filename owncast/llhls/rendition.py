@@ -11,7 +11,9 @@ knows whether it opens a new segment.
 Blocking playlist reload (``_HLS_msn``/``_HLS_part``) and preload-hint fetches wait on
 Deferreds kept per awaited position and fired when the part lands: no thread, no poll.
 Everything is in memory and pure (no clock, no reactor); the HTTP side is
-``owncast.http.llhls``.
+``owncast.http.llhls``. ``on_segment`` hears of each complete segment (``LlOutput`` also
+writes them to disk for the recorder and segment storage), and ``segment_uri`` may point
+a complete segment's playlist line elsewhere (a copy in S3); parts always come from here.
 """
 
 from __future__ import annotations
@@ -61,17 +63,23 @@ class Rendition:
         part_target: float,
         window: int,
         on_change: Callable[[], None] | None = None,
+        first_msn: int = 0,
+        first_init: int = 0,
     ) -> None:
         self.segment_target = segment_target
         self.part_target = part_target
         self.window = window
         self.on_change = on_change
+        #: told each segment as it completes (after the window moved on)
+        self.on_segment: Callable[[Segment], None] | None = None
+        #: the URI of complete segment ``msn`` in the playlist (default ``seg<msn>.m4s``)
+        self.segment_uri: Callable[[int], str] | None = None
         #: initialization sections by number; a new ffmpeg (``restart``) writes a new one
         self.inits: dict[int, bytes] = {}
-        self._init_id = -1
+        self._init_id = first_init - 1
         self.discontinuity_sequence = 0
         self.segments: list[Segment] = []  # complete, oldest first
-        self.open = Segment(0)
+        self.open = Segment(first_msn)
         self.next_part = 0
         self.ended = False
         self._reader = BoxReader()
@@ -136,6 +144,8 @@ class Rendition:
         if len(self.segments) > PARTS_KEPT:
             for p in self.segments[-PARTS_KEPT - 1].parts:
                 self._parts.pop(p.index, None)
+        if self.on_segment is not None:
+            self.on_segment(done)
 
     def restart(self) -> None:
         """A new ffmpeg takes over (a crash, or the publisher came back): the open
@@ -226,6 +236,22 @@ class Rendition:
     # -- the playlist --------------------------------------------------------------------
 
     @property
+    def init_id(self) -> int:
+        """The number of the newest initialization section (-1 before the first)."""
+        return self._init_id
+
+    def uri(self, msn: int) -> str:
+        """Where players fetch complete segment ``msn``."""
+        if self.segment_uri is not None:
+            return self.segment_uri(msn)
+        return f"seg{msn}.m4s"
+
+    def changed(self) -> None:
+        """Something the playlist shows changed outside ``feed`` (a segment's URI)."""
+        if self.on_change is not None:
+            self.on_change()
+
+    @property
     def target_duration(self) -> int:
         return max(1, math.floor(self._max_segment + 0.5))
 
@@ -274,7 +300,7 @@ class Rendition:
             if s.msn in with_parts or s is self.open:
                 lines += [_part_line(p) for p in s.parts]
             if s is not self.open:
-                lines += [f"#EXTINF:{s.duration:.5f},", f"seg{s.msn}.m4s"]
+                lines += [f"#EXTINF:{s.duration:.5f},", self.uri(s.msn)]
         if self.ended:
             lines.append("#EXT-X-ENDLIST")
         else:

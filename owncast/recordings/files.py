@@ -3,7 +3,9 @@ the VOD playlists and ``recording.json``, list, rename and delete recordings.
 
 Segments are kept by hard-linking the live stream's files as ffmpeg lists them (a copy
 only where a link cannot be made), before its playlist window deletes them: the live
-stream and the recording share the bytes, and nothing is encoded twice.
+stream and the recording share the bytes, and nothing is encoded twice. In low-latency
+mode the live files are ``owncast.llhls.disk``'s: fMP4 segments, each kept with the
+initialization section its ``EXT-X-MAP`` names.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class Track:
     target: int = 0
     #: the names of ``entries``
     names: set[str] = field(default_factory=set)
+    #: the initialization sections kept (fMP4)
+    inits: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -139,6 +143,12 @@ def collect(hls_dir: str, session: Session) -> int:
             if joins is None:
                 joins = {int(j) for j in (_read_text(os.path.join(live, _JOINS)) or "").split()
                          if j.isdigit() and len(j) < 20}  # fmt: skip
+            if e.init and e.init not in track.inits:
+                size = _keep(os.path.join(live, e.init), os.path.join(folder, variant, e.init))
+                if size is None:
+                    continue
+                track.inits.add(e.init)
+                added += size
             size = _keep(os.path.join(live, e.name), os.path.join(folder, variant, e.name))
             if size is None:
                 continue
@@ -205,7 +215,9 @@ def recover(root: str, now: float, hls_dir: str | None = None) -> list[str]:
             entries, target = parse_media(text)
             present = [e for e in entries if os.path.exists(os.path.join(folder, variant, e.name))]
             last = present[-1].number if present else -1
-            session.tracks[variant] = Track(present, last, target, {e.name for e in present})
+            inits = {e.init for e in present if e.init}
+            names = {e.name for e in present}
+            session.tracks[variant] = Track(present, last, target, names, inits)
         if newest and hls_dir is not None:
             collect(hls_dir, session)
         newest = False

@@ -5,7 +5,8 @@ the kept variants (all, or the passthrough/highest one: the ``recordings`` setti
 ``STREAM_STOPPED`` closes it. A reconnect inside the transcoder's grace period is no
 stop, so it stays one recording. Every ``SCAN_INTERVAL`` seconds the live playlists are
 read and the segments they list are hard-linked into the recording's folder
-(``owncast.recordings.files.collect``), well before ffmpeg's window deletes them.
+(``owncast.recordings.files.collect``), well before ffmpeg's window deletes them. In
+low-latency mode the same playlists and segments are written by ``owncast.llhls``.
 
 Never fill the disk: below the ``minFreeGiB`` floor the open recording is closed (its
 ``stopped`` says ``diskFull``, the log says so once, ``status()`` tells the API) and
@@ -52,7 +53,6 @@ class Recorder(GuardedTimerService):
         blocking: Callable[..., Deferred],
         clock: Any,
         free_bytes: Callable[[str], int] = files.disk_free,
-        skip: Callable[[], str] = lambda: "",
     ):
         super().__init__(SCAN_INTERVAL, self.scan, clock, _log, "A recording scan")
         self.root = os.fspath(root)
@@ -63,8 +63,6 @@ class Recorder(GuardedTimerService):
         self._peak = peak
         self._blocking = blocking
         self._free_bytes = free_bytes
-        #: why a broadcast starting now is not recorded ("" when it is)
-        self._skip = skip
         self._lock = DeferredLock()
         self.session: files.Session | None = None
         #: True while the free-space floor keeps recording off
@@ -116,10 +114,6 @@ class Recorder(GuardedTimerService):
     async def open(self) -> None:
         config = self._settings()
         if not config.get("enabled") or self.session is not None:
-            return
-        why = self._skip()
-        if why:
-            _log.warn("Not recording this broadcast: {why}", why=why)
             return
         variants = self._variants()
         if config.get("variants") == "highest":

@@ -4,7 +4,9 @@ No I/O and no Twisted here: ``owncast.recordings.files`` reads and writes, the s
 (``owncast.recordings.recorder``) decides when. A recording is a folder
 ``<datadir>/recordings/<id>/`` holding a master playlist, one VOD media playlist per kept
 variant (``<n>/stream.m3u8``), the segments the live stream served (hard links, never a
-second encode), ``thumbnail.jpg`` and ``recording.json`` (its ``Meta``).
+second encode): MPEG-TS ``stream-<k>.ts``, or in low-latency mode fMP4 ``seg<k>.m4s`` with
+the ``init<i>.mp4`` sections their ``EXT-X-MAP`` names, ``thumbnail.jpg`` and
+``recording.json`` (its ``Meta``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from typing import Any
 RECORDING_ID = re.compile(r"[0-9]{1,19}")
 #: A clip's id: ``<recording id>-<n>``.
 CLIP_ID = re.compile(r"([0-9]{1,19})-([0-9]{1,6})")
-SEGMENT = re.compile(r"stream-([0-9]{1,19})\.ts")
+SEGMENT = re.compile(r"stream-([0-9]{1,19})\.ts|seg([0-9]{1,19})\.m4s")
+#: An fMP4 initialization section (low-latency mode), named by an ``EXT-X-MAP``.
+INIT = re.compile(r"init[0-9]{1,19}\.mp4")
+_MAP = re.compile(r'#EXT-X-MAP:URI="([^"]*)"')
 VARIANT = re.compile(r"[0-9]{1,2}")
 #: The longest clip, in seconds.
 MAX_CLIP_SECONDS = 180.0
@@ -32,23 +37,30 @@ class Entry:
     name: str
     duration: float
     discontinuity: bool = False
+    #: the initialization section it needs (fMP4), or ""
+    init: str = ""
 
     @property
     def number(self) -> int:
         match = SEGMENT.fullmatch(self.name)
-        return int(match.group(1)) if match else -1
+        return int(match.group(1) or match.group(2)) if match else -1
 
 
 def parse_media(text: str) -> tuple[list[Entry], int]:
-    """The segments a media playlist lists (only plain ``stream-<k>.ts`` names), and its
-    target duration (0 when absent)."""
+    """The segments a media playlist lists (only plain ``stream-<k>.ts`` and
+    ``seg<k>.m4s`` names, with the ``init<i>.mp4`` an ``EXT-X-MAP`` gives them), and its
+    target duration (0 when absent). An fMP4 segment without a known init is left out."""
     entries: list[Entry] = []
     target = 0
     duration: float | None = None
     discontinuity = False
+    init = ""
     for raw in text.splitlines():
         line = raw.strip()
-        if line.startswith("#EXT-X-TARGETDURATION:"):
+        if line.startswith("#EXT-X-MAP:"):
+            match = _MAP.fullmatch(line)
+            init = match.group(1) if match and INIT.fullmatch(match.group(1)) else ""
+        elif line.startswith("#EXT-X-TARGETDURATION:"):
             value = line.partition(":")[2]
             target = int(value) if value.isdigit() else 0
         elif line.startswith("#EXTINF:"):
@@ -61,8 +73,9 @@ def parse_media(text: str) -> tuple[list[Entry], int]:
         elif line == "#EXT-X-DISCONTINUITY":
             discontinuity = True
         elif line and not line.startswith("#"):
-            if duration is not None and SEGMENT.fullmatch(line):
-                entries.append(Entry(line, duration, discontinuity))
+            match = SEGMENT.fullmatch(line)
+            if duration is not None and match and (match.group(1) or init):
+                entries.append(Entry(line, duration, discontinuity, init if match.group(2) else ""))
             duration, discontinuity = None, False
     return entries, target
 
@@ -74,15 +87,19 @@ def render_media(entries: list[Entry], ended: bool, target: int = 0) -> str:
     target = max(target, math.ceil(longest), 1)
     lines = [
         "#EXTM3U",
-        "#EXT-X-VERSION:3",
+        f"#EXT-X-VERSION:{7 if any(e.init for e in entries) else 3}",
         f"#EXT-X-TARGETDURATION:{target}",
         "#EXT-X-MEDIA-SEQUENCE:0",
         f"#EXT-X-PLAYLIST-TYPE:{'VOD' if ended else 'EVENT'}",
         "#EXT-X-INDEPENDENT-SEGMENTS",
     ]
+    init = ""
     for e in entries:
         if e.discontinuity:
             lines.append("#EXT-X-DISCONTINUITY")
+        if e.init and e.init != init:
+            lines.append(f'#EXT-X-MAP:URI="{e.init}"')
+            init = e.init
         lines.append(f"#EXTINF:{e.duration:.6f},")
         lines.append(e.name)
     if ended:

@@ -1,13 +1,15 @@
 """Copies finished segments to segment storage (S3) and points players at the copies.
 
 While the ``s3`` setting is enabled, every ``SCAN_INTERVAL`` the HLS directory is listed
-(off the reactor thread) and each finished segment (``<n>/stream-<k>.ts``; ffmpeg
-renames ``.tmp`` files into place, so a listed name is whole) not yet stored is read and
-``put`` as ``hls/<n>/stream-<k>.ts``, oldest first, a few at a time. Playlists stay on
-this server: ``rewrite`` turns each stored segment's line of a variant playlist into
-the absolute URL of its copy, and segments not stored yet keep their relative name, so
-they are served from here until their upload lands (``HlsResource`` asks again once it
-has). If storage is slow or down, players just keep fetching from this server; failed
+(off the reactor thread) and each finished segment (``<n>/stream-<k>.ts``, or in
+low-latency mode ``<n>/seg<k>.m4s``; both are renamed into place, so a listed name is
+whole) not yet stored is read and ``put`` under the same key (``hls/<n>/<name>``),
+oldest first, a few at a time. Playlists stay on this server: ``rewrite`` turns each
+stored segment's line of a variant playlist into the absolute URL of its copy, and
+segments not stored yet keep their relative name, so they are served from here until
+their upload lands (``HlsResource`` asks again once it has; the LL-HLS playlists ask
+``url_of`` for each complete segment, and their parts and initialization sections always
+come from here). If storage is slow or down, players just keep fetching from this server; failed
 uploads are retried after ``RETRY_AFTER`` seconds. A segment ffmpeg removed from the
 local window is deleted from storage ``DELETE_AFTER`` seconds later (late players may
 still ask for it), unless ``keeps(key)`` says a recording holds it: then it stays in the
@@ -39,7 +41,9 @@ CONCURRENCY = 2
 LOG_EVERY = 30.0
 
 _VARIANT = re.compile(r"[0-9]{1,2}")
-_SEGMENT = re.compile(r"stream-([0-9]{1,19})\.ts")
+_SEGMENT = re.compile(r"stream-([0-9]{1,19})\.ts|seg([0-9]{1,19})\.m4s")
+#: Content types by segment format (MPEG-TS, fMP4).
+_TYPES = {".ts": SEGMENT_TYPE.decode(), ".m4s": "video/mp4"}
 
 
 def list_segments(hls_dir: str) -> list[str]:
@@ -58,7 +62,8 @@ def list_segments(hls_dir: str) -> list[str]:
         for entry in entries:
             match = _SEGMENT.fullmatch(entry.name)
             if match:
-                found.append((int(match.group(1)), int(variant), f"hls/{variant}/{entry.name}"))
+                number = int(match.group(1) or match.group(2))
+                found.append((number, int(variant), f"hls/{variant}/{entry.name}"))
     return [key for _, _, key in sorted(found)]
 
 
@@ -194,7 +199,8 @@ class SegmentPublisher(GuardedTimerService):
         try:
             data = await self._blocking(_read, os.path.join(self.hls_dir, *key.split("/")[1:]))
             if data is not None:
-                await storage.put(key, data, SEGMENT_TYPE.decode(), SEGMENT_CACHE.decode())
+                kind = _TYPES[os.path.splitext(key)[1]]
+                await storage.put(key, data, kind, SEGMENT_CACHE.decode())
         except Exception as e:
             if generation == self._generation:
                 self._retry_at[key] = self.now() + RETRY_AFTER

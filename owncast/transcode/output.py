@@ -19,6 +19,8 @@ from owncast.transcode.argv import MASTER_PLAYLIST, VARIANT_PLAYLIST
 #: Per variant directory: the segment numbers where a restarted ffmpeg appended.
 DISCONTINUITIES = "discontinuities"
 _SEGMENT = re.compile(r"stream-([0-9]{1,19})\.ts(\.tmp)?")
+#: A finished segment of either mode: MPEG-TS, or low latency's fMP4 (``owncast.llhls``).
+_ANY_SEGMENT = re.compile(r"(?:stream-[0-9]{1,19}\.ts|seg[0-9]{1,19}\.m4s)(\.tmp)?")
 _VARIANT_DIR = re.compile(r"[0-9]{1,2}")
 #: A sequence or segment number (``int`` refuses over 4300 digits; ffmpeg writes 64 bits).
 _NUMBER = re.compile(rb"[0-9]{1,19}")
@@ -141,8 +143,8 @@ def finish_output(output_dir: str) -> None:
             continue
         present = set()
         for item in os.scandir(entry.path):
-            match = _SEGMENT.fullmatch(item.name)
-            if match is not None and match.group(2):
+            match = _ANY_SEGMENT.fullmatch(item.name)
+            if match is not None and match.group(1):
                 os.unlink(item.path)
             elif match is not None:
                 present.add(item.name)
@@ -172,7 +174,8 @@ def ended_playlist(text: str, present: set[str]) -> str | None:
 
     Segments missing at the head move ``EXT-X-MEDIA-SEQUENCE`` on (as if they had slid
     out of the window); a missing segment further on hands its discontinuity, if it had
-    one, to the next segment kept.
+    one, to the next segment kept, and its ``EXT-X-MAP`` (fMP4) to the next kept one
+    that has none of its own.
     """
     head: list[str] = []
     groups: list[list[str]] = []
@@ -191,13 +194,19 @@ def ended_playlist(text: str, present: set[str]) -> str | None:
     kept: list[list[str]] = []
     dropped_at_head = 0
     carry = False
+    carry_map: str | None = None
     for group in groups:
+        maps = [line for line in group if line.startswith("#EXT-X-MAP:")]
         if group[-1] not in present:
             if kept:
                 carry = carry or "#EXT-X-DISCONTINUITY" in group
             else:
                 dropped_at_head += 1
+            carry_map = maps[-1] if maps else carry_map
             continue
+        if carry_map is not None and not maps:
+            group = [*group[:-2], carry_map, *group[-2:]] if len(group) >= 2 else group
+        carry_map = None
         if carry and "#EXT-X-DISCONTINUITY" not in group:
             group = ["#EXT-X-DISCONTINUITY", *group]
         carry = False

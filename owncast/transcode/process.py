@@ -56,6 +56,7 @@ from zope.interface import implementer
 
 from owncast.interfaces import ITranscoder
 from owncast.llhls import output as llhls
+from owncast.llhls.output import LlOutput
 from owncast.media import AUDIO, VIDEO, MediaTag, flv
 from owncast.media.replay import Replay
 from owncast.media.tracks import Found, Tracks
@@ -112,7 +113,8 @@ class Transcoder(Service):
     the reactor thread (default: the reactor's thread pool); ``env`` is ffmpeg's
     environment (``None``: this process's, which hardware encoders may need);
     ``keep_output_for`` is the reconnect grace in seconds; ``preview=False`` makes no
-    ``preview.gif``.
+    ``preview.gif``; ``ll_output`` is the low-latency mode's ``LlOutput`` (the one
+    ``/hls/`` serves).
     """
 
     name = "transcoder"
@@ -134,6 +136,7 @@ class Transcoder(Service):
         max_backlog: int = 8 * _MB,
         max_gop: int = 32 * _MB,
         preview: bool = True,
+        ll_output: LlOutput | None = None,
     ):
         self._reactor = reactor
         self._config = config
@@ -176,8 +179,9 @@ class Transcoder(Service):
         #: end()'s Deferreds, fired once the broadcast is let go
         self._let_go: list[Deferred] = []
         self._reset_stream()
-        #: the low-latency mode's renditions, which ``/hls/`` finds by the same directory
-        self.llhls = llhls.for_directory(self.output_dir)
+        #: the low-latency mode's renditions, which ``/hls/`` serves (the service hands
+        #: the same ``LlOutput`` to both)
+        self.llhls = ll_output or LlOutput(self.output_dir, self._blocking)
         self.preview = (
             PreviewMaker(reactor, config, self.output_dir, self._blocking, env=env)
             if preview
@@ -318,8 +322,8 @@ class Transcoder(Service):
         try:
             # A broadcast that began meanwhile owns the directory now.
             if generation == self._generation and not self._live:
+                await self.llhls.end()  # low latency: its last segments and ended playlists
                 await self._blocking(finish_output, self.output_dir)
-                self.llhls.end()
         finally:
             self._prepare_lock.release()
 
@@ -442,7 +446,7 @@ class Transcoder(Service):
             video=tracks.video,
         )
         proto = llhls.LlFfmpegProtocol(self, audio, tracks.video, self.llhls)
-        self.llhls.begin([dict(v) for v in config.variants], fresh=not self._append)
+        self.llhls.begin([dict(v) for v in config.variants], not self._append, self._start_number)
         self._start(proto, argv, llhls.child_fds(len(config.variants)), tracks)
         _log.info(
             "ffmpeg started (pid {pid}): {variants} variant(s), {codec}, low latency (LL-HLS)",
