@@ -32,6 +32,7 @@ from twisted.web.server import version as server_version
 
 from owncast.api.http import viewer_key_of
 from owncast.http.hls import LARGE_BODY, send_ahead
+from owncast.http.llfast import MAX_BEHIND, LlFastPath
 from owncast.runtime.compat import channel_idle, reading_head, set_send_limit
 from owncast.runtime.netio import direct_socket, pending_bytes, send_now
 
@@ -108,7 +109,10 @@ class HlsFastPath:
 
     ``hls`` is the ``HlsResource`` behind ``/hls/``; ``seen(viewer_key)`` counts a
     viewer for each playlist served (as its ``on_playlist`` hook does); ``headers`` are
-    the lines every response of the site carries; ``clock`` dates the answers.
+    the lines every response of the site carries; ``clock`` dates the answers. With
+    ``switch`` (the ``HlsSwitch`` at ``/hls/``), requests go to its LL-HLS renditions
+    while the broadcast is in low-latency mode (``owncast.http.llfast``), as they do
+    through twisted.web.
     """
 
     def __init__(
@@ -117,9 +121,12 @@ class HlsFastPath:
         seen: Callable[[str], None],
         clock: Any,
         headers: Iterable[tuple[bytes, bytes]] = (),
+        switch: Any = None,
     ):
         self.hls = hls
         self._seen = seen
+        self._switch = switch
+        self.ll = None if switch is None else LlFastPath(switch.ll, self._head, seen, self._count)
         #: requests answered here, below twisted.web (``/metrics`` counts them as 200s)
         self.answered = 0
         self._clock = clock
@@ -146,6 +153,10 @@ class HlsFastPath:
         if request is None:
             return 0
         name, agent, used = request
+        switch = self._switch
+        if switch is not None and switch.output.live and name not in switch.FILES:
+            assert self.ll is not None
+            return used if self.ll.answer(channel, name, agent) else 0
         hot = self.hls.from_memory(name)
         if hot is None:
             return 0
@@ -165,11 +176,25 @@ class HlsFastPath:
         self.answered += 1
         return used
 
+    def _count(self, channel: Any, status: int) -> None:
+        """An answer of ``status`` went out from here: 200s are ``answered``, others are
+        added to the site's ``statuses`` (as twisted.web's are)."""
+        if status == 200:
+            self.answered += 1
+            return
+        statuses = getattr(getattr(channel, "site", None), "statuses", None)
+        if statuses is not None:
+            statuses[status] = statuses.get(status, 0) + 1
+
 
 class OwncastChannel(http.HTTPChannel):
     """``HTTPChannel`` that offers each request to the site's ``hls_fast`` first, while
     no request is in progress on it (``compat.channel_idle``: so answers stay in order),
     and closes it when a request's head takes longer than ``head_timeout`` to arrive.
+
+    A request the fast path holds (LL-HLS blocking reload) parks the channel in its
+    waiters (``held``): what the client sends meanwhile waits behind it, up to
+    ``MAX_BEHIND`` bytes, and is read once ``release`` is called.
 
     The site hears of it leaving (``site.released``: per-address connection counts)."""
 
@@ -182,6 +207,9 @@ class OwncastChannel(http.HTTPChannel):
     counted: str | None = None
     #: the timer of the request head being read, while one is
     _head_call: Any = None
+    #: the waiters (channel -> deadline) this channel's held request is in, while one is
+    held: dict[Any, float] | None = None
+    _behind = b""
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -193,6 +221,9 @@ class OwncastChannel(http.HTTPChannel):
         self.peer_host = getattr(peer, "host", None) or str(peer)
 
     def dataReceived(self, data: bytes) -> None:
+        if self.held is not None:
+            self._wait_behind(data)
+            return
         fast = self.fast
         if fast is not None:
             while data.startswith(_FAST_START) and channel_idle(self):
@@ -205,6 +236,9 @@ class OwncastChannel(http.HTTPChannel):
                     self._reset_at = fast.second
                     self.resetTimeout()
                 data = data[used:]
+                if self.held is not None:
+                    self._wait_behind(data)
+                    return
                 if not data:
                     return
         super().dataReceived(data)
@@ -212,6 +246,19 @@ class OwncastChannel(http.HTTPChannel):
         # one stops) the timer.
         if reading_head(self) != (self._head_call is not None):
             self._time_head()
+
+    def _wait_behind(self, data: bytes) -> None:
+        self._behind += data
+        if len(self._behind) > MAX_BEHIND:
+            self._behind = b""
+            self.loseConnection()
+
+    def release(self) -> None:
+        """The held request was answered: read what came behind it."""
+        self.held = None
+        behind, self._behind = self._behind, b""
+        if behind:
+            self.dataReceived(behind)
 
     def _time_head(self) -> None:
         call = self._head_call
@@ -231,6 +278,9 @@ class OwncastChannel(http.HTTPChannel):
             self.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.held is not None:  # the client left while held: it is waited for no more
+            self.held.pop(self, None)
+            self.held = None
         if self._head_call is not None:
             self._time_head()
         super().connectionLost(reason)

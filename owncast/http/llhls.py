@@ -29,13 +29,20 @@ from twisted.python import log
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from owncast.llhls.output import LlOutput, for_directory, master_attributes
+from owncast.llhls.output import LlOutput, master_attributes
 from owncast.llhls.rendition import Rendition
 
 PLAYLIST = b"application/vnd.apple.mpegurl"
 MP4 = b"video/mp4"
 IMMUTABLE = b"public, max-age=31536000, immutable"
 _MEDIA = re.compile(rb"^(init(\d{0,6})\.mp4|seg(\d{1,12})\.m4s|part(\d{1,12})\.m4s|stream\.m3u8)$")
+#: Rendered playlists kept (a few positions of each rendition, full and delta).
+_KEPT = 64
+
+
+def media_match(name: bytes) -> re.Match[bytes] | None:
+    """Groups: 1 the name, 2 an init number, 3 a segment number, 4 a part number."""
+    return _MEDIA.match(name)
 
 
 def master_playlist(variants: Sequence[dict[str, Any]]) -> str:
@@ -79,18 +86,50 @@ class LlHlsResource(Resource):
         self.renditions = renditions
         self.variants = variants
         self.on_playlist = on_playlist
+        self._rendered: dict[tuple, tuple[Rendition, bytes]] = {}
+        self._master: tuple[Any, bytes] | None = None
+
+    def playlist_bytes(self, renditions: Sequence[Rendition], n: int, skip: bool) -> bytes:
+        """Rendition ``n``'s media playlist now, rendered once per position however many
+        ask (the fast path, ``owncast.http.llfast``, shares it too).
+
+        ``Rendition`` has no version number, so the key is what its playlist shows: the
+        part count, the segments, the end, the open segment's init and discontinuity, and
+        where the other renditions are (their rendition reports)."""
+        r = renditions[n]
+        key = (
+            id(r), n, skip, r.next_part, len(r.segments), r.ended, r.open.init,
+            r.open.discontinuity, r.discontinuity_sequence,
+            tuple((id(o), o.next_part) for o in renditions if o is not r),
+        )  # fmt: skip
+        cached = self._rendered.get(key)
+        if cached is not None and cached[0] is r:
+            return cached[1]
+        reports = [(f"../{i}/stream.m3u8", o) for i, o in enumerate(renditions) if i != n]
+        body = r.playlist(skip=skip, reports=reports).encode()
+        if len(self._rendered) >= _KEPT:
+            self._rendered.clear()
+        self._rendered[key] = (r, body)
+        return body
+
+    def master_bytes(self) -> bytes:
+        variants = self.variants()
+        if self._master is None or self._master[0] != variants:
+            self._master = (list(variants), master_playlist(variants).encode())
+        return self._master[1]
 
     def render_GET(self, request: Any) -> Any:
         path = request.postpath
         renditions = self.renditions()
+        request.setHeader(b"access-control-allow-origin", b"*")
         if path == [b"stream.m3u8"] and renditions:
             request.setHeader(b"content-type", PLAYLIST)
             request.setHeader(b"cache-control", b"no-cache")
-            return master_playlist(self.variants()).encode()
+            return self.master_bytes()
         if len(path) != 2 or not path[0].isdigit() or int(path[0]) >= len(renditions):
             return self._status(request, 404)
         n = int(path[0])
-        match = _MEDIA.match(path[1])
+        match = media_match(path[1])
         if match is None:
             return self._status(request, 404)
         rendition = renditions[n]
@@ -120,14 +159,13 @@ class LlHlsResource(Resource):
         if part is not None and msn is None:
             return self._status(request, 400, "_HLS_part without _HLS_msn")
         skip = request.args.get(b"_HLS_skip", [b""])[0] in (b"YES", b"v2")
-        reports = [(f"../{i}/stream.m3u8", r) for i, r in enumerate(renditions) if i != n]
 
         def answer(_: object = None) -> Any:
             request.setHeader(b"content-type", PLAYLIST)
             # A blocking response names one position: a CDN may keep it a moment.
             held = b"public, max-age=%d" % rendition.target_duration
             request.setHeader(b"cache-control", held if msn is not None else b"no-cache")
-            return rendition.playlist(skip=skip, reports=reports).encode()
+            return self.playlist_bytes(renditions, n, skip)
 
         if msn is None:
             return answer()
@@ -157,6 +195,7 @@ class LlHlsResource(Resource):
                 return
             body = respond(result)
             if isinstance(body, bytes):
+                request.setHeader(b"content-length", b"%d" % len(body))
                 request.write(body)
                 request.finish()
 
@@ -167,7 +206,9 @@ class LlHlsResource(Resource):
                 return
             if not failure.check(CancelledError, KeyError):
                 log.err(failure, "LL-HLS: answering a held request")
-            request.write(self._status(request, 503 if failure.check(CancelledError) else 404))
+            body = self._status(request, 503 if failure.check(CancelledError) else 404)
+            request.setHeader(b"content-length", b"%d" % len(body))
+            request.write(body)
             request.finish()
 
         pending.addCallbacks(done, failed)
@@ -178,6 +219,7 @@ class LlHlsResource(Resource):
         request.setHeader(b"content-type", MP4)
         request.setHeader(b"cache-control", IMMUTABLE)
         if direct:
+            request.setHeader(b"content-length", b"%d" % len(data))
             request.write(data)
             request.finish()
             return None
@@ -214,10 +256,10 @@ class HlsSwitch(Resource):
 
 
 def hls_switch(
-    clock: IReactorTime, directory: Any, legacy: Resource, on_playlist: Callable[[Any], None]
+    clock: IReactorTime, output: LlOutput, legacy: Resource, on_playlist: Callable[[Any], None]
 ) -> HlsSwitch:
-    """``/hls/`` for the broadcast written to ``directory``, in either mode."""
-    output = for_directory(directory)
+    """``/hls/`` for the broadcast whose low-latency renditions are ``output``'s, in
+    either mode."""
     ll = LlHlsResource(
         clock, lambda: output.renditions, lambda: master_attributes(output.variants), on_playlist
     )

@@ -22,10 +22,11 @@ from owncast.core.throttle import TrustedProxies, address_key, parse_ip
 from owncast.http.diskfull import CompleteSegments, DiskWatch
 from owncast.http.fastpath import HlsFastPath, OwncastChannel
 from owncast.http.hls import HlsResource, PlaylistCache
-from owncast.http.llhls import hls_switch
+from owncast.http.llhls import HlsSwitch, hls_switch
 from owncast.http.recordings import RecordingsResource, api_root, with_child
 from owncast.http.webroot import WEB_ROOT
 from owncast.interfaces import ISegmentStorage
+from owncast.llhls.output import LlOutput
 
 #: No inline script or style anywhere: pages load their code from /js and /css.
 CONTENT_SECURITY_POLICY = (
@@ -356,6 +357,13 @@ def hls_resource(
     )
 
 
+def ll_switch(ctx: AppContext, hls: Resource, ll_output: LlOutput | None = None) -> HlsSwitch:
+    """``/hls/``: LL-HLS (``ll_output``'s renditions, ``owncast.llhls``) while the
+    broadcast is in low-latency mode, else ``hls``'s files."""
+    seen = lambda request: ctx.viewers.seen(viewer_key(ctx, request))  # noqa: E731
+    return hls_switch(ctx.reactor, ll_output or LlOutput(), hls, seen)
+
+
 def build_root(
     ctx: AppContext,
     webroot: Path = WEB_ROOT,
@@ -365,6 +373,7 @@ def build_root(
     metrics: Resource | None = None,
     disk: DiskWatch | None = None,
     s3_storage: Callable[[dict], ISegmentStorage] | None = None,
+    switch: HlsSwitch | None = None,
 ) -> Resource:
     """``probes`` (``/healthz``, ``/readyz``) are open to all; ``metrics`` is mounted at
     ``/metrics`` behind the admin's basic auth; ``disk`` tells the admin status;
@@ -385,9 +394,7 @@ def build_root(
     root.putChild(b"logo", LogoResource(ctx, MergedFolder(ctx.datadir / "logo")))
     root.putChild(b"customstyles.css", CustomStyles(ctx))
     hls = hls if hls is not None else hls_resource(ctx)
-    # LL-HLS (owncast.llhls) while the broadcast is in low-latency mode, else hls's files.
-    seen = lambda request: ctx.viewers.seen(viewer_key(ctx, request))  # noqa: E731
-    root.putChild(b"hls", hls_switch(ctx.reactor, ctx.datadir / "hls", hls, seen))
+    root.putChild(b"hls", switch if switch is not None else ll_switch(ctx, hls))
     root.putChild(b"thumbnail.jpg", HlsAlias(hls, b"thumbnail.jpg"))
     root.putChild(b"preview.gif", HlsAlias(hls, b"preview.gif"))
     root.putChild(b"embed", embed_tree(webroot / "embed"))
@@ -403,11 +410,13 @@ def build_site(
     probes: dict[bytes, Resource] | None = None,
     metrics: Resource | None = None,
     s3_storage: Callable[[dict], ISegmentStorage] | None = None,
+    ll_output: LlOutput | None = None,
 ) -> OwncastSite:
     """The whole web tree; ``hls`` is also answered below twisted.web by the fast path."""
     hls = hls if hls is not None else hls_resource(ctx)
-    fast = HlsFastPath(hls, ctx.viewers.seen, ctx.reactor, _SECURITY_HEADERS.items())
+    switch = ll_switch(ctx, hls, ll_output)
+    fast = HlsFastPath(hls, ctx.viewers.seen, ctx.reactor, _SECURITY_HEADERS.items(), switch)
     segments = hls.read_playlist if isinstance(hls.read_playlist, CompleteSegments) else None
     disk = DiskWatch(hls.directory, ctx.blocking, ctx.reactor, segments)
-    root = build_root(ctx, webroot, websocket, hls, probes, metrics, disk, s3_storage)
+    root = build_root(ctx, webroot, websocket, hls, probes, metrics, disk, s3_storage, switch)
     return OwncastSite(root, fast, reactor=ctx.reactor, disk=disk, proxies=ctx.throttle.proxies)

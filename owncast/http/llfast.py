@@ -1,0 +1,323 @@
+"""LL-HLS answered below twisted.web: held requests parked on the channel, one answer
+built per position and written to every client waiting for it.
+
+Every low-latency viewer holds a blocking playlist request and a preload-hint part
+request open all the time, and both are answered the moment the next part lands (five
+times a second): with thousands of viewers that is tens of thousands of answers a second,
+nearly all due at the same instant. Through twisted.web each costs a ``Request``, a
+Deferred on the rendition, a timer and a playlist rendered for it alone. Here
+(``OwncastChannel`` hands over the plain ``GET /hls/...`` requests while the broadcast is
+in low-latency mode):
+
+* a request that can be answered now is, with bytes written straight to the socket;
+* a held one is parked: the channel goes into a group of clients waiting for the same
+  thing (``(msn, part, skip)`` of one rendition, or one part number). The channel keeps
+  reading, so a client that leaves is dropped from its group at once
+  (``OwncastChannel.connectionLost``), and anything it sends meanwhile waits its turn;
+* one Deferred per rendition (``Rendition.wait`` for the next part) wakes all groups; the
+  parts go out first (viewers are waiting on those bytes), then the playlists. Each is
+  rendered and framed once (``LlHlsResource.playlist_bytes`` caches by position) and the
+  same bytes object goes to every waiter;
+* a group has one timer, for its oldest waiter: after three target durations a waiter
+  is answered 503, as ``LlHlsResource`` does.
+
+Anything else (a bad or odd query, a 404, the thumbnail) is left to twisted.web, and
+every answer here carries the status, headers and body ``LlHlsResource`` gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.python import log
+
+from owncast.api.http import viewer_key_of
+from owncast.http.llhls import IMMUTABLE, MP4, PLAYLIST, LlHlsResource, media_match
+from owncast.llhls.rendition import Rendition
+from owncast.runtime.netio import send_now
+
+_OK = b"HTTP/1.1 200 OK\r\n"
+_STATUS = {
+    404: (b"HTTP/1.1 404 Not Found\r\n", b"not found"),
+    503: (b"HTTP/1.1 503 Service Unavailable\r\n", b"try again"),
+}
+_PLAIN = b"Content-Type: text/plain; charset=utf-8\r\nCache-Control: no-cache\r\n"
+_ARGS = frozenset((b"_HLS_msn", b"_HLS_part", b"_HLS_skip"))
+#: Bytes a client may send behind a held request before it is cut off.
+MAX_BEHIND = 64 * 1024
+
+
+class _Group:
+    """Channels waiting for the same answer, oldest first, with their deadlines."""
+
+    __slots__ = ("waiting", "timer")
+
+    def __init__(self) -> None:
+        self.waiting: dict[Any, float] = {}
+        self.timer: Any = None
+
+
+class _Watched:
+    """The groups of one rendition and the Deferred that wakes them."""
+
+    __slots__ = ("renditions", "rendition", "index", "playlists", "parts", "pending", "media")
+
+    def __init__(self, renditions: Sequence[Rendition], index: int) -> None:
+        #: all renditions of the broadcast (the playlist reports the others)
+        self.renditions = renditions
+        self.rendition = renditions[index]
+        self.index = index
+        self.playlists: dict[tuple[int, int, bool], _Group] = {}
+        self.parts: dict[int, _Group] = {}
+        self.pending: Deferred[None] | None = None
+        #: framed part answers: index -> (second built, bytes)
+        self.media: dict[int, tuple[int, bytes]] = {}
+
+
+class LlFastPath:
+    """The low-latency half of ``HlsFastPath``: ``resource`` is the ``LlHlsResource`` at
+    ``/hls/`` (its renditions, variants, caches and clock); ``head()`` gives the status
+    line, Date and fixed header lines of a 200; ``seen(key)`` counts a viewer;
+    ``counted(channel, status)`` is told of each answer sent."""
+
+    def __init__(
+        self,
+        resource: LlHlsResource,
+        head: Callable[[], bytes],
+        seen: Callable[[str], None],
+        counted: Callable[[Any, int], None],
+    ) -> None:
+        self.resource = resource
+        self._head = head
+        self._seen = seen
+        self._counted = counted
+        self._clock = resource.clock
+        self._watched: dict[int, _Watched] = {}
+        self._for: Any = None
+
+    # -- answering -----------------------------------------------------------------------
+
+    def answer(self, channel: Any, name: bytes, agent: bytes | None) -> bool:
+        """Answer (or park) ``GET /hls/<name>``; False leaves it to twisted.web."""
+        path, _, query = name.partition(b"?")
+        renditions = self.resource.renditions()
+        if path == b"stream.m3u8":
+            if query or not renditions:
+                return False
+            body = self.resource.master_bytes()
+            self._send(channel, self._frame(PLAYLIST, b"no-cache", body))
+            return True
+        n_text, slash, file = path.partition(b"/")
+        if not slash or not n_text.isdigit() or len(n_text) > 6:
+            return False
+        n = int(n_text)
+        match = media_match(file)
+        if n >= len(renditions) or match is None:
+            return False
+        rendition = renditions[n]
+        if match.group(1) == b"stream.m3u8":
+            return self._playlist(channel, renditions, n, query, agent)
+        if query:
+            return False
+        if match.group(2) is not None:
+            data = rendition.inits.get(int(match.group(2) or 0))
+        elif match.group(3) is not None:
+            segment = rendition.segment(int(match.group(3)))
+            data = segment.data if segment is not None else None
+        else:
+            return self._part(channel, renditions, n, int(match.group(4)))
+        if data is None:
+            return False
+        self._send(channel, self._frame(MP4, IMMUTABLE, data))
+        return True
+
+    def _playlist(
+        self, channel: Any, renditions: Any, n: int, query: bytes, agent: bytes | None
+    ) -> bool:
+        args = _query(query)
+        if args is None:
+            return False
+        msn_text, part_text = args.get(b"_HLS_msn"), args.get(b"_HLS_part")
+        if msn_text is None and part_text is not None:
+            return False
+        try:
+            msn, part = _number(msn_text), _number(part_text)
+        except ValueError:
+            return False
+        rendition = renditions[n]
+        if msn is not None and msn > rendition.open.msn + 2:
+            return False  # the 400 is twisted.web's to give
+        self._seen(viewer_key_of(channel.peer_host, agent))
+        skip = args.get(b"_HLS_skip") in (b"YES", b"v2")
+        if msn is None:
+            body = self.resource.playlist_bytes(renditions, n, skip)
+            self._send(channel, self._frame(PLAYLIST, b"no-cache", body))
+        elif rendition.has(msn, part):
+            self._send(channel, self._held_playlist(renditions, n, skip))
+        else:
+            watched = self._watch(renditions, n)
+            key = (msn, -1 if part is None else part, skip)
+            group = watched.playlists.get(key)
+            if group is None:
+                group = watched.playlists[key] = _Group()
+            self._park(channel, group)
+        return True
+
+    def _part(self, channel: Any, renditions: Any, n: int, index: int) -> bool:
+        rendition = renditions[n]
+        watched = self._watch(renditions, n)
+        if rendition.part(index) is not None:
+            self._send(channel, self._part_answer(watched, index))
+            return True
+        if index != rendition.next_part or rendition.ended:
+            return False  # 404, twisted.web's
+        group = watched.parts.get(index)
+        if group is None:
+            group = watched.parts[index] = _Group()
+        self._park(channel, group)
+        return True
+
+    def _frame(self, kind: bytes, cache: bytes, body: bytes, status: bytes = _OK) -> bytes:
+        head = self._head()
+        if status is not _OK:
+            head = status + head[len(_OK) :]
+        return b"%sContent-Type: %s\r\nCache-Control: %s\r\nContent-Length: %d\r\n\r\n%s" % (
+            head,
+            kind,
+            cache,
+            len(body),
+            body,
+        )
+
+    def _held_playlist(self, renditions: Any, n: int, skip: bool) -> bytes:
+        body = self.resource.playlist_bytes(renditions, n, skip)
+        cache = b"public, max-age=%d" % renditions[n].target_duration
+        return self._frame(PLAYLIST, cache, body)
+
+    def _part_answer(self, watched: _Watched, index: int) -> bytes:
+        second = int(self._clock.seconds())
+        built = watched.media.get(index)
+        if built is None or built[0] != second:
+            part = watched.rendition.part(index)
+            assert part is not None
+            if len(watched.media) > 64:
+                watched.media.clear()
+            built = watched.media[index] = (second, self._frame(MP4, IMMUTABLE, part.data))
+        return built[1]
+
+    def _status(self, code: int) -> bytes:
+        line, body = _STATUS[code]
+        head = line + self._head()[len(_OK) :]
+        return b"%s%sContent-Length: %d\r\n\r\n%s" % (head, _PLAIN, len(body), body)
+
+    def _send(self, channel: Any, data: bytes, code: int = 200) -> None:
+        transport = channel.transport
+        if transport is None or getattr(transport, "disconnected", False):
+            return
+        send_now(transport, channel.direct, data)
+        self._counted(channel, code)
+
+    # -- holding -------------------------------------------------------------------------
+
+    def _park(self, channel: Any, group: _Group) -> None:
+        renditions = self.resource.renditions()
+        limit = 3 * max((r.target_duration for r in renditions), default=1)
+        deadline = self._clock.seconds() + limit
+        group.waiting[channel] = deadline
+        channel.held = group.waiting
+        if group.timer is None:
+            group.timer = self._clock.callLater(limit, self._expire, group)
+
+    def _expire(self, group: _Group) -> None:
+        """503 for the waiters of ``group`` past their deadline; the timer moves on to
+        the next one."""
+        group.timer = None
+        now = self._clock.seconds()
+        late = []
+        for channel, deadline in group.waiting.items():
+            if deadline > now:
+                group.timer = self._clock.callLater(deadline - now, self._expire, group)
+                break
+            late.append(channel)
+        if late:
+            self._release(late, group, self._status(503), 503)
+
+    def _release(self, channels: Any, group: _Group, data: bytes, code: int = 200) -> None:
+        for channel in list(channels):
+            group.waiting.pop(channel, None)
+            channel.held = None
+            try:
+                self._send(channel, data, code)
+                channel.release()
+            except Exception:
+                log.err(None, "LL-HLS: answering a held request")
+        if not group.waiting and group.timer is not None:
+            group.timer.cancel()
+            group.timer = None
+
+    def _watch(self, renditions: Any, n: int) -> _Watched:
+        """The groups of rendition ``n``; its wake-up armed."""
+        if renditions is not self._for:
+            self._for = renditions
+            self._watched = {}
+        watched = self._watched.get(n)
+        if watched is None or watched.rendition is not renditions[n]:
+            watched = self._watched[n] = _Watched(renditions, n)
+        if watched.pending is None and not watched.rendition.ended:
+            self._arm(watched)
+        return watched
+
+    def _arm(self, watched: _Watched) -> None:
+        rendition = watched.rendition
+        pending = rendition.wait(rendition.open.msn, len(rendition.open.parts))
+        watched.pending = pending
+        pending.addCallback(lambda _: self._landed(watched))
+        pending.addErrback(log.err, "LL-HLS: waking held requests")
+
+    def _landed(self, watched: _Watched) -> None:
+        """A part landed (or the rendition ended): answer whoever it was for."""
+        watched.pending = None
+        rendition = watched.rendition
+        renditions = watched.renditions
+        for index in [i for i in watched.parts if rendition.part(i) is not None]:
+            group = watched.parts.pop(index)
+            self._release(group.waiting, group, self._part_answer(watched, index))
+        if rendition.ended:
+            for index in list(watched.parts):
+                group = watched.parts.pop(index)
+                self._release(group.waiting, group, self._status(404), 404)
+        ready = [k for k in watched.playlists if rendition.has(k[0], None if k[1] < 0 else k[1])]
+        answers: dict[bool, bytes] = {}
+        for key in ready:
+            group = watched.playlists.pop(key)
+            skip = key[2]
+            if skip not in answers:
+                answers[skip] = self._held_playlist(renditions, watched.index, skip)
+            self._release(group.waiting, group, answers[skip])
+        if not rendition.ended:
+            self._arm(watched)
+
+
+def _query(query: bytes) -> dict[bytes, bytes] | None:
+    """The LL-HLS arguments of a plain query (each once, plain letters and digits); None
+    for anything twisted.web should read itself."""
+    args: dict[bytes, bytes] = {}
+    if not query:
+        return args
+    for item in query.split(b"&"):
+        key, eq, value = item.partition(b"=")
+        if not eq or key not in _ARGS or key in args or not value.isalnum():
+            return None
+        args[key] = value
+    return args
+
+
+def _number(text: bytes | None) -> int | None:
+    """The value of ``_HLS_msn``/``_HLS_part``; ValueError where twisted.web says 400."""
+    if text is None:
+        return None
+    if not text.isdigit() or len(text) > 12:
+        raise ValueError(text)
+    return int(text)
