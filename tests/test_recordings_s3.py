@@ -62,6 +62,18 @@ class KeptSegmentsTests(unittest.TestCase):
         self.assertEqual(self.storage.deleted, ["hls/0/stream-2.ts", "hls/0/stream-1.ts"])
         self.assertIsNone(self.publisher.url_of("hls/0/stream-1.ts"))
 
+    def test_a_removed_recordings_segment_still_here_is_not_stored_again(self) -> None:
+        """A recording removed while the ended live output still holds its segments: they
+        leave the bucket and stay out (served from here), however often the scan runs."""
+        self.scan()
+        self.assertIn("hls/0/stream-1.ts", self.storage.objects)
+        self.publisher.remove(["hls/0/stream-1.ts"])
+        for _ in range(3):
+            self.scan()
+        self.assertNotIn("hls/0/stream-1.ts", self.storage.objects)
+        self.assertIsNone(self.publisher.url_of("hls/0/stream-1.ts"))
+        self.assertIn("hls/0/stream-2.ts", self.storage.objects)
+
 
 class S3RecordingTests(LiveCase):
     timeout = 180

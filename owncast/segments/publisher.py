@@ -101,6 +101,8 @@ class SegmentPublisher(GuardedTimerService):
         self._keeps = keeps
         #: stored segments a recording holds: never deleted for leaving the live window
         self.retained: set[str] = set()
+        #: segments of removed recordings still in the local output: never stored again
+        self._removed: set[str] = set()
         self.storage: Any = None
         self._active: dict | None = None
         self.stored: set[str] = set()
@@ -138,6 +140,7 @@ class SegmentPublisher(GuardedTimerService):
             return
         for key in keys:
             self.retained.discard(key)
+            self._removed.add(key)
             if key in self.stored:  # still in the live window: served from here again
                 self.stored.discard(key)
                 self._changed(key.split("/")[1].encode() + b"/stream.m3u8")
@@ -158,6 +161,7 @@ class SegmentPublisher(GuardedTimerService):
         self.storage = self._make_storage(config) if config is not None else None
         self.stored.clear()
         self.retained.clear()
+        self._removed.clear()
         self._in_flight.clear()
         self._retry_at.clear()
         self._gone_at.clear()
@@ -177,6 +181,7 @@ class SegmentPublisher(GuardedTimerService):
             return
         now = self.now()
         local = set(on_disk)
+        self._removed &= local
         for key in [k for k in self.stored if k not in local]:
             if self._keeps is not None and self._keeps(key):
                 self.stored.discard(key)
@@ -189,7 +194,9 @@ class SegmentPublisher(GuardedTimerService):
         for key in on_disk:
             if len(self._in_flight) >= CONCURRENCY:
                 break
-            if key in self.stored or key in self._in_flight or self._retry_at.get(key, 0) > now:
+            if key in self.stored or key in self._in_flight or key in self._removed:
+                continue
+            if self._retry_at.get(key, 0) > now:
                 continue
             self._in_flight.add(key)
             Deferred.fromCoroutine(self._upload(key, generation))
@@ -209,7 +216,9 @@ class SegmentPublisher(GuardedTimerService):
         finally:
             if generation == self._generation:
                 self._in_flight.discard(key)
-        if generation == self._generation and data is not None:
+        if generation == self._generation and key in self._removed:
+            await self._forget(key, generation)  # its recording went while it uploaded
+        elif generation == self._generation and data is not None:
             self.stored.add(key)
             self._changed(key.split("/")[1].encode() + b"/stream.m3u8")
 
