@@ -7,7 +7,8 @@ Only these paths answer (anything else is 404, so no path leaves the folders)::
     /recordings/<id>/stream.m3u8, <id>/<n>/stream.m3u8         playlists
     /recordings/<id>/<n>/stream-<k>.ts                          segments (never change)
     /recordings/<id>/thumbnail.jpg
-    /recordings/<id>/download.mp4      the whole recording as MP4 (made on first ask)
+    /recordings/<id>/download.mp4      the whole recording as MP4 (made on first ask,
+                                       sent as it is made; 409 while still recorded)
     /recordings/clips/<clip>.mp4       a clip's MP4
 
 Files are sent by ``twisted.web.static.File``, which reads them in chunks as the client
@@ -16,15 +17,18 @@ takes them and answers range requests (players seek in the MP4).
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.web.resource import NoResource, Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.static import File
+from zope.interface import implementer
 
 _log = Logger()
 
@@ -52,6 +56,14 @@ _CACHE = {
     "thumbnail": b"public, max-age=60",
     "download": b"public, max-age=3600",
 }
+
+
+_UNKNOWN = (404, "no such recording")
+_LIVE = (
+    409,
+    "this recording is still going on: its MP4 can be downloaded once the broadcast "
+    "ends (a clip can be made now)",
+)
 
 
 class _Typed(File):
@@ -129,35 +141,108 @@ class RecordingsResource(Resource):
         request.finish()
 
     async def _download(self, request: Any, recording_id: str) -> None:
+        """The whole recording as MP4: the file once made (ranges answered), else the
+        run making it, followed as it grows (no length, no ranges). A recording still
+        going on has no MP4 yet: 409."""
         gone: list[object] = []
         request.notifyFinish().addErrback(gone.append)
         meta = await self._library.get(recording_id)
         if gone:
             return
         if meta is None or meta.live:
-            request.setResponseCode(404)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            request.write(b"No finished recording here.\n")
-            request.finish()
+            _json_error(request, *(_LIVE if meta else _UNKNOWN))
             return
         try:
-            path = await self._library.download(meta)
+            found = await self._library.mp4(meta)
         except Exception:
             _log.failure("Could not make the MP4 of recording {id}", id=recording_id)
-            if gone:
-                return
-            request.setResponseCode(500)
-            request.write(b"Could not make the MP4.\n")
-            request.finish()
+            if not gone:
+                _json_error(request, 500, "could not make the MP4")
             return
         if gone:
             return
         name = f'attachment; filename="recording-{recording_id}.mp4"'
         request.setHeader(b"content-disposition", name.encode())
-        result = _Typed(path, _TYPES["download"], _CACHE["download"]).render_GET(request)
-        if result is not NOT_DONE_YET:
-            request.write(result)
+        if isinstance(found, str):
+            result = _Typed(found, _TYPES["download"], _CACHE["download"]).render_GET(request)
+            if result is not NOT_DONE_YET:
+                request.write(result)
+                request.finish()
+            return
+        request.setHeader(b"content-type", _TYPES["download"])
+        request.setHeader(b"cache-control", _CACHE["download"])
+        request.setHeader(b"access-control-allow-origin", b"*")
+        if request.method == b"HEAD":
             request.finish()
+            return
+        await _follow(request, found.tail(), gone)
+
+
+def _json_error(request: Any, code: int, message: str) -> None:
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"application/json")
+    request.setHeader(b"cache-control", b"no-cache")
+    request.write(json.dumps({"success": False, "message": message}).encode())
+    request.finish()
+
+
+@implementer(IPushProducer)
+class _Pump:
+    """Flow control of one followed download: the transport pauses and resumes it."""
+
+    def __init__(self) -> None:
+        self._paused: Deferred | None = None
+        self.stopped = False
+
+    def pauseProducing(self) -> None:
+        if self._paused is None:
+            self._paused = Deferred()
+
+    def resumeProducing(self) -> None:
+        paused, self._paused = self._paused, None
+        if paused is not None:
+            paused.callback(None)
+
+    def stopProducing(self) -> None:
+        self.stopped = True
+        self.resumeProducing()
+
+    async def ready(self) -> None:
+        if self._paused is not None:
+            await self._paused
+
+
+async def _follow(request: Any, tail: Any, gone: list) -> None:
+    """Send an MP4 being made as it grows. Should making it fail before the first byte,
+    the answer is a 500; after, the connection is cut before the end of the chunked
+    body, so no client takes a part for the whole."""
+    pump = _Pump()
+    request.registerProducer(pump, True)
+    sent = False
+    try:
+        while not (pump.stopped or gone):
+            await pump.ready()
+            data = await tail.read()
+            if not data or pump.stopped or gone:
+                break
+            request.write(data)
+            sent = True
+    except Exception:
+        _log.failure("A recording download failed while its MP4 was made")
+        request.unregisterProducer()
+        if gone:
+            return
+        if sent:
+            request.channel.transport.abortConnection()
+        else:
+            request.responseHeaders.removeHeader(b"content-disposition")
+            _json_error(request, 500, "could not make the MP4")
+        return
+    finally:
+        await tail.close()
+    request.unregisterProducer()
+    if not gone:
+        request.finish()
 
 
 class _SlashRoot(Resource):
