@@ -113,6 +113,17 @@ class LowLatencyRecordingTests(LowLatencyCase):
         self.assertEqual(check.code, 0, check.stderr[-2000:])
         self.assertLessEqual(abs(decoded_seconds(check.stderr) - duration), 1.0)
 
+        response = await daemon.post(
+            "/api/admin/recordings/clip", {"id": recording["id"], "start": 3, "end": 9}, auth=auth
+        )
+        self.assertEqual(response.code, 200, response)
+        response = await daemon.get(response.json["download"])
+        self.assertEqual(response.code, 200)
+        Path(mp4).write_bytes(response.content)
+        check = await run(self, "-hide_banner", "-nostdin", "-i", mp4, "-f", "null", "-")
+        self.assertEqual(check.code, 0, check.stderr[-2000:])
+        self.assertLessEqual(abs(decoded_seconds(check.stderr) - 6.0), 1.0)  # 1 s segments
+
 
 class LowLatencyS3Tests(LowLatencyCase):
     timeout = 180

@@ -18,6 +18,7 @@ from twisted.trial import unittest
 from owncast.core import events
 from owncast.llhls import disk
 from owncast.llhls.output import WINDOW, LlOutput
+from owncast.llhls.rendition import Rendition
 from owncast.recordings.recorder import Recorder
 from owncast.recordings.vod import Entry, parse_media, render_media
 from owncast.segments.publisher import SegmentPublisher, list_segments
@@ -129,6 +130,24 @@ class DiskTests(unittest.TestCase):
             entries,
             [Entry("seg6.m4s", 1.0, False, "init0.mp4"), Entry("seg7.m4s", 1.0, True, "init1.mp4")],
         )
+
+
+class RenditionHookTests(unittest.TestCase):
+    async def test_numbers_hooks_and_uris(self) -> None:
+        """A rendition numbers segments from ``first_msn`` and inits from ``first_init``,
+        tells ``on_segment`` of each complete one, and lists it under ``segment_uri``."""
+        rendition = Rendition(1.0, 0.25, 6, first_msn=START, first_init=3)
+        done: list[int] = []
+        rendition.on_segment = lambda s: done.append(s.msn)
+        rendition.segment_uri = lambda msn: f"https://cdn.example/seg{msn}.m4s"
+        rendition.feed(await sample(3))
+        self.assertEqual(list(rendition.inits), [3])
+        self.assertEqual(done, [s.msn for s in rendition.segments])
+        self.assertEqual(done[0], START)
+        text = rendition.playlist()
+        self.assertIn(f"\nhttps://cdn.example/seg{START}.m4s\n", text)
+        self.assertIn('#EXT-X-MAP:URI="init3.mp4"', text)
+        self.assertIn(f"#EXT-X-MEDIA-SEQUENCE:{START}", text)
 
 
 class _Seg:
