@@ -33,6 +33,7 @@ MODULES = (
     "bench.ingest",
     "bench.playable",
     "bench.restart",
+    "bench.recordings",
     "bench.chat",
     "bench.hls",
     "bench.viewers",
