@@ -214,9 +214,10 @@ class StorageTests(unittest.TestCase):
         self.assertGreaterEqual(len(stored), 1)
         self.assertEqual([k for k in storage.objects if "init" in k or "part" in k], [])
         self.assertEqual(storage.objects[stored[0]][1], "video/mp4")
-        before = len(changed)
+        before, version = len(changed), rendition.version
         output.changed(0)
         self.assertEqual(len(changed), before + 1)
+        self.assertGreater(rendition.version, version)
         text = rendition.playlist()
         for key in stored:
             self.assertIn("\nhttps://s3.example/bucket/" + key + "\n", text)

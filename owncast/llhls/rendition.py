@@ -74,6 +74,8 @@ class Rendition:
         self.on_segment: Callable[[Segment], None] | None = None
         #: the URI of complete segment ``msn`` in the playlist (default ``seg<msn>.m4s``)
         self.segment_uri: Callable[[int], str] | None = None
+        #: goes up whenever the playlist may read differently (a cache key)
+        self.version = 0
         #: initialization sections by number; a new ffmpeg (``restart``) writes a new one
         self.inits: dict[int, bytes] = {}
         self._init_id = first_init - 1
@@ -102,6 +104,7 @@ class Rendition:
                 self._init_id += 1
                 self.inits[self._init_id] = getattr(self, "_ftyp", b"") + box
                 self.open.init = self._init_id
+                self.version += 1
             elif kind == b"moof":
                 if not self._tracks:
                     raise MalformedMP4Error("a moof before the moov")
@@ -159,6 +162,7 @@ class Rendition:
             self._close(discontinuity=True)
         elif self.segments:
             self.open.discontinuity = True
+        self.version += 1
 
     @property
     def init(self) -> bytes | None:
@@ -220,6 +224,7 @@ class Rendition:
         return None
 
     def _fire(self) -> None:
+        self.version += 1
         for key in [k for k in self._waiting if self.has(k[0], None if k[1] < 0 else k[1])]:
             for d in self._waiting.pop(key):
                 d.callback(None)
@@ -248,6 +253,7 @@ class Rendition:
 
     def changed(self) -> None:
         """Something the playlist shows changed outside ``feed`` (a segment's URI)."""
+        self.version += 1
         if self.on_change is not None:
             self.on_change()
 
