@@ -339,8 +339,7 @@ def build(
     def playlist_changed(name: bytes | None) -> None:
         playlists.forget(name)
         variant = (name or b"").partition(b"/")[0]
-        if variant.isdigit():
-            ll_output.changed(int(variant))
+        ll_output.changed(int(variant) if variant.isdigit() else None)
 
     publisher = SegmentPublisher(
         hls_dir,

@@ -131,10 +131,12 @@ class LlOutput:
         self.variants = []
         self._disk = []
 
-    def changed(self, variant: int) -> None:
-        """Segment storage has stored a segment of ``variant``: its playlist changed."""
-        if variant < len(self.renditions):
-            self.renditions[variant].changed()
+    def changed(self, variant: int | None = None) -> None:
+        """Segment storage stored (or let go of) a segment of ``variant`` (None: of any):
+        its playlist reads differently."""
+        for n, rendition in enumerate(self.renditions):
+            if variant is None or n == variant:
+                rendition.changed()
 
     # -- the files ---------------------------------------------------------------------
 
