@@ -124,6 +124,40 @@ class LowLatencyRecordingTests(LowLatencyCase):
         self.assertEqual(check.code, 0, check.stderr[-2000:])
         self.assertLessEqual(abs(decoded_seconds(check.stderr) - 6.0), 1.0)  # 1 s segments
 
+    async def test_killed_daemon_keeps_every_finished_segment(self) -> None:
+        """kill -9 mid-broadcast, start again: the low-latency recording is ended, holds
+        every complete segment written (at most the last is lost) with its init section,
+        and ffmpeg reads it to the end."""
+        daemon, auth = await self.start_low_latency_daemon()
+        publisher = self.publish(daemon, auth[1], 60)
+        assert daemon.datadir is not None
+        live = daemon.datadir / "hls" / "0"
+
+        def written() -> list[int]:
+            return sorted(int(p.name[3:-4]) for p in live.glob("seg*.m4s"))
+
+        await wait_until(lambda: len(written()) >= 6, FIRST_SEGMENT_WITHIN + 10, "6 segments")
+        await daemon.kill()
+        await publisher.wait(15, "the publisher to notice")
+        finished = written()
+
+        await daemon.start()
+        listed = await self.get_json(daemon, "/api/recordings")
+        self.assertEqual(len(listed), 1, listed)
+        recording = listed[0]
+        self.assertFalse(recording["live"], recording)
+        folder = daemon.datadir / "recordings" / recording["id"] / "0"
+        vod = (folder / "stream.m3u8").read_text()
+        kept = [int(n) for n in re.findall(r"^seg(\d+)\.m4s$", vod, re.M)]
+        self.assertIn(kept, (finished, finished[:-1]))
+        self.assertTrue(vod.endswith("#EXT-X-ENDLIST\n"), vod)
+        reader = await run(
+            self, "-hide_banner", "-nostdin", "-i", str(folder / "stream.m3u8"),
+            "-f", "null", "-", timeout=60,
+        )  # fmt: skip
+        self.assertEqual(reader.code, 0, reader.stderr[-2000:])
+        self.assertLessEqual(abs(decoded_seconds(reader.stderr) - recording["duration"]), 1.0)
+
 
 class LowLatencyS3Tests(LowLatencyCase):
     timeout = 180
