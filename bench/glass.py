@@ -199,7 +199,7 @@ const v = document.getElementById("v");
 const canvas = document.createElement("canvas");
 canvas.width = W; canvas.height = H;
 const ctx = canvas.getContext("2d", { willReadFrequently: true });
-window.glass = { samples: [], stalls: [], bad: 0, errors: [], playing: false };
+window.glass = { samples: [], stalls: [], bad: 0, errors: [], events: [], playing: false };
 let waitingSince = null;
 v.addEventListener("waiting", () => { if (waitingSince === null) waitingSince = Date.now(); });
 v.addEventListener("playing", () => {
@@ -233,7 +233,10 @@ function onFrame(now, meta) {
   v.requestVideoFrameCallback(onFrame);
 }
 const hls = VIEWER ? owncastHls.create(Hls, EXTRA) : new Hls(EXTRA);
-hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) glass.errors.push(d.type + " " + d.details); });
+hls.on(Hls.Events.ERROR, (_, d) => {
+  if (d.fatal) glass.errors.push(d.type + " " + d.details);
+  else glass.events.push([Date.now(), d.details]);  // what went on around a stall
+});
 hls.on(Hls.Events.MANIFEST_PARSED, () => v.play().catch(() => {}));
 hls.loadSource(SOURCE);
 hls.attachMedia(v);
@@ -418,6 +421,9 @@ def measure(
         "errors": result["errors"],
     }
     log(f"glass {name}: {json.dumps(figures, default=str)}")
+    for at, duration in stalls:
+        near = [d for t, d in result["events"] if at - 5000 <= t <= at + duration]
+        log(f"glass {name}: stalled {duration / 1000:.2f} s at {at / 1000 - begin:.1f} s: {near}")
     if not latencies:
         raise RuntimeError(f"{name}: the browser presented no stamped frame: {result['errors']}")
     return figures
