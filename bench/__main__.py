@@ -37,6 +37,7 @@ MODULES = (
     "bench.chat",
     "bench.hls",
     "bench.viewers",
+    "bench.llhls_load",
     "bench.glass",
 )
 

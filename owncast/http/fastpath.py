@@ -62,6 +62,9 @@ MAX_UNREAD = 4 * 1024 * 1024
 SEND_LIMIT = 1024 * 1024
 #: Seconds from a request's first byte until its head (line and headers) must be in.
 HEAD_TIMEOUT = 5.0
+#: Request heads whose reading is remembered (``HlsFastPath.answer``).
+_HEADS_KEPT = 4096
+_UNSEEN = object()
 _TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -126,6 +129,7 @@ class HlsFastPath:
         self.hls = hls
         self._seen = seen
         self._switch = switch
+        self._heads: dict[bytes, Any] = {}
         self.ll = None if switch is None else LlFastPath(switch.ll, self._head, seen, self._count)
         #: requests answered here, below twisted.web (``/metrics`` counts them as 200s)
         self.answered = 0
@@ -149,7 +153,18 @@ class HlsFastPath:
     def answer(self, channel: Any, data: bytes) -> int:
         """Answer the request at the start of ``data``; the bytes it took, 0 when the
         request is not one for this path (``data`` is then left to twisted.web)."""
-        request = plain_get(data)
+        # Thousands of players ask for the same names with the same headers: each
+        # distinct request head is read once.
+        end = data.find(b"\r\n\r\n", 0, MAX_HEAD)
+        if end < 0:
+            return 0
+        head = data[: end + 4]
+        request = self._heads.get(head, _UNSEEN)
+        if request is _UNSEEN:
+            request = plain_get(head)
+            if len(self._heads) >= _HEADS_KEPT:
+                self._heads.clear()
+            self._heads[head] = request
         if request is None:
             return 0
         name, agent, used = request
@@ -176,15 +191,16 @@ class HlsFastPath:
         self.answered += 1
         return used
 
-    def _count(self, channel: Any, status: int) -> None:
-        """An answer of ``status`` went out from here: 200s are ``answered``, others are
-        added to the site's ``statuses`` (as twisted.web's are)."""
+    def _count(self, channel: Any, status: int, n: int) -> None:
+        """``n`` answers of ``status`` went out from here (on ``channel`` and others of
+        its site): 200s are ``answered``, others are added to the site's ``statuses`` (as
+        twisted.web's are)."""
         if status == 200:
-            self.answered += 1
+            self.answered += n
             return
         statuses = getattr(getattr(channel, "site", None), "statuses", None)
         if statuses is not None:
-            statuses[status] = statuses.get(status, 0) + 1
+            statuses[status] = statuses.get(status, 0) + n
 
 
 class OwncastChannel(http.HTTPChannel):

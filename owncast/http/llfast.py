@@ -47,6 +47,10 @@ _PLAIN = b"Content-Type: text/plain; charset=utf-8\r\nCache-Control: no-cache\r\
 _ARGS = frozenset((b"_HLS_msn", b"_HLS_part", b"_HLS_skip"))
 #: Bytes a client may send behind a held request before it is cut off.
 MAX_BEHIND = 64 * 1024
+#: Request names whose reading is remembered (thousands of viewers ask the same ones).
+_PLANS_KEPT = 1024
+_UNSEEN = object()
+_MASTER, _PLAYLIST, _INIT, _SEGMENT, _PART = range(5)
 
 
 class _Group:
@@ -80,14 +84,14 @@ class LlFastPath:
     """The low-latency half of ``HlsFastPath``: ``resource`` is the ``LlHlsResource`` at
     ``/hls/`` (its renditions, variants, caches and clock); ``head()`` gives the status
     line, Date and fixed header lines of a 200; ``seen(key)`` counts a viewer;
-    ``counted(channel, status)`` is told of each answer sent."""
+    ``counted(channel, status, n)`` is told of the answers sent."""
 
     def __init__(
         self,
         resource: LlHlsResource,
         head: Callable[[], bytes],
         seen: Callable[[str], None],
-        counted: Callable[[Any, int], None],
+        counted: Callable[[Any, int, int], None],
     ) -> None:
         self.resource = resource
         self._head = head
@@ -96,61 +100,61 @@ class LlFastPath:
         self._clock = resource.clock
         self._watched: dict[int, _Watched] = {}
         self._for: Any = None
+        self._plans: dict[bytes, Any] = {}
+        #: (second, seconds a request is held at most), worked out once a second
+        self._limit = (-1, 3.0)
 
     # -- answering -----------------------------------------------------------------------
 
     def answer(self, channel: Any, name: bytes, agent: bytes | None) -> bool:
         """Answer (or park) ``GET /hls/<name>``; False leaves it to twisted.web."""
-        path, _, query = name.partition(b"?")
+        plan = self._plans.get(name, _UNSEEN)
+        if plan is _UNSEEN:
+            plan = _plan(name)
+            if len(self._plans) >= _PLANS_KEPT:
+                self._plans.clear()
+            self._plans[name] = plan
+        if plan is None:
+            return False
+        kind, n, a, b, skip = plan
         renditions = self.resource.renditions()
-        if path == b"stream.m3u8":
-            if query or not renditions:
+        if kind == _MASTER:
+            if not renditions:
                 return False
             body = self.resource.master_bytes()
             self._send(channel, self._frame(PLAYLIST, b"no-cache", body))
             return True
-        n_text, slash, file = path.partition(b"/")
-        if not slash or not n_text.isdigit() or len(n_text) > 6:
-            return False
-        n = int(n_text)
-        match = media_match(file)
-        if n >= len(renditions) or match is None:
+        if n >= len(renditions):
             return False
         rendition = renditions[n]
-        if match.group(1) == b"stream.m3u8":
-            return self._playlist(channel, renditions, n, query, agent)
-        if query:
-            return False
-        if match.group(2) is not None:
-            data = rendition.inits.get(int(match.group(2) or 0))
-        elif match.group(3) is not None:
-            segment = rendition.segment(int(match.group(3)))
-            data = segment.data if segment is not None else None
+        if kind == _PLAYLIST:
+            return self._playlist(channel, renditions, n, a, b, skip, agent)
+        if kind == _PART:
+            return self._part(channel, renditions, n, a)
+        if kind == _INIT:
+            data = rendition.inits.get(a)
         else:
-            return self._part(channel, renditions, n, int(match.group(4)))
+            segment = rendition.segment(a)
+            data = segment.data if segment is not None else None
         if data is None:
             return False
         self._send(channel, self._frame(MP4, IMMUTABLE, data))
         return True
 
     def _playlist(
-        self, channel: Any, renditions: Any, n: int, query: bytes, agent: bytes | None
+        self,
+        channel: Any,
+        renditions: Any,
+        n: int,
+        msn: int | None,
+        part: int | None,
+        skip: bool,
+        agent: bytes | None,
     ) -> bool:
-        args = _query(query)
-        if args is None:
-            return False
-        msn_text, part_text = args.get(b"_HLS_msn"), args.get(b"_HLS_part")
-        if msn_text is None and part_text is not None:
-            return False
-        try:
-            msn, part = _number(msn_text), _number(part_text)
-        except ValueError:
-            return False
         rendition = renditions[n]
         if msn is not None and msn > rendition.open.msn + 2:
             return False  # the 400 is twisted.web's to give
         self._seen(viewer_key_of(channel.peer_host, agent))
-        skip = args.get(b"_HLS_skip") in (b"YES", b"v2")
         if msn is None:
             body = self.resource.playlist_bytes(renditions, n, skip)
             self._send(channel, self._frame(PLAYLIST, b"no-cache", body))
@@ -217,14 +221,18 @@ class LlFastPath:
         if transport is None or getattr(transport, "disconnected", False):
             return
         send_now(transport, channel.direct, data)
-        self._counted(channel, code)
+        self._counted(channel, code, 1)
 
     # -- holding -------------------------------------------------------------------------
 
     def _park(self, channel: Any, group: _Group) -> None:
-        renditions = self.resource.renditions()
-        limit = 3 * max((r.target_duration for r in renditions), default=1)
-        deadline = self._clock.seconds() + limit
+        now = self._clock.seconds()
+        second, limit = self._limit
+        if int(now) != second:
+            renditions = self.resource.renditions()
+            limit = 3 * max((r.target_duration for r in renditions), default=1)
+            self._limit = (int(now), limit)
+        deadline = now + limit
         group.waiting[channel] = deadline
         channel.held = group.waiting
         if group.timer is None:
@@ -245,17 +253,31 @@ class LlFastPath:
             self._release(late, group, self._status(503), 503)
 
     def _release(self, channels: Any, group: _Group, data: bytes, code: int = 200) -> None:
-        for channel in list(channels):
-            group.waiting.pop(channel, None)
-            channel.held = None
-            try:
-                self._send(channel, data, code)
-                channel.release()
-            except Exception:
-                log.err(None, "LL-HLS: answering a held request")
+        """Answer ``channels`` (all of ``group``'s waiters, or those out of time) with
+        ``data``, the same bytes object for each."""
+        waiting = group.waiting
+        if channels is waiting:  # all of them: the group is done
+            group.waiting = {}
+        else:
+            for channel in channels:
+                waiting.pop(channel, None)
         if not group.waiting and group.timer is not None:
             group.timer.cancel()
             group.timer = None
+        sent, last = 0, None
+        for channel in list(channels):
+            channel.held = None
+            transport = channel.transport
+            if transport is None or getattr(transport, "disconnected", False):
+                continue
+            try:
+                send_now(transport, channel.direct, data)
+                sent, last = sent + 1, channel
+                channel.release()
+            except Exception:
+                log.err(None, "LL-HLS: answering a held request")
+        if sent:
+            self._counted(last, code, sent)
 
     def _watch(self, renditions: Any, n: int) -> _Watched:
         """The groups of rendition ``n``; its wake-up armed."""
@@ -298,6 +320,41 @@ class LlFastPath:
             self._release(group.waiting, group, answers[skip])
         if not rendition.ended:
             self._arm(watched)
+
+
+def _plan(name: bytes) -> tuple[int, int, Any, Any, bool] | None:
+    """What ``GET /hls/<name>`` asks for, read once per distinct name: ``(kind, rendition,
+    a, b, skip)`` (a playlist's ``_HLS_msn`` and ``_HLS_part``, an init, segment or part
+    number in ``a``); None for what twisted.web should answer (an error, an odd query)."""
+    path, _, query = name.partition(b"?")
+    if path == b"stream.m3u8":
+        return None if query else (_MASTER, 0, None, None, False)
+    n_text, slash, file = path.partition(b"/")
+    if not slash or not n_text.isdigit() or len(n_text) > 6:
+        return None
+    match = media_match(file)
+    if match is None:
+        return None
+    n = int(n_text)
+    if match.group(1) == b"stream.m3u8":
+        args = _query(query)
+        if args is None:
+            return None
+        msn_text, part_text = args.get(b"_HLS_msn"), args.get(b"_HLS_part")
+        if msn_text is None and part_text is not None:
+            return None
+        try:
+            msn, part = _number(msn_text), _number(part_text)
+        except ValueError:
+            return None
+        return _PLAYLIST, n, msn, part, args.get(b"_HLS_skip") in (b"YES", b"v2")
+    if query:
+        return None
+    if match.group(2) is not None:
+        return _INIT, n, int(match.group(2) or 0), None, False
+    if match.group(3) is not None:
+        return _SEGMENT, n, int(match.group(3)), None, False
+    return _PART, n, int(match.group(4)), None, False
 
 
 def _query(query: bytes) -> dict[bytes, bytes] | None:

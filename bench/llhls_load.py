@@ -1,0 +1,365 @@
+"""LL-HLS held requests at scale: simulated low-latency viewers on one core, time from a
+part's creation to its delivery, beside nginx serving the same files without blocking.
+
+Ours: ``python -m bench.llhls_server serve`` (the real ``OwncastSite``, its channel and
+fast path, ``/hls/`` as the daemon builds it, over one ``Rendition``) pinned to one core,
+fed a recording of the real ffmpeg's LL output (640x360 24 fps x264 at 800 kbit/s + AAC,
+a keyframe a second, a fragment every 0.2 s: parts of about 20 KB) in real time.
+
+The viewers (``python -m bench.llhls_load --load``, one process on the other core, raw
+non-blocking sockets on ``epoll``: asyncio costs too much per answer at this rate) act
+as a low-latency player that uses the preload hint: each keeps two keep-alive
+connections, one always holding a blocking playlist request for the next part
+(``_HLS_msn``/``_HLS_part``, ``_HLS_skip=YES`` delta updates), re-asked as soon as it is
+answered, and one fetching every part in turn (``part<k>.m4s``, held by the server until
+it lands). So every part costs the server two held answers per viewer.
+
+The peer: nginx (one foreground process, ``sendfile``, access log off) on the same core,
+serving the same parts, segments, init and playlist written as files by
+``llhls_server files`` as they are created. nginx cannot hold a request, so its viewers
+poll the playlist every part target (phases spread evenly) and fetch every part it lists
+that they have not had, as a player does without blocking reload.
+
+Each step (``STEPS`` viewers) starts both servers afresh, one after the other: viewers
+join over about a second, settle ``SETTLE`` s, then ``MEASURE`` s are measured. For every
+part created in the window (by the replay's schedule: the instant ffmpeg would have
+written it, taken before the server saw it, so a busy server's lateness counts) and every
+viewer: the time from its creation to the last byte received; a part a viewer never got
+(within ``GRACE`` s) is lost. Figures at each step: p50/p99/max delivery, loss, the
+server's and the generator's CPU (over the window, ``% of a core``) and errors.
+Goal: ``llhls_5000_part_p99_ms <= 100`` with ``llhls_5000_loss <= 0``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    TMP_DIR,
+    BenchUnavailableError,
+    Figure,
+    cpu_seconds,
+    cpu_sets,
+    ensure_apt,
+    ffmpeg_exe,
+    free_port,
+    log,
+    register,
+    run,
+    running,
+    spawn,
+    stop,
+    wait_port,
+)
+from bench.hls import ROOT, raise_file_limit
+
+STEPS = (1000, 2000, 5000)
+GOAL_MS = 100.0
+SETTLE = 3.0
+MEASURE = 10.0
+#: Seconds after the window a part created in it may still arrive and count.
+GRACE = 2.0
+#: Seconds of recording: start-up, joining, settling, the window and the grace.
+RECORDING_SECONDS = 40
+RECORDING = TMP_DIR / "llhls-360p-800k.mp4"
+SOURCE = Path(__file__).resolve().parent / "llhls_viewers.c"
+#: How often polling viewers (the peer's) ask for the playlist: the part target.
+PERIOD = 0.2
+#: Connections opened per batch, and the pause between batches.
+BATCH = 250
+BATCH_PAUSE = 0.02
+
+NGINX_CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile {nofile};
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections {connections}; use epoll; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    types {{ application/vnd.apple.mpegurl m3u8; video/mp4 m4s mp4; }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        root {root};
+        location ~ \\.m3u8$ {{
+            add_header Cache-Control "no-cache";
+            add_header Access-Control-Allow-Origin *;
+        }}
+        location ~ \\.(m4s|mp4)$ {{
+            add_header Cache-Control "public, max-age=31536000, immutable";
+            add_header Access-Control-Allow-Origin *;
+        }}
+    }}
+}}
+"""
+
+
+# -- the load generator (bench/llhls_viewers.c) ---------------------------------------------
+
+
+def build_viewers() -> Path:
+    """The C load generator, compiled (again when its source is newer)."""
+    binary = TMP_DIR / "llhls_viewers"
+    if not binary.exists() or binary.stat().st_mtime < SOURCE.stat().st_mtime:
+        compiler = ensure_apt(["gcc", "libc6-dev"], "cc")
+        TMP_DIR.mkdir(parents=True, exist_ok=True)
+        done = run([compiler, "-O2", "-Wall", "-o", str(binary), str(SOURCE)], timeout=120)
+        if done.returncode != 0:
+            raise BenchUnavailableError(f"cannot build the load generator: {done.stderr[-500:]}")
+    return binary
+
+
+def read_stamps(path: str) -> tuple[dict[int, float], dict[int, float]]:
+    """(scheduled, fed) time of each part."""
+    scheduled, fed = {}, {}
+    with open(path) as f:
+        for line in f:
+            index, due, at = line.split()
+            scheduled[int(index)] = float(due)
+            fed[int(index)] = float(at)
+    return scheduled, fed
+
+
+def summarize(result: dict, count: int, stamps: str, arrivals: str) -> dict:
+    """Delivery times and loss of the parts created in the window."""
+    scheduled, fed = read_stamps(stamps)
+    start, end = result["window"]
+    parts = {i for i, t in scheduled.items() if start <= t < end}
+    late = sorted(fed[i] - scheduled[i] for i in parts)
+    seen: set[tuple[int, int]] = set()
+    delays = []
+    with open(arrivals) as f:
+        for line in f:
+            viewer, index, at = line.split()
+            key = (int(viewer), int(index))
+            if key[1] in parts and key not in seen:
+                seen.add(key)
+                delays.append(float(at) - scheduled[key[1]])
+    delays.sort()
+
+    def pct(p: float) -> float | None:
+        if not delays:
+            return None
+        return delays[min(len(delays) - 1, math.ceil(p / 100 * len(delays)) - 1)] * 1000
+
+    return {
+        "viewers": count,
+        "parts": len(parts),
+        "delivered": len(delays),
+        "loss": len(parts) * count - len(delays),
+        "p50_ms": pct(50),
+        "p99_ms": pct(99),
+        "max_ms": pct(100),
+        "feed_late_max_ms": late[-1] * 1000 if late else None,
+        "generator_busy": result["generator_busy"],
+        "errors": result["errors"],
+    }
+
+
+# -- the benchmark ----------------------------------------------------------------------------
+
+
+def prepare_recording() -> Path:
+    """The real ffmpeg's LL output, as the daemon asks for it, recorded once."""
+    if RECORDING.exists() and RECORDING.stat().st_size > 1_000_000:
+        return RECORDING
+    from owncast.llhls.output import FRAGMENT_US, SEGMENT_SECONDS
+    from owncast.transcode.argv import LL_MOVFLAGS
+
+    RECORDING.parent.mkdir(parents=True, exist_ok=True)
+    partial = RECORDING.with_suffix(".part")
+    log(f"recording {RECORDING_SECONDS} s of LL-HLS fMP4 once into {RECORDING}")
+    done = run([
+        ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=24:duration={RECORDING_SECONDS}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={RECORDING_SECONDS}",
+        "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+        "-b:v", "800k", "-maxrate", "800k", "-bufsize", "1600k",
+        "-force_key_frames", f"expr:gte(t,n_forced*{SEGMENT_SECONDS})", "-sc_threshold", "0",
+        "-c:a", "aac", "-b:a", "64k",
+        "-f", "mp4", "-movflags", LL_MOVFLAGS, "-frag_duration", str(FRAGMENT_US),
+        str(partial),
+    ], timeout=300)  # fmt: skip
+    if done.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise RuntimeError(f"recording failed: {done.stderr.strip()[-500:]}")
+    partial.replace(RECORDING)
+    return RECORDING
+
+
+@contextlib.contextmanager
+def ours(cpus: str | None, recording: Path, stamps: str) -> Iterator[tuple[Any, int]]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "bench.llhls_server", "serve", str(port), str(recording)]
+    with running([*cmd, "--stamps", stamps], cpus=cpus, cwd=str(ROOT)) as server:
+        wait_port(port, timeout=20, proc=server)
+        yield server, port
+
+
+@contextlib.contextmanager
+def nginx(cpus: str | None, recording: Path, stamps: str, nofile: int) -> Iterator[tuple[Any, int]]:
+    binary = ensure_apt(["nginx"], "nginx")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-llhls-nginx-") as prefix:
+        conf = Path(prefix) / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(
+            prefix=prefix, port=port, root=prefix, nofile=nofile,
+            connections=max(1024, min(nofile - 64, 16384)),
+        ))  # fmt: skip
+        feeder = [sys.executable, "-m", "bench.llhls_server", "files", prefix, str(recording)]
+        with (
+            running([*feeder, "--stamps", stamps], cpus=cpus, cwd=str(ROOT)),
+            running(
+                [binary, "-p", prefix, "-c", str(conf), "-e", f"{prefix}/error.log"], cpus=cpus
+            ) as server,
+        ):
+            wait_port(port, timeout=10, proc=server)
+            deadline = time.monotonic() + 20
+            while not (Path(prefix) / "hls" / "0" / "stream.m3u8").exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the feeder wrote no playlist")
+                time.sleep(0.05)
+            yield server, port
+
+
+def step(
+    viewers: Path, server: Any, port: int, count: int, mode: str, stamps: str, cpus: str | None
+) -> dict:
+    """One run of the generator; its summary, with the server's CPU over the window."""
+    time.sleep(1.0)  # a few parts in the playlist
+    with (
+        tempfile.TemporaryFile("w+b") as err,
+        tempfile.NamedTemporaryFile(prefix="llhls-arrivals-") as arrivals,
+    ):
+        cmd = [
+            str(viewers), str(port), str(count), mode, str(SETTLE), str(MEASURE), str(GRACE),
+            str(PERIOD), arrivals.name,
+        ]  # fmt: skip
+        proc = spawn(cmd, cpus=cpus, stdout=subprocess.PIPE, stderr=err)
+        try:
+            line = proc.stdout.readline().decode().strip()
+            if line != "measuring":
+                err.seek(0)
+                raise RuntimeError(f"the generator said {line!r}: {err.read().decode()[-800:]}")
+            before, started = cpu_seconds(server.pid, children=False), time.monotonic()
+            waited = run_queue_seconds(server.pid)
+            time.sleep(MEASURE)
+            seconds = time.monotonic() - started
+            busy = (cpu_seconds(server.pid, children=False) - before) / seconds
+            waited = (run_queue_seconds(server.pid) - waited) / seconds
+            line = proc.stdout.readline().decode().strip()
+            if not line.startswith("{"):
+                err.seek(0)
+                raise RuntimeError(f"the generator failed: {err.read().decode()[-800:]}")
+            proc.wait(30)
+            result = summarize(json.loads(line), count, stamps, arrivals.name)
+        finally:
+            stop(proc)
+            proc.stdout.close()
+    result["server_busy"] = busy
+    result["server_waited"] = waited
+    return result
+
+
+def run_queue_seconds(pid: int) -> float:
+    """Seconds ``pid``'s threads were ready to run but waited for their CPU (schedstat):
+    how much the other load on the machine took from the server."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with (
+            contextlib.suppress(OSError, ValueError, IndexError),
+            open(f"/proc/{pid}/task/{tid}/schedstat") as f,
+        ):
+            total += int(f.read().split()[1])
+    return total / 1e9
+
+
+def _load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+@register(
+    "llhls",
+    "LL-HLS held requests: p99 part creation-to-delivery and loss for 1000-5000 "
+    "blocking viewers on one core, vs nginx polled",
+)
+def llhls() -> list[Figure]:
+    nofile = raise_file_limit()
+    if nofile < 2 * max(STEPS) + 200:
+        raise BenchUnavailableError(f"the file limit is only {nofile}")
+    recording = prepare_recording()
+    viewers = build_viewers()
+    server_cpus, load_cpus = cpu_sets()
+    results: dict[tuple[str, int], dict] = {}
+    for count in STEPS:
+        for name in ("ours", "nginx"):
+            with tempfile.NamedTemporaryFile(prefix="llhls-stamps-") as stamps:
+                if name == "ours":
+                    servers = ours(server_cpus, recording, stamps.name)
+                else:
+                    servers = nginx(server_cpus, recording, stamps.name, nofile)
+                mode = "ll" if name == "ours" else "poll"
+                with servers as (server, port):
+                    r = step(viewers, server, port, count, mode, stamps.name, load_cpus)
+            r["load"] = _load_average()
+            results[(name, count)] = r
+            log(
+                f"llhls {name:5} {count:5} viewers: part delivery p50 {_f(r['p50_ms'])} p99 "
+                f"{_f(r['p99_ms'])} max {_f(r['max_ms'])} ms, {r['parts']} parts, loss "
+                f"{r['loss']}, errors {r['errors'] or 0}; server {r['server_busy']:.0%} of a "
+                f"core (and {r['server_waited']:.0%} of the time waiting for it), generator "
+                f"{r['generator_busy']:.0%}, feed late by {_f(r['feed_late_max_ms'])} ms at "
+                f"most; load average {r['load']}"
+            )
+    figures = []
+    for count in STEPS:
+        o, p = results[("ours", count)], results[("nginx", count)]
+        errors = sum(o["errors"].values())
+        note = f"load average {o['load']}" + (f"; {errors} errors" if errors else "")
+        goal = count == max(STEPS)
+        figures += [
+            Figure(
+                f"llhls_{count}_part_p99_ms", o["p99_ms"], "ms", "nginx (polled)", p["p99_ms"],
+                goal=("value", "<=", GOAL_MS) if goal else None, note=note,
+            ),
+            Figure(f"llhls_{count}_part_p50_ms", o["p50_ms"], "ms", "nginx (polled)", p["p50_ms"]),
+            Figure(f"llhls_{count}_part_max_ms", o["max_ms"], "ms", "nginx (polled)", p["max_ms"]),
+            Figure(
+                f"llhls_{count}_loss", o["loss"], "parts", "nginx (polled)", p["loss"],
+                goal=("value", "<=", 0) if goal else None,
+            ),
+            Figure(
+                f"llhls_{count}_server_cpu", o["server_busy"] * 100, "% of a core",
+                "nginx (polled)", p["server_busy"] * 100,
+            ),
+            Figure(
+                f"llhls_{count}_server_waited", o["server_waited"] * 100, "% of the time",
+                "nginx (polled)", p["server_waited"] * 100,
+            ),
+            Figure(
+                f"llhls_{count}_generator_cpu", o["generator_busy"] * 100, "% of a core",
+                "nginx (polled)", p["generator_busy"] * 100,
+            ),
+        ]  # fmt: skip
+    return figures
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
