@@ -101,6 +101,7 @@ class LlFastPath:
         self._watched: dict[int, _Watched] = {}
         self._for: Any = None
         self._plans: dict[bytes, Any] = {}
+        self._framed: dict[bytes, tuple[int, bytes]] = {}
         #: (second, seconds a request is held at most), worked out once a second
         self._limit = (-1, 3.0)
 
@@ -196,9 +197,16 @@ class LlFastPath:
         )
 
     def _held_playlist(self, renditions: Any, n: int, skip: bool) -> bytes:
+        """The answer to a blocking reload, framed once per playlist (and second)."""
         body = self.resource.playlist_bytes(renditions, n, skip)
-        cache = b"public, max-age=%d" % renditions[n].target_duration
-        return self._frame(PLAYLIST, cache, body)
+        second = int(self._clock.seconds())
+        framed = self._framed.get(body)  # the same bytes object while the position holds
+        if framed is None or framed[0] != second:
+            cache = b"public, max-age=%d" % renditions[n].target_duration
+            if len(self._framed) >= _PLANS_KEPT:
+                self._framed.clear()
+            framed = self._framed[body] = (second, self._frame(PLAYLIST, cache, body))
+        return framed[1]
 
     def _part_answer(self, watched: _Watched, index: int) -> bytes:
         second = int(self._clock.seconds())
