@@ -225,6 +225,8 @@ class OwncastChannel(http.HTTPChannel):
     _head_call: Any = None
     #: the waiters (channel -> deadline) this channel's held request is in, while one is
     held: dict[Any, float] | None = None
+    #: the second the LL-HLS fast path last counted this connection's viewer
+    seen_at = -1
     _behind = b""
 
     def connectionMade(self) -> None:

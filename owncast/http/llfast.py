@@ -155,7 +155,11 @@ class LlFastPath:
         rendition = renditions[n]
         if msn is not None and msn > rendition.open.msn + 2:
             return False  # the 400 is twisted.web's to give
-        self._seen(viewer_key_of(channel.peer_host, agent))
+        # A viewer is counted once a second at most, not for each of its five reloads.
+        second = int(self._clock.seconds())
+        if channel.seen_at != second:
+            channel.seen_at = second
+            self._seen(viewer_key_of(channel.peer_host, agent))
         if msn is None:
             body = self.resource.playlist_bytes(renditions, n, skip)
             self._send(channel, self._frame(PLAYLIST, b"no-cache", body))
