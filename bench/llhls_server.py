@@ -106,7 +106,7 @@ class _NoFiles:
         return None
 
 
-def serve(reactor: Any, port: int, recording: bytes, stamps: str) -> None:
+def serve(reactor: Any, port: int, recording: bytes, stamps: str, fast_ll: bool = True) -> None:
     output = LlOutput()
     output.renditions = [Rendition(SEGMENT_SECONDS, PART_TARGET, WINDOW)]
     output.variants = [{"videoBitrate": 800, "audioBitrate": 64}]
@@ -116,7 +116,7 @@ def serve(reactor: Any, port: int, recording: bytes, stamps: str) -> None:
     root = Resource()
     root.putChild(b"hls", switch)
     headers = _SECURITY_HEADERS.items()  # as the daemon's site sends them
-    fast = HlsFastPath(_NoFiles(), viewers.seen, reactor, headers, switch)
+    fast = HlsFastPath(_NoFiles(), viewers.seen, reactor, headers, switch if fast_ll else None)
     site = OwncastSite(root, fast, reactor=reactor, max_per_address=1 << 30)
     reactor.listenTCP(port, site, backlog=4096, interface="127.0.0.1")
     Replay(reactor, output.renditions[0], recording, stamps, lambda index: None).start()
@@ -165,13 +165,16 @@ def main() -> None:
     parser.add_argument("recording", help="the fMP4 recording to replay")
     parser.add_argument("--stamps", required=True, help="append part creation times here")
     parser.add_argument("--profile", help="run under cProfile and dump the stats here")
+    parser.add_argument(
+        "--twisted-web", action="store_true", help="serve: LL-HLS through twisted.web only"
+    )
     args = parser.parse_args()
 
     from twisted.internet import reactor
 
     recording = Path(args.recording).read_bytes()
     if args.mode == "serve":
-        serve(reactor, int(args.where), recording, args.stamps)
+        serve(reactor, int(args.where), recording, args.stamps, not args.twisted_web)
     else:
         files(reactor, Path(args.where), recording, args.stamps)
     signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
