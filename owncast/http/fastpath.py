@@ -62,8 +62,9 @@ MAX_UNREAD = 4 * 1024 * 1024
 SEND_LIMIT = 1024 * 1024
 #: Seconds from a request's first byte until its head (line and headers) must be in.
 HEAD_TIMEOUT = 5.0
-#: Request heads whose reading is remembered (``HlsFastPath.answer``).
-_HEADS_KEPT = 4096
+#: Request heads whose reading is remembered (``HlsFastPath.answer``), up to this size.
+_HEADS_KEPT = 1024
+_HEAD_KEPT_SIZE = 2048
 _UNSEEN = object()
 _TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
@@ -162,9 +163,10 @@ class HlsFastPath:
         request = self._heads.get(head, _UNSEEN)
         if request is _UNSEEN:
             request = plain_get(head)
-            if len(self._heads) >= _HEADS_KEPT:
-                self._heads.clear()
-            self._heads[head] = request
+            if len(head) <= _HEAD_KEPT_SIZE:
+                if len(self._heads) >= _HEADS_KEPT:
+                    self._heads.clear()
+                self._heads[head] = request
         if request is None:
             return 0
         name, agent, used = request

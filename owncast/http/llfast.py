@@ -112,9 +112,10 @@ class LlFastPath:
         plan = self._plans.get(name, _UNSEEN)
         if plan is _UNSEEN:
             plan = _plan(name)
-            if len(self._plans) >= _PLANS_KEPT:
-                self._plans.clear()
-            self._plans[name] = plan
+            if len(name) <= 256:
+                if len(self._plans) >= _PLANS_KEPT:
+                    self._plans.clear()
+                self._plans[name] = plan
         if plan is None:
             return False
         kind, n, a, b, skip = plan
