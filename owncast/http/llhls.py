@@ -90,18 +90,12 @@ class LlHlsResource(Resource):
         self._master: tuple[Any, bytes] | None = None
 
     def playlist_bytes(self, renditions: Sequence[Rendition], n: int, skip: bool) -> bytes:
-        """Rendition ``n``'s media playlist now, rendered once per position however many
-        ask (the fast path, ``owncast.http.llfast``, shares it too).
-
-        ``Rendition`` has no version number, so the key is what its playlist shows: the
-        part count, the segments, the end, the open segment's init and discontinuity, and
-        where the other renditions are (their rendition reports)."""
+        """Rendition ``n``'s media playlist now, rendered once per version however many
+        ask (the fast path, ``owncast.http.llfast``, shares it too): the key is its
+        ``version`` and the others' (the rendition reports say where they are)."""
         r = renditions[n]
-        key = (
-            id(r), n, skip, r.next_part, len(r.segments), r.ended, r.open.init,
-            r.open.discontinuity, r.discontinuity_sequence,
-            tuple((id(o), o.next_part) for o in renditions if o is not r),
-        )  # fmt: skip
+        others = tuple((id(o), o.version) for o in renditions if o is not r)
+        key = (id(r), n, skip, r.version, others)
         cached = self._rendered.get(key)
         if cached is not None and cached[0] is r:
             return cached[1]

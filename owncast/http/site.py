@@ -26,7 +26,6 @@ from owncast.http.llhls import HlsSwitch, hls_switch
 from owncast.http.recordings import RecordingsResource, api_root, with_child
 from owncast.http.webroot import WEB_ROOT
 from owncast.interfaces import ISegmentStorage
-from owncast.llhls import output as llhls_output
 from owncast.llhls.output import LlOutput
 
 #: No inline script or style anywhere: pages load their code from /js and /css.
@@ -361,13 +360,8 @@ def hls_resource(
 def ll_switch(ctx: AppContext, hls: Resource, ll_output: LlOutput | None = None) -> HlsSwitch:
     """``/hls/``: LL-HLS (``ll_output``'s renditions, ``owncast.llhls``) while the
     broadcast is in low-latency mode, else ``hls``'s files."""
-    if ll_output is None:
-        # Until the service hands its LlOutput to build_site: the one owncast.llhls.output
-        # keeps per output directory, while it keeps one (the transcoder finds it there).
-        shared = getattr(llhls_output, "for_directory", None)
-        ll_output = shared(ctx.datadir / "hls") if shared is not None else LlOutput()
     seen = lambda request: ctx.viewers.seen(viewer_key(ctx, request))  # noqa: E731
-    return hls_switch(ctx.reactor, ll_output, hls, seen)
+    return hls_switch(ctx.reactor, ll_output or LlOutput(), hls, seen)
 
 
 def build_root(
