@@ -94,9 +94,7 @@ def make_context(
         webhooks=webhooks,
         stream=StreamState(clock.seconds, settings),
         viewers=Viewers(clock.seconds),
-        chat=ChatHub(
-            store, clock.seconds, lambda: settings["name"], bus=LocalChatBus(), settings=settings
-        ),
+        chat=ChatHub(store, clock.seconds, bus=LocalChatBus(), settings=settings),
         events=EventBus(),
         logs=LogBuffer(),
         history=StatsHistory(store, clock.seconds),

@@ -85,9 +85,9 @@ class Harness:
         self.hub = ChatHub(
             self.ctx.store,
             self.clock.seconds,
-            lambda: "Hooked server",
             events=self.bus,
             bus=LocalChatBus(),
+            settings={"name": "Hooked server"},
         )
 
     def hook(self, url: str, *names: str) -> dict:

@@ -68,14 +68,14 @@ _EVENT_TYPES = {CHAT, NAME_CHANGE, USER_JOINED, VISIBILITY_UPDATE}
 class ChatHub:
     """Listeners get every message to broadcast (a dict, once); ``events`` hears the
     webhook-worthy ones. ``clients`` maps client ids to the seed's ``Client`` records.
-    ``settings`` (the server's ``Settings``) gives ``chatDisabled``, ``welcomeMessage``
-    and ``chatAllowedOrigins``; without it chat is on, with no welcome and any origin."""
+    ``settings`` (the server's ``Settings``, or any mapping) gives ``name`` (system
+    messages' author), ``chatDisabled``, ``welcomeMessage`` and ``chatAllowedOrigins``;
+    without them chat is on, with no welcome and any origin, and speaks as "Owncast"."""
 
     def __init__(
         self,
         store: IStore,
         now: Callable[[], float],
-        server_name: Callable[[], str],
         events: EventBus | None = None,
         *,
         bus: IChatBus,
@@ -83,7 +83,6 @@ class ChatHub:
     ):
         self._store = store
         self._now = now
-        self.server_name = server_name
         self.settings = settings
         self._events = events
         self._bus = bus
@@ -109,6 +108,9 @@ class ChatHub:
 
     def setting(self, key: str, default: Any) -> Any:
         return self.settings.get(key, default) if self.settings is not None else default
+
+    def server_name(self) -> str:
+        return str(self.setting("name", "Owncast"))
 
     @property
     def disabled(self) -> bool:
