@@ -480,14 +480,8 @@ class WebhookEndToEndTests(unittest.TestCase):
             f"http://localhost:{port}/hook",
             f"http://127.1:{port}/hook",
             f"http://2130706433:{port}/hook",
+            f"http://[::ffff:127.0.0.1]:{port}/hook",
         ]
-        # An IPv6 literal with an embedded IPv4 address is not a URL the settings accept.
-        mapped = await daemon.post(
-            "/api/admin/webhooks/create",
-            {"url": f"http://[::ffff:127.0.0.1]:{port}/hook", "events": ["CHAT"]},
-            auth=ADMIN,
-        )
-        self.assertEqual(mapped.code, 400, mapped)
         for url in urls:
             hook = await daemon.post(
                 "/api/admin/webhooks/create", {"url": url, "events": ["CHAT"]}, auth=ADMIN
