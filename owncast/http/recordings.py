@@ -12,7 +12,9 @@ Only these paths answer (anything else is 404, so no path leaves the folders)::
     /recordings/clips/<clip>.mp4       a clip's MP4
 
 Files are sent by ``twisted.web.static.File``, which reads them in chunks as the client
-takes them and answers range requests (players seek in the MP4).
+takes them and answers range requests (players seek in the MP4). A whole recording's
+MP4 still being made is followed as ffmpeg writes it (``Making.tail``), chunked, with no
+length and no ranges; a recording still being recorded has none (409, JSON).
 """
 
 from __future__ import annotations

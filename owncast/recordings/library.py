@@ -234,14 +234,6 @@ class Library:
             making.done.addBoth(self._made, meta.id)
         return making
 
-    async def download(self, meta: Meta) -> str:
-        """The path of the recording's MP4, once it is made."""
-        found = await self.mp4(meta)
-        if isinstance(found, Making):
-            await found.finished()
-            return found.path
-        return found
-
     def _made(self, result: Any, recording_id: str) -> None:
         self._making.pop(recording_id, None)
         if isinstance(result, Failure):
