@@ -9,9 +9,12 @@ bytes first and, for the plainest requests only, writes the answer straight away
 What takes the fast path: a whole ``GET /hls/<name> HTTP/1.1`` request in one read, on a
 keep-alive connection with no request in progress, no header that changes the answer
 (ranges, conditionals, a body, ``Connection: close``, an upgrade), for a file
-``HlsResource.from_memory`` can answer. Everything else (a cold file, a 404, HEAD, a
-range request, HTTP/1.0, a request split over reads) goes to twisted.web untouched, and
-a fast answer carries the same status, headers and body as twisted.web's would.
+``HlsResource.from_memory`` can answer or, while the broadcast is in low-latency mode,
+for the LL-HLS renditions (``owncast.http.llfast``, which also holds blocking reloads and
+preload-hint parts here until they can be answered). Everything else (a cold file, a
+404, HEAD, a range request, HTTP/1.0, a request split over reads) goes to twisted.web
+untouched, and a fast answer carries the same status, headers and body as twisted.web's
+would.
 
 The channel also times out slow request heads: a request whose line and headers have
 not all arrived ``HEAD_TIMEOUT`` seconds after its first byte is answered 408 and its

@@ -16,8 +16,8 @@ in low-latency mode):
   (``OwncastChannel.connectionLost``), and anything it sends meanwhile waits its turn;
 * one Deferred per rendition (``Rendition.wait`` for the next part) wakes all groups; the
   parts go out first (viewers are waiting on those bytes), then the playlists. Each is
-  rendered and framed once (``LlHlsResource.playlist_bytes`` caches by position) and the
-  same bytes object goes to every waiter;
+  rendered and framed once (``LlHlsResource.playlist_bytes`` caches by the renditions'
+  ``version``) and the same bytes object goes to every waiter;
 * a group has one timer, for its oldest waiter: after three target durations a waiter
   is answered 503, as ``LlHlsResource`` does.
 
