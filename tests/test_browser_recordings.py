@@ -129,3 +129,52 @@ class PastBroadcastTests(BrowserCase):
         self.assertIn("Halfway there", near_end_chat)
         self.assertNotIn("Halfway there", near_start_chat)
         self.assertEqual(browser.errors, [])
+
+    async def test_low_latency_broadcast_recording_plays_and_seeks(self) -> None:
+        """A low-latency broadcast is recorded as fMP4 (init sections, ``seg<k>.m4s``):
+        its page plays it with hls.js and seeks to the end and back."""
+        daemon, browser = await self.start(**{"video/lowlatency": True})
+        publisher = publish(self, daemon, seconds=10)
+        await wait_until(lambda: _online(daemon), 10, "the broadcast to start")
+        await publisher.ended
+        await sleep(1)
+        response = await daemon.post("/api/admin/disconnect", {}, auth=ADMIN)
+        self.assertEqual(response.code, 200, response)
+
+        async def finished() -> Any:
+            listed = (await daemon.get("/api/recordings")).json
+            return listed[0] if listed and not listed[0]["live"] else None
+
+        recording = await wait_until(finished, 15, "the recording to end")
+        base = f"http://127.0.0.1:{daemon.web_port}"
+
+        async def in_browser() -> dict:
+            context = await browser.context()
+            page = await browser.page(context, f"{base}/recordings/{recording['id']}")
+            await page.wait_for_function(
+                "() => { const v = document.getElementById('video');"
+                " return v.duration > 0 && isFinite(v.duration); }"
+            )
+            duration = await page.evaluate("document.getElementById('video').duration")
+            seeks = []
+            for target in (duration - 3, 1.0):
+                await page.evaluate(
+                    "(t) => { const v = document.getElementById('video'); v.muted = true;"
+                    " v.currentTime = t; v.play(); }",
+                    target,
+                )
+                await page.wait_for_function(
+                    "(t) => { const v = document.getElementById('video');"
+                    " return !v.seeking && v.readyState >= 3 && v.currentTime > t + 0.5; }",
+                    arg=target,
+                )
+                seeks.append(await page.evaluate("document.getElementById('video').currentTime"))
+            await context.close()
+            return {"duration": duration, "seeks": seeks}
+
+        seen = await browser.run(in_browser())
+        self.assertLessEqual(abs(seen["duration"] - recording["duration"]), 1.0, seen)
+        near_end, near_start = seen["seeks"]
+        self.assertGreater(near_end, seen["duration"] - 3, seen)
+        self.assertLess(near_start, 5, seen)
+        self.assertEqual(browser.errors, [])

@@ -387,6 +387,15 @@ class ApiTests(unittest.TestCase):
         self.assertEqual(kind, "application/vnd.apple.mpegurl")
         code, body, _ = await server.request("GET", f"/recordings/{self.rid}/0/stream-1.ts")
         self.assertEqual((code, body), (200, b"x" * 10))
+        # A low-latency broadcast's recording: fMP4 segments and their init sections.
+        folder = self.tmp / "recordings" / self.rid / "0"
+        (folder / "seg1700000001.m4s").write_bytes(b"moof")
+        (folder / "init0.mp4").write_bytes(b"moov")
+        for name, data in (("seg1700000001.m4s", b"moof"), ("init0.mp4", b"moov")):
+            path = f"/recordings/{self.rid}/0/{name}"
+            code, body, response = await server.request("GET", path)
+            self.assertEqual((code, body), (200, data), name)
+            self.assertEqual(response.headers.getRawHeaders("content-type"), ["video/mp4"])
         for page in (f"/recordings/{self.rid}", "/recordings/", "/recordings/clips/1-1"):
             code, body, _ = await server.request("GET", page)
             self.assertEqual(code, 200, page)

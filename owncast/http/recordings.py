@@ -6,6 +6,8 @@ Only these paths answer (anything else is 404, so no path leaves the folders)::
     /recordings/recordings.js, recordings.css                  its code and style
     /recordings/<id>/stream.m3u8, <id>/<n>/stream.m3u8         playlists
     /recordings/<id>/<n>/stream-<k>.ts                          segments (never change)
+    /recordings/<id>/<n>/seg<k>.m4s, <id>/<n>/init<i>.mp4       a low-latency broadcast's
+                                       fMP4 segments and initialization sections
     /recordings/<id>/thumbnail.jpg
     /recordings/<id>/download.mp4      the whole recording as MP4 (made on first ask,
                                        sent as it is made; 409 while still recorded)
@@ -38,6 +40,7 @@ _ID = rb"[0-9]{1,19}"
 _MEDIA = re.compile(
     rb"(?P<id>" + _ID + rb")/(?:(?P<playlist>(?:[0-9]{1,2}/)?stream\.m3u8)"
     rb"|(?P<segment>[0-9]{1,2}/stream-[0-9]{1,19}\.ts)"
+    rb"|(?P<fragment>[0-9]{1,2}/seg[0-9]{1,19}\.m4s)|(?P<init>[0-9]{1,2}/init[0-9]{1,19}\.mp4)"
     rb"|(?P<thumbnail>thumbnail\.jpg)|(?P<download>download\.mp4))"
 )
 _PAGE = re.compile(rb"|index\.html|" + _ID + rb"/?|clips/" + _ID + rb"-[0-9]{1,6}")
@@ -49,12 +52,16 @@ _ASSETS = {
 _TYPES = {
     "playlist": b"application/vnd.apple.mpegurl",
     "segment": b"video/mp2t",
+    "fragment": b"video/mp4",
+    "init": b"video/mp4",
     "thumbnail": b"image/jpeg",
     "download": b"video/mp4",
 }
 _CACHE = {
     "playlist": b"no-cache",
     "segment": b"public, max-age=31536000, immutable",
+    "fragment": b"public, max-age=31536000, immutable",
+    "init": b"public, max-age=31536000, immutable",
     "thumbnail": b"public, max-age=60",
     "download": b"public, max-age=3600",
 }
