@@ -13,6 +13,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
+from owncast.core.throttle import TrustedProxies
 from owncast.http.fastpath import MAX_HEAD, plain_get
 from owncast.http.site import WEB_ROOT, OwncastSite, build_site
 from tests.helpers import make_context
@@ -30,7 +31,9 @@ def get(path: bytes, *headers: bytes, version: bytes = b"HTTP/1.1") -> bytes:
 class PlainGetTests(unittest.TestCase):
     def test_a_plain_get_is_taken_with_its_agent(self):
         data = get(b"/hls/0/stream.m3u8", b"User-Agent: hls.js", b"Connection: keep-alive")
-        self.assertEqual(plain_get(data + b"GET /next"), (b"0/stream.m3u8", b"hls.js", len(data)))
+        self.assertEqual(
+            plain_get(data + b"GET /next"), (b"0/stream.m3u8", b"hls.js", len(data), None)
+        )
 
     def test_anything_else_is_left_to_twisted_web(self):
         refused = [
@@ -159,6 +162,33 @@ class FastPathTests(unittest.TestCase):
             self.assertEqual(fast[2], body)
             self.assertSameAnswer(slow, fast)
         self.assertEqual(self.ctx.viewers.count(), 1)
+
+    async def test_viewers_behind_a_trusted_proxy_are_told_apart(self):
+        """Fast and slow playlist answers count the client a trusted proxy names (a
+        repeated header is one list); from anyone else the header is ignored."""
+        client = await self.connect()
+
+        async def watch(forwarded: bytes) -> None:
+            request = get(b"/hls/0/stream.m3u8", b"User-Agent: player\r\n" + forwarded)
+            [answer] = await self.exchange(client, request)
+            self.assertEqual(answer[0], 200)
+
+        await watch(b"X-Forwarded-For: 198.51.100.1")  # twisted.web's answer fills memory
+        await watch(b"X-Forwarded-For: 198.51.100.2")
+        await watch(b"X-Forwarded-For: 10.9.9.9\r\nX-Forwarded-For: 198.51.100.3")
+        self.assertEqual(self.ctx.viewers.count(), 1)  # no trusted proxy: all from 127.0.0.1
+        self.site.hls_fast.proxies = TrustedProxies(["127.0.0.1"])
+        self.ctx.throttle.proxies = self.site.hls_fast.proxies
+        await watch(b"X-Forwarded-For: 198.51.100.1")
+        await watch(b"X-Forwarded-For: 198.51.100.2")
+        await watch(b"X-Forwarded-For: 10.9.9.9\r\nX-Forwarded-For: 198.51.100.3")
+        await watch(b"Forwarded: for=198.51.100.4")
+        self.assertEqual(self.slow, [b"0/stream.m3u8"])
+        keys = set(self.ctx.viewers._seen)
+        self.assertEqual(
+            {k.split(" ")[0] for k in keys},
+            {"127.0.0.1", "198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"},
+        )
 
     async def test_pipelined_requests_are_answered_in_order(self):
         client = await self.connect()

@@ -34,6 +34,7 @@ from twisted.web import http
 from twisted.web.server import version as server_version
 
 from owncast.api.http import viewer_key_of
+from owncast.core.throttle import TrustedProxies
 from owncast.http.hls import LARGE_BODY, send_ahead
 from owncast.http.llfast import MAX_BEHIND, LlFastPath
 from owncast.runtime.compat import channel_idle, reading_head, set_send_limit
@@ -72,9 +73,16 @@ _UNSEEN = object()
 _TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
-def plain_get(data: bytes, prefix: bytes = PREFIX) -> tuple[bytes, bytes | None, int] | None:
-    """``(path after prefix, user agent, bytes used)`` when ``data`` starts with a whole,
-    plain HTTP/1.1 GET of a path under ``prefix``; None for anything else."""
+#: ``(X-Forwarded-For, Forwarded)`` of a request that has either, as sent
+Forwarding = tuple[bytes | None, bytes | None]
+
+
+def plain_get(
+    data: bytes, prefix: bytes = PREFIX
+) -> tuple[bytes, bytes | None, int, Forwarding | None] | None:
+    """``(path after prefix, user agent, bytes used, forwarding headers or None)`` when
+    ``data`` starts with a whole, plain HTTP/1.1 GET of a path under ``prefix``; None
+    for anything else."""
     end = data.find(b"\r\n\r\n", 0, MAX_HEAD)
     if end < 0:
         return None
@@ -87,7 +95,7 @@ def plain_get(data: bytes, prefix: bytes = PREFIX) -> tuple[bytes, bytes | None,
         or not parts[1].startswith(prefix)
     ):
         return None
-    agent = None
+    agent = forwarded_for = forwarded = None
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
         if not colon or not name or b" " in name or b"\t" in name:  # also a folded line
@@ -103,7 +111,14 @@ def plain_get(data: bytes, prefix: bytes = PREFIX) -> tuple[bytes, bytes | None,
             tokens = value.lower()
             if b"close" in tokens or b"upgrade" in tokens:
                 return None
-    return parts[1][len(prefix) :], agent, end + 4
+        elif name == b"x-forwarded-for":  # repeated: one list, as twisted.web joins it
+            forwarded_for = (
+                value.strip() if forwarded_for is None else forwarded_for + b"," + value.strip()
+            )
+        elif name == b"forwarded":
+            forwarded = value.strip() if forwarded is None else forwarded + b"," + value.strip()
+    forwarding = None if forwarded_for is None and forwarded is None else (forwarded_for, forwarded)
+    return parts[1][len(prefix) :], agent, end + 4, forwarding
 
 
 def _title(name: bytes) -> bytes:
@@ -129,12 +144,17 @@ class HlsFastPath:
         clock: Any,
         headers: Iterable[tuple[bytes, bytes]] = (),
         switch: Any = None,
+        proxies: TrustedProxies | None = None,
     ):
         self.hls = hls
         self._seen = seen
+        #: ``--trustedproxy``: whose forwarding headers name the viewer's address
+        self.proxies = proxies if proxies is not None else TrustedProxies()
         self._switch = switch
         self._heads: dict[bytes, Any] = {}
-        self.ll = None if switch is None else LlFastPath(switch.ll, self._head, seen, self._count)
+        self.ll = (
+            None if switch is None else LlFastPath(switch.ll, self._head, self._viewer, self._count)
+        )
         #: requests answered here, below twisted.web (``/metrics`` counts them as 200s)
         self.answered = 0
         self._clock = clock
@@ -172,11 +192,11 @@ class HlsFastPath:
                 self._heads[head] = request
         if request is None:
             return 0
-        name, agent, used = request
+        name, agent, used, forwarding = request
         switch = self._switch
         if switch is not None and switch.output.live and name not in switch.FILES:
             assert self.ll is not None
-            return used if self.ll.answer(channel, name, agent) else 0
+            return used if self.ll.answer(channel, name, agent, forwarding) else 0
         hot = self.hls.from_memory(name)
         if hot is None:
             return 0
@@ -185,7 +205,7 @@ class HlsFastPath:
             return 0
         headers, body, playlist = hot
         if playlist:
-            self._seen(viewer_key_of(channel.peer_host, agent))
+            self._viewer(channel, agent, forwarding)
         head = b"%s%sContent-Length: %d\r\n\r\n" % (self._head(), headers, len(body))
         if len(body) >= LARGE_BODY:
             send_now(transport, channel.direct, head)
@@ -195,6 +215,15 @@ class HlsFastPath:
             send_now(transport, channel.direct, head + body)
         self.answered += 1
         return used
+
+    def _viewer(self, channel: Any, agent: bytes | None, forwarding: Forwarding | None) -> None:
+        """Count the viewer of a playlist request: its address and user agent, the
+        address being the client a trusted proxy names when the peer is one."""
+        host = channel.peer_host
+        if forwarding is not None and self.proxies:
+            forwarded_for, forwarded = (v if v is None else v.decode("latin-1") for v in forwarding)
+            host = self.proxies.client(host, forwarded_for, forwarded)
+        self._seen(viewer_key_of(host, agent))
 
     def _count(self, channel: Any, status: int, n: int) -> None:
         """``n`` answers of ``status`` went out from here (on ``channel`` and others of

@@ -33,7 +33,6 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.python import log
 
-from owncast.api.http import viewer_key_of
 from owncast.http.llhls import IMMUTABLE, MP4, PLAYLIST, LlHlsResource, media_match
 from owncast.llhls.rendition import Rendition
 from owncast.runtime.netio import send_now
@@ -83,14 +82,15 @@ class _Watched:
 class LlFastPath:
     """The low-latency half of ``HlsFastPath``: ``resource`` is the ``LlHlsResource`` at
     ``/hls/`` (its renditions, variants, caches and clock); ``head()`` gives the status
-    line, Date and fixed header lines of a 200; ``seen(key)`` counts a viewer;
+    line, Date and fixed header lines of a 200; ``seen(channel, agent, forwarding)``
+    counts the viewer of a playlist request;
     ``counted(channel, status, n)`` is told of the answers sent."""
 
     def __init__(
         self,
         resource: LlHlsResource,
         head: Callable[[], bytes],
-        seen: Callable[[str], None],
+        seen: Callable[[Any, bytes | None, Any], None],
         counted: Callable[[Any, int, int], None],
     ) -> None:
         self.resource = resource
@@ -107,7 +107,9 @@ class LlFastPath:
 
     # -- answering -----------------------------------------------------------------------
 
-    def answer(self, channel: Any, name: bytes, agent: bytes | None) -> bool:
+    def answer(
+        self, channel: Any, name: bytes, agent: bytes | None, forwarding: Any = None
+    ) -> bool:
         """Answer (or park) ``GET /hls/<name>``; False leaves it to twisted.web."""
         plan = self._plans.get(name, _UNSEEN)
         if plan is _UNSEEN:
@@ -130,7 +132,7 @@ class LlFastPath:
             return False
         rendition = renditions[n]
         if kind == _PLAYLIST:
-            return self._playlist(channel, renditions, n, a, b, skip, agent)
+            return self._playlist(channel, renditions, n, a, b, skip, agent, forwarding)
         if kind == _PART:
             return self._part(channel, renditions, n, a)
         if kind == _INIT:
@@ -152,6 +154,7 @@ class LlFastPath:
         part: int | None,
         skip: bool,
         agent: bytes | None,
+        forwarding: Any,
     ) -> bool:
         rendition = renditions[n]
         if msn is not None and msn > rendition.open.msn + 2:
@@ -160,7 +163,7 @@ class LlFastPath:
         second = int(self._clock.seconds())
         if channel.seen_at != second:
             channel.seen_at = second
-            self._seen(viewer_key_of(channel.peer_host, agent))
+            self._seen(channel, agent, forwarding)
         if msn is None:
             body = self.resource.playlist_bytes(renditions, n, skip)
             self._send(channel, self._frame(PLAYLIST, b"no-cache", body))

@@ -415,7 +415,9 @@ def build_site(
     """The whole web tree; ``hls`` is also answered below twisted.web by the fast path."""
     hls = hls if hls is not None else hls_resource(ctx)
     switch = ll_switch(ctx, hls, ll_output)
-    fast = HlsFastPath(hls, ctx.viewers.seen, ctx.reactor, _SECURITY_HEADERS.items(), switch)
+    fast = HlsFastPath(
+        hls, ctx.viewers.seen, ctx.reactor, _SECURITY_HEADERS.items(), switch, ctx.throttle.proxies
+    )
     segments = hls.read_playlist if isinstance(hls.read_playlist, CompleteSegments) else None
     disk = DiskWatch(hls.directory, ctx.blocking, ctx.reactor, segments)
     root = build_root(ctx, webroot, websocket, hls, probes, metrics, disk, s3_storage, switch)
