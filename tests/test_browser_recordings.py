@@ -25,6 +25,43 @@ async def _online(daemon: Daemon) -> bool:
     return (await daemon.get("/api/status")).json["online"]
 
 
+async def _ended(testcase: Any, daemon: Daemon) -> dict:
+    """The broadcast's recording once the owner has disconnected and it has ended."""
+    await sleep(1)
+    response = await daemon.post("/api/admin/disconnect", {}, auth=ADMIN)
+    testcase.assertEqual(response.code, 200, response)
+
+    async def finished() -> Any:
+        listed = (await daemon.get("/api/recordings")).json
+        return listed[0] if listed and not listed[0]["live"] else None
+
+    return await wait_until(finished, 15, "the recording to end")
+
+
+async def _duration(page: Any) -> float:
+    """The video's duration, once hls.js knows it."""
+    await page.wait_for_function(
+        "() => { const v = document.getElementById('video');"
+        " return v.duration > 0 && isFinite(v.duration); }"
+    )
+    return await page.evaluate("document.getElementById('video').duration")
+
+
+async def _play_from(page: Any, target: float) -> float:
+    """Seek to ``target`` and play: where the video is once it plays from there."""
+    await page.evaluate(
+        "(t) => { const v = document.getElementById('video'); v.muted = true;"
+        " v.currentTime = t; v.play(); }",
+        target,
+    )
+    await page.wait_for_function(
+        "(t) => { const v = document.getElementById('video');"
+        " return !v.seeking && v.readyState >= 3 && v.currentTime > t + 0.5; }",
+        arg=target,
+    )
+    return await page.evaluate("document.getElementById('video').currentTime")
+
+
 class PastBroadcastTests(BrowserCase):
     timeout = 180
 
@@ -50,15 +87,7 @@ class PastBroadcastTests(BrowserCase):
         )
         self.assertEqual(sent.code, 200, sent)
         await publisher.ended
-        await sleep(1)
-        response = await daemon.post("/api/admin/disconnect", {}, auth=ADMIN)
-        self.assertEqual(response.code, 200, response)
-
-        async def finished() -> Any:
-            listed = (await daemon.get("/api/recordings")).json
-            return listed[0] if listed and not listed[0]["live"] else None
-
-        recording = await wait_until(finished, 15, "the recording to end")
+        recording = await _ended(self, daemon)
         self.assertGreater(recording["duration"], BROADCAST - 3, recording)
         base = f"http://127.0.0.1:{daemon.web_port}"
 
@@ -79,26 +108,12 @@ class PastBroadcastTests(BrowserCase):
             qualities = await page.eval_on_selector_all(
                 "#quality option", "(os) => os.map((o) => o.textContent)"
             )
-            await page.wait_for_function(
-                "() => { const v = document.getElementById('video');"
-                " return v.duration > 0 && isFinite(v.duration); }"
-            )
-            duration = await page.evaluate("document.getElementById('video').duration")
+            duration = await _duration(page)
             # Seek near the end, then back near the start: both play from there. The chat
             # sent halfway is replayed once the video is past it, and gone back before it.
             seeks, chats = [], []
             for target in (duration - 4, 2.0):
-                await page.evaluate(
-                    "(t) => { const v = document.getElementById('video'); v.muted = true;"
-                    " v.currentTime = t; v.play(); }",
-                    target,
-                )
-                await page.wait_for_function(
-                    "(t) => { const v = document.getElementById('video');"
-                    " return !v.seeking && v.readyState >= 3 && v.currentTime > t + 0.5; }",
-                    arg=target,
-                )
-                seeks.append(await page.evaluate("document.getElementById('video').currentTime"))
+                seeks.append(await _play_from(page, target))
                 chats.append(await text(page, "#chat"))
             # The quality menu switches hls.js to the chosen variant.
             await page.select_option("#quality", "1")
@@ -137,38 +152,14 @@ class PastBroadcastTests(BrowserCase):
         publisher = publish(self, daemon, seconds=10)
         await wait_until(lambda: _online(daemon), 10, "the broadcast to start")
         await publisher.ended
-        await sleep(1)
-        response = await daemon.post("/api/admin/disconnect", {}, auth=ADMIN)
-        self.assertEqual(response.code, 200, response)
-
-        async def finished() -> Any:
-            listed = (await daemon.get("/api/recordings")).json
-            return listed[0] if listed and not listed[0]["live"] else None
-
-        recording = await wait_until(finished, 15, "the recording to end")
+        recording = await _ended(self, daemon)
         base = f"http://127.0.0.1:{daemon.web_port}"
 
         async def in_browser() -> dict:
             context = await browser.context()
             page = await browser.page(context, f"{base}/recordings/{recording['id']}")
-            await page.wait_for_function(
-                "() => { const v = document.getElementById('video');"
-                " return v.duration > 0 && isFinite(v.duration); }"
-            )
-            duration = await page.evaluate("document.getElementById('video').duration")
-            seeks = []
-            for target in (duration - 3, 1.0):
-                await page.evaluate(
-                    "(t) => { const v = document.getElementById('video'); v.muted = true;"
-                    " v.currentTime = t; v.play(); }",
-                    target,
-                )
-                await page.wait_for_function(
-                    "(t) => { const v = document.getElementById('video');"
-                    " return !v.seeking && v.readyState >= 3 && v.currentTime > t + 0.5; }",
-                    arg=target,
-                )
-                seeks.append(await page.evaluate("document.getElementById('video').currentTime"))
+            duration = await _duration(page)
+            seeks = [await _play_from(page, t) for t in (duration - 3, 1.0)]
             await context.close()
             return {"duration": duration, "seeks": seeks}
 
