@@ -237,6 +237,25 @@ def run(cmd: Sequence[str], *, timeout: float, cpus: str | None = None, **kwargs
     return Completed(proc.returncode, seconds, text)
 
 
+def made_once(path: Path, what: str, argv: Callable[[Path], list[str]], timeout: float,
+              smallest: int = 1_000_000) -> Path:  # fmt: skip
+    """``path`` (at least ``smallest`` bytes), made the first time by running
+    ``argv(partial)``, which writes ``partial``, renamed into place once whole (an
+    interrupted run leaves nothing half-made); later runs reuse it. ``what`` says what is
+    made, for the log."""
+    if path.exists() and path.stat().st_size >= smallest:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    log(f"{what} once into {path}")
+    done = run(argv(partial), timeout=timeout)
+    if done.returncode != 0 or not partial.exists() or partial.stat().st_size < smallest:
+        partial.unlink(missing_ok=True)
+        raise RuntimeError(f"{what} failed: {done.stderr.strip()[-500:]}")
+    partial.replace(path)
+    return path
+
+
 def stop_all() -> None:
     for proc in list(_LIVE):
         with contextlib.suppress(Exception):

@@ -52,6 +52,7 @@ from bench.common import (
     ffmpeg_exe,
     free_port,
     log,
+    made_once,
     median,
     register,
     run,
@@ -111,22 +112,19 @@ http {{
 
 def prepare_segment() -> bytes:
     """A real MPEG-TS segment of SEGMENT_SIZE bytes (encoded once, cached)."""
-    if not SEGMENT_SOURCE.exists() or SEGMENT_SOURCE.stat().st_size < SEGMENT_SIZE:
-        SEGMENT_SOURCE.parent.mkdir(parents=True, exist_ok=True)
-        partial = SEGMENT_SOURCE.with_suffix(".part")
-        log(f"encoding a 720p MPEG-TS segment once into {SEGMENT_SOURCE}")
-        done = run([
+
+    def argv(partial: Path) -> list[str]:
+        return [
             ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
             "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=24",
             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
             "-b:v", "4M", "-maxrate", "4M", "-bufsize", "8M", "-g", "72",
             "-c:a", "aac", "-b:a", "128k", "-t", "4", "-f", "mpegts", str(partial),
-        ], timeout=300)  # fmt: skip
-        if done.returncode != 0 or partial.stat().st_size < SEGMENT_SIZE:
-            partial.unlink(missing_ok=True)
-            raise RuntimeError(f"encoding the segment failed: {done.stderr.strip()[-500:]}")
-        partial.replace(SEGMENT_SOURCE)
+        ]  # fmt: skip
+
+    what = "encoding a 720p MPEG-TS segment"
+    made_once(SEGMENT_SOURCE, what, argv, timeout=300, smallest=SEGMENT_SIZE)
     with open(SEGMENT_SOURCE, "rb") as f:
         return f.read(SEGMENT_SIZE)
 

@@ -52,6 +52,7 @@ from bench.common import (
     ffmpeg_exe,
     free_port,
     log,
+    made_once,
     median,
     peak_rss_bytes,
     register,
@@ -96,59 +97,20 @@ rtmp {{
 
 def prepare_input() -> Path:
     """Encode the test stream once; later runs reuse it."""
-    if INPUT.exists() and INPUT.stat().st_size > 1_000_000:
-        return INPUT
-    INPUT.parent.mkdir(parents=True, exist_ok=True)
-    partial = INPUT.with_suffix(".part")
-    log(f"encoding the {SECONDS} s 1080p30 8 Mbit/s test stream once into {INPUT}")
-    done = run(
-        [
-            ffmpeg_exe(),
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1920x1080:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-b:v",
-            "8M",
-            "-maxrate",
-            "8M",
-            "-bufsize",
-            "16M",
-            "-g",
-            "60",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            "-ac",
-            "2",
-            "-t",
-            str(SECONDS),
-            "-f",
-            "flv",
-            str(partial),
-        ],
-        timeout=600,
-    )
-    if done.returncode != 0:
-        partial.unlink(missing_ok=True)
-        raise RuntimeError(f"encoding the test stream failed: {done.stderr.strip()[-500:]}")
-    partial.replace(INPUT)
-    return INPUT
+
+    def argv(partial: Path) -> list[str]:
+        return [
+            ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            "-b:v", "8M", "-maxrate", "8M", "-bufsize", "16M", "-g", "60",
+            "-c:a", "aac", "-b:a", "128k", "-ac", "2",
+            "-t", str(SECONDS), "-f", "flv", str(partial),
+        ]  # fmt: skip
+
+    what = f"encoding the {SECONDS} s 1080p30 8 Mbit/s test stream"
+    return made_once(INPUT, what, argv, timeout=600)
 
 
 @dataclass

@@ -54,6 +54,7 @@ from bench.common import (
     ffmpeg_exe,
     free_port,
     log,
+    made_once,
     register,
     run,
     running,
@@ -178,30 +179,25 @@ def summarize(result: dict, count: int, stamps: str, arrivals: str) -> dict:
 
 def prepare_recording() -> Path:
     """The real ffmpeg's LL output, as the daemon asks for it, recorded once."""
-    if RECORDING.exists() and RECORDING.stat().st_size > 1_000_000:
-        return RECORDING
     from owncast.llhls.output import FRAGMENT_US, SEGMENT_SECONDS
     from owncast.transcode.argv import LL_MOVFLAGS
 
-    RECORDING.parent.mkdir(parents=True, exist_ok=True)
-    partial = RECORDING.with_suffix(".part")
-    log(f"recording {RECORDING_SECONDS} s of LL-HLS fMP4 once into {RECORDING}")
-    done = run([
-        ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=24:duration={RECORDING_SECONDS}",
-        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={RECORDING_SECONDS}",
-        "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
-        "-b:v", "800k", "-maxrate", "800k", "-bufsize", "1600k",
-        "-force_key_frames", f"expr:gte(t,n_forced*{SEGMENT_SECONDS})", "-sc_threshold", "0",
-        "-c:a", "aac", "-b:a", "64k",
-        "-f", "mp4", "-movflags", LL_MOVFLAGS, "-frag_duration", str(FRAGMENT_US),
-        str(partial),
-    ], timeout=300)  # fmt: skip
-    if done.returncode != 0:
-        partial.unlink(missing_ok=True)
-        raise RuntimeError(f"recording failed: {done.stderr.strip()[-500:]}")
-    partial.replace(RECORDING)
-    return RECORDING
+    def argv(partial: Path) -> list[str]:
+        return [
+            ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=24:duration={RECORDING_SECONDS}",
+            "-f", "lavfi",
+            "-i", f"sine=frequency=440:sample_rate=48000:duration={RECORDING_SECONDS}",
+            "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+            "-b:v", "800k", "-maxrate", "800k", "-bufsize", "1600k",
+            "-force_key_frames", f"expr:gte(t,n_forced*{SEGMENT_SECONDS})", "-sc_threshold", "0",
+            "-c:a", "aac", "-b:a", "64k",
+            "-f", "mp4", "-movflags", LL_MOVFLAGS, "-frag_duration", str(FRAGMENT_US),
+            str(partial),
+        ]  # fmt: skip
+
+    what = f"recording {RECORDING_SECONDS} s of LL-HLS fMP4"
+    return made_once(RECORDING, what, argv, timeout=300)
 
 
 @contextlib.contextmanager
