@@ -645,6 +645,7 @@ NEEDS_FFMPEG = {
     # clips are cut by ffmpeg (tests/test_recordings_e2e.py makes them for real)
     ("post", "/api/admin/recordings/clip"),
     ("post", "/api/integrations/recordings/clip"),
+    ("post", "/api/recordings/clip"),
 }
 
 
@@ -954,7 +955,7 @@ class ErrorTests(_Base):
 
     def test_malformed_bodies_are_400(self):
         ops = self.body_operations()
-        self.assertEqual(len(ops), 43)
+        self.assertEqual(len(ops), 44)
         for method, path in ops:
             for raw in (b"", b"   ", b"{nope", b"\xff\xfe{}", b"[1, 2]", b'"text"', b"null"):
                 _, body, _ = self.call(method, path, raw=raw, expect=400)

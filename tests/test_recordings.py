@@ -13,6 +13,7 @@ from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from owncast.core import events
+from owncast.core.throttle import TrustedProxies
 from owncast.recordings import files
 from owncast.recordings.library import Library
 from owncast.recordings.recorder import GIB, Recorder
@@ -497,3 +498,137 @@ class ApiTests(unittest.TestCase):
             code, body = self.client.admin_post("/api/admin/config/recordings", {"value": bad})
             self.assertEqual(code, 400, bad)
         self.assertEqual(json.loads(json.dumps(self.ctx.settings["recordings"]))["maxGiB"], 50)
+
+
+class _Cutter(Library):
+    """The library with ffmpeg's cut stood in for: it notes each clip asked for
+    (``tests/test_browser_recordings.py`` makes real ones)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.made: list[tuple[str, float, float, str]] = []
+
+    async def make_clip(self, meta: Meta, start: float, end: float, title: str) -> dict:
+        self.made.append((meta.id, start, end, title))
+        number = len(self.made)
+        return {"id": f"{meta.id}-{number}", "recordingId": meta.id, "title": title,
+                "start": start, "end": end, "duration": end - start, "createdAt": 0.0,
+                "size": 1}  # fmt: skip
+
+
+class ViewerClipTests(unittest.TestCase):
+    """``POST /api/recordings/clip``: viewers' clips, behind the ``viewerClips`` setting,
+    this server's own pages and limits per address and overall, on a fake clock."""
+
+    path = "/api/recordings/clip"
+
+    def setUp(self) -> None:
+        ApiTests.setUp(self)  # type: ignore[arg-type]
+        self.clock = self.ctx.reactor
+        self.library = _Cutter(self.tmp / "recordings", inline, self.clock, lambda: None)
+        self.ctx.recordings = self.library
+        # Requests name their client, as behind a reverse proxy (--trustedproxy).
+        self.ctx.throttle.proxies = TrustedProxies(["127.0.0.1"])
+
+    def clip(self, body: object, address: str = "203.0.113.7", **headers: str) -> tuple:
+        sent = {"X-Forwarded-For": [address], **{k: [v] for k, v in headers.items()}}
+        return self.client.post(self.path, body, headers=sent)
+
+    def test_a_viewer_makes_a_clip_then_waits(self) -> None:
+        """No credentials; the owner's answer; a second clip within 30 s is a 429 saying
+        how long to wait, and another address is not held up."""
+        code, body, _ = self.clip({"id": self.rid, "start": 0, "end": 1.5, "title": "Wow"})
+        self.assertEqual(code, 200, body)
+        self.assertEqual(body["url"], f"/recordings/clips/{self.rid}-1")
+        self.assertEqual(body["download"], f"/recordings/clips/{self.rid}-1.mp4")
+        self.assertEqual(self.library.made, [(self.rid, 0.0, 1.5, "Wow")])
+        self.clock.advance(10)
+        code, body, response = self.clip({"start": 0, "end": 1})  # no id: the latest
+        self.assertEqual(code, 429, body)
+        self.assertEqual(response.headers.getRawHeaders("retry-after"), ["21"])
+        self.assertIs(body["success"], False)
+        code, _, _ = self.clip({"start": 0, "end": 1}, address="198.51.100.1")
+        self.assertEqual(code, 200)
+        self.clock.advance(20)
+        code, body, _ = self.clip({"start": 0, "end": 1})
+        self.assertEqual((code, body["title"]), (200, "First"))
+        self.assertEqual(len(self.library.made), 3)
+
+    def test_ten_an_hour_per_address(self) -> None:
+        """An IPv6 /64 is one address; the eleventh waits for the first to be an hour old."""
+        for n in range(10):
+            code, body, _ = self.clip({"start": 0, "end": 1}, address=f"2001:db8::{n + 1}")
+            self.assertEqual(code, 200, (n, body))
+            self.clock.advance(30)
+        code, _, response = self.clip({"start": 0, "end": 1}, address="2001:db8::ff")
+        self.assertEqual(code, 429)
+        self.assertEqual(response.headers.getRawHeaders("retry-after"), ["3301"])
+        self.clock.advance(3300)
+        code, _, _ = self.clip({"start": 0, "end": 1}, address="2001:db8::ff")
+        self.assertEqual(code, 200)
+
+    def test_sixty_an_hour_from_everyone(self) -> None:
+        for n in range(60):
+            code, _, _ = self.clip({"start": 0, "end": 1}, address=f"192.0.2.{n}")
+            self.assertEqual(code, 200, n)
+        code, body, response = self.clip({"start": 0, "end": 1}, address="192.0.2.200")
+        self.assertEqual(code, 429, body)
+        self.assertEqual(response.headers.getRawHeaders("retry-after"), ["3601"])
+        # The owner and bots are not counted, nor limited.
+        for _ in range(3):
+            code, _ = self.client.admin_post("/api/admin/recordings/clip", {"start": 0, "end": 1})
+            self.assertEqual(code, 200)
+        self.assertEqual(len(self.library.made), 63)
+
+    def test_off_is_403_and_the_page_is_told(self) -> None:
+        code, body, _ = self.client.get(f"/api/recordings/{self.rid}")
+        self.assertIs(body["viewerClips"], True)
+        value = {"enabled": True, "viewerClips": False}
+        code, body = self.client.admin_post("/api/admin/config/recordings", {"value": value})
+        self.assertEqual(code, 200, body)
+        code, body, _ = self.clip({"id": self.rid, "start": 0, "end": 1})
+        self.assertEqual(code, 403)
+        self.assertIs(body["success"], False)
+        self.assertEqual(body["message"], "clips by viewers are turned off on this server")
+        self.assertIs(self.client.get(f"/api/recordings/{self.rid}")[1]["viewerClips"], False)
+        code, _ = self.client.admin_post("/api/admin/recordings/clip", {"start": 0, "end": 1})
+        self.assertEqual(code, 200)  # the owner still may
+        self.assertEqual(len(self.library.made), 1)
+
+    def test_another_sites_page_is_refused(self) -> None:
+        """Origin or Referer naming another site: 403; a form's content type: 415."""
+        body = {"id": self.rid, "start": 0, "end": 1}
+        code, _, _ = self.clip(body, Origin="https://evil.example")
+        self.assertEqual(code, 403)
+        code, _, _ = self.clip(body, Referer="https://evil.example/page")
+        self.assertEqual(code, 403)
+        sent = {"X-Forwarded-For": ["203.0.113.7"], "Content-Type": ["text/plain"]}
+        code, _, _ = self.client.request("POST", self.path, raw=json.dumps(body).encode(),
+                                         headers=sent)  # fmt: skip
+        self.assertEqual(code, 415)
+        self.assertEqual(self.library.made, [])
+        code, _, _ = self.clip(body, Origin="http://owncast.test")  # this server's own page
+        self.assertEqual(code, 200)
+
+    def test_bad_requests_change_and_count_nothing(self) -> None:
+        rid = self.rid
+        for bad in ({"id": rid, "start": 1, "end": 0}, {"id": rid, "start": 0, "end": 500},
+                    {"id": rid, "start": "a", "end": 1}, {"id": rid, "start": 0},
+                    {"id": rid, "start": 5, "end": 6}, {"id": "1/..", "start": 0, "end": 1},
+                    {"id": rid, "start": 0, "end": 1, "title": ""}, [1],
+                    {"id": "77", "start": 0, "end": 1}):  # fmt: skip
+            code, body, _ = self.clip(bad)
+            self.assertIn(code, (400, 404), bad)
+            self.assertIs(body["success"], False)
+        self.assertEqual(self.clip({"id": "1/..", "start": 0, "end": 1})[0], 400)
+        self.assertEqual(self.clip({"id": "77", "start": 0, "end": 1})[0], 404)
+        self.assertEqual(self.library.made, [])
+        code, _, _ = self.clip({"id": rid, "start": 0, "end": 1})
+        self.assertEqual(code, 200)  # none of them counted
+
+    def test_the_setting_is_validated(self) -> None:
+        self.assertIs(self.ctx.settings["recordings"]["viewerClips"], True)
+        path = "/api/admin/config/recordings"
+        code, _ = self.client.admin_post(path, {"value": {"viewerClips": "no"}})
+        self.assertEqual(code, 400)
+        self.assertIs(self.ctx.settings["recordings"]["viewerClips"], True)

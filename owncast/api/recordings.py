@@ -1,7 +1,10 @@
 """``/api/recordings``: past broadcasts and their clips (ours; Owncast 0.0.7 had none).
 
 Public (``/api/recordings``): the list, one recording (with its playlist and download
-URLs and its clips), a recording's chat, one clip. Admin (``/api/admin/recordings``):
+URLs and its clips), a recording's chat, one clip, and a viewer's clip (``POST
+/api/recordings/clip``: while the ``recordings`` setting's ``viewerClips`` is on, from this
+server's own pages, rate-limited per address and overall, since each clip runs ffmpeg and
+takes disk). Admin (``/api/admin/recordings``):
 the overview with sizes and disk space, rename, delete, create a clip. Integrations
 (``/api/integrations/recordings/clip``, ``HAS_ADMIN_ACCESS``): create a clip, so a chat
 bot can offer ``!clip``. Media is served outside the API, at ``/recordings/<id>/...``
@@ -12,11 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from werkzeug.routing import BaseConverter
+
 from owncast.api import shapes
 from owncast.api.http import (
     JsonApp,
     admin,
+    auth_address,
     body_object,
+    check_same_site,
     iso,
     json_api,
     json_app,
@@ -24,11 +31,17 @@ from owncast.api.http import (
     token,
 )
 from owncast.core.errors import ApiError, NotFoundError
+from owncast.core.ratelimit import WindowLimiter
+from owncast.core.throttle import address_key
 from owncast.core.tokens import HAS_ADMIN_ACCESS
 from owncast.recordings.vod import RECORDING_ID, Meta, clip_span, title_value
 
 #: Chat messages replayed with one recording at most.
 CHAT_LIMIT = 10_000
+#: Viewers' clips from one address (an IPv6 /64): one per 30 s, ten an hour.
+VIEWER_CLIPS_PER_ADDRESS = ((1, 30.0), (10, 3600.0))
+#: Viewers' clips from everyone together: sixty an hour.
+VIEWER_CLIPS_OVERALL = ((60, 3600.0),)
 
 
 def summary(meta: Meta) -> dict:
@@ -87,6 +100,10 @@ class _Recordings(JsonApp):
     async def _clip(self, request: Any) -> dict:
         """``{id?, start, end, title?}``: a clip of that span; without ``id``, of the
         broadcast being recorded (else the latest recording)."""
+        return await self._make(*await self._clip_request(request))
+
+    async def _clip_request(self, request: Any) -> tuple[Meta, float, float, str]:
+        """The recording, span and title a clip request asks for (400/404 if bad)."""
         body = body_object(request, "start", "end")
         if "id" in body:
             meta = await self._meta(body_id(body))
@@ -100,6 +117,9 @@ class _Recordings(JsonApp):
             title = title_value(body["title"]) if "title" in body else meta.title or "Clip"
         except ValueError as e:
             raise ApiError(str(e)) from e
+        return meta, start, end, title
+
+    async def _make(self, meta: Meta, start: float, end: float, title: str) -> dict:
         try:
             clip = await self.library.make_clip(meta, start, end, title)
         except Exception as e:
@@ -107,10 +127,35 @@ class _Recordings(JsonApp):
         return clip_shape(clip)
 
 
+class _RecordingIdConverter(BaseConverter):
+    """A path segment taken for a recording id (checked by ``_meta``), but never ``clip``:
+    a GET of ``/clip`` is then a 405, as for any documented path asked with another
+    method."""
+
+    regex = r"(?!clip(?![^/]))[^/]+"
+
+
+class _TooManyClipsError(ApiError):
+    status = 429
+
+    def __init__(self, wait: float):
+        self.wait = int(wait) + 1
+        super().__init__(f"too many clips for now; try again in {self.wait} s")
+
+
 class RecordingsApi(_Recordings):
-    """``/api/recordings``: public reads."""
+    """``/api/recordings``: public reads, and viewers' clips."""
 
     app = json_app()
+    app.url_map.converters["recording"] = _RecordingIdConverter
+
+    def __init__(self, ctx: Any):
+        super().__init__(ctx)
+        #: viewers' clips, per address and overall (the owner's and bots' are not counted)
+        self.clip_limits = WindowLimiter(ctx.now, VIEWER_CLIPS_PER_ADDRESS, VIEWER_CLIPS_OVERALL)
+
+    def _viewer_clips(self) -> bool:
+        return bool(self.ctx.settings["recordings"].get("viewerClips", True))
 
     @app.route("/", methods=["GET"])
     @json_api
@@ -125,14 +170,40 @@ class RecordingsApi(_Recordings):
             raise NotFoundError("no such clip")
         return clip_shape(clip)
 
-    @app.route("/<recording_id>", methods=["GET"])
+    @app.route("/<recording:recording_id>", methods=["GET"])
     @json_api
     async def one(self, request, recording_id):
         meta = await self._meta(recording_id)
         clips = await self.library.clips(meta.id)
-        return {**summary(meta), "clips": [clip_shape(c) for c in clips]}
+        return {
+            **summary(meta),
+            "clips": [clip_shape(c) for c in clips],
+            "viewerClips": self._viewer_clips(),
+        }
 
-    @app.route("/<recording_id>/chat", methods=["GET"])
+    @app.route("/clip", methods=["POST"])
+    @json_api
+    async def make_clip(self, request):
+        """A viewer's clip, as the owner's: refused from another site's page (403, or 415
+        for a form's body), while ``viewerClips`` is off (403) and past the limits (429
+        with ``Retry-After``; bad requests count for nothing)."""
+        check_same_site(self.ctx, request, bearer=False)
+        if not self._viewer_clips():
+            raise ApiError("clips by viewers are turned off on this server", 403)
+        address = address_key(auth_address(self.ctx, request))
+        self._limit(request, self.clip_limits.retry_after(address))
+        clip = await self._clip_request(request)
+        self._limit(request, self.clip_limits.take(address))
+        return await self._make(*clip)
+
+    @staticmethod
+    def _limit(request: Any, wait: float) -> None:
+        if wait > 0:
+            refused = _TooManyClipsError(wait)
+            request.setHeader(b"retry-after", str(refused.wait).encode())
+            raise refused
+
+    @app.route("/<recording:recording_id>/chat", methods=["GET"])
     @json_api
     async def chat(self, request, recording_id):
         """The visible chat messages sent during the broadcast, with ``offset``: seconds

@@ -111,6 +111,9 @@ DEFAULTS: dict[str, Any] = {
         "maxDays": 0,
         "maxGiB": 0,
         "minFreeGiB": 2,
+        #: Viewers may make clips (``POST /api/recordings/clip``, rate-limited per
+        #: address and overall); the owner and bots with ``HAS_ADMIN_ACCESS`` always may.
+        "viewerClips": True,
     },
 }
 
@@ -360,6 +363,8 @@ def recordings(value: Any) -> dict:
     config = dict(DEFAULTS["recordings"])
     if "enabled" in value:
         config["enabled"] = _bool(value["enabled"], "recordings.enabled")
+    if "viewerClips" in value:
+        config["viewerClips"] = _bool(value["viewerClips"], "recordings.viewerClips")
     if "variants" in value:
         if value["variants"] not in ("all", "highest"):
             raise ValidationError("recordings.variants must be 'all' or 'highest'")
