@@ -110,3 +110,17 @@ async def start_s3(testcase: unittest.TestCase, check_signatures: bool = True) -
     if not check_signatures:
         return S3Server(endpoint, "any-key", "any-secret")
     return S3Server(endpoint, *await deferToThread(_make_key, endpoint))
+
+
+async def delete_recording_from_bucket(
+    testcase: unittest.TestCase, daemon: Any, recording_id: str, segments: list[str], auth: Any
+) -> None:
+    """The owner deletes the recording: its segments (bucket URLs) leave the bucket."""
+    response = await daemon.post("/api/admin/recordings/delete", {"id": recording_id}, auth=auth)
+    testcase.assertEqual(response.code, 200, response)
+
+    async def gone() -> bool:
+        codes = [(await treq.get(url, timeout=10)).code for url in segments]
+        return all(code == 404 for code in codes)
+
+    await wait_until(gone, 15, "the recording's segments to leave the bucket", 0.5)

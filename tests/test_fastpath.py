@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from twisted.internet import reactor, task
 from twisted.internet.address import IPv4Address
@@ -107,7 +108,23 @@ class _Client(Protocol):
         return d
 
 
-class FastPathTests(unittest.TestCase):
+class LoopbackCase(unittest.TestCase):
+    """A site listening on loopback (``self.port``) and raw HTTP/1.1 clients for it."""
+
+    port: Any
+
+    async def connect(self) -> _Client:
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port.getHost().port)
+        client = await connectProtocol(endpoint, _Client())
+        self.addCleanup(client.transport.loseConnection)
+        return client
+
+    async def exchange(self, client: _Client, *requests: bytes) -> list:
+        client.transport.write(b"".join(requests))
+        return await client.responses(len(requests))
+
+
+class FastPathTests(LoopbackCase):
     def setUp(self):
         self.ctx = make_context(Path(self.mktemp()))
         hls = self.ctx.datadir / "hls"
@@ -128,16 +145,6 @@ class FastPathTests(unittest.TestCase):
         resource.render_GET = counted
         self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
         self.addCleanup(self.port.stopListening)
-
-    async def connect(self) -> _Client:
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port.getHost().port)
-        client = await connectProtocol(endpoint, _Client())
-        self.addCleanup(client.transport.loseConnection)
-        return client
-
-    async def exchange(self, client: _Client, *requests: bytes) -> list:
-        client.transport.write(b"".join(requests))
-        return await client.responses(len(requests))
 
     def assertSameAnswer(self, slow: tuple, fast: tuple) -> None:
         slow_headers, fast_headers = dict(slow[1]), dict(fast[1])

@@ -7,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from twisted.internet import reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.trial import unittest
 
 from owncast.http.site import WEB_ROOT, build_site
 from owncast.llhls.boxes import BoxReader
@@ -16,14 +14,14 @@ from owncast.llhls.output import LlOutput
 from owncast.llhls.rendition import Rendition
 from tests.daemon import wait_until
 from tests.helpers import make_context
-from tests.test_fastpath import _Client, get
+from tests.test_fastpath import LoopbackCase, get
 from tests.test_llhls import PART_TARGET, sample
 
 #: A header that keeps a request off the fast path and changes nothing in its answer.
 SLOW = b"If-None-Match: *"
 
 
-class LlFastPathTests(unittest.TestCase):
+class LlFastPathTests(LoopbackCase):
     timeout = 60
 
     async def setUp(self) -> None:
@@ -54,16 +52,6 @@ class LlFastPathTests(unittest.TestCase):
     def land(self) -> None:
         """The next part arrives."""
         self.rendition.feed(self.fragments.pop(0))
-
-    async def connect(self) -> _Client:
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port.getHost().port)
-        client = await connectProtocol(endpoint, _Client())
-        self.addCleanup(client.transport.loseConnection)
-        return client
-
-    async def exchange(self, client: _Client, *requests: bytes) -> list:
-        client.transport.write(b"".join(requests))
-        return await client.responses(len(requests))
 
     def next_position(self) -> bytes:
         r = self.rendition

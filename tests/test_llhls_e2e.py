@@ -15,7 +15,7 @@ from twisted.internet import reactor
 
 from owncast.segments.s3 import S3SegmentStorage
 from tests.daemon import Daemon, sleep, wait_until
-from tests.s3server import start_s3
+from tests.s3server import delete_recording_from_bucket, start_s3
 from tests.test_live_e2e import FIRST_SEGMENT_WITHIN, OFFLINE_WITHIN, LiveCase, run, spawn
 from tests.test_live_publishers import frames, player_args, runs, source_args
 from tests.test_recordings_e2e import decoded_seconds
@@ -215,13 +215,4 @@ class LowLatencyS3Tests(LowLatencyCase):
         codes = [(await treq.get(url, timeout=10)).code for url in segments]
         self.assertEqual(set(codes), {200})
 
-        response = await daemon.post(
-            "/api/admin/recordings/delete", {"id": recording["id"]}, auth=auth
-        )
-        self.assertEqual(response.code, 200, response)
-
-        async def gone() -> bool:
-            codes = [(await treq.get(url, timeout=10)).code for url in segments]
-            return all(code == 404 for code in codes)
-
-        await wait_until(gone, 15, "the recording's segments to leave the bucket", 0.5)
+        await delete_recording_from_bucket(self, daemon, recording["id"], segments, auth)

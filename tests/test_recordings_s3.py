@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import treq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -18,7 +17,7 @@ from owncast.segments.publisher import DELETE_AFTER, SegmentPublisher
 from owncast.segments.s3 import S3SegmentStorage
 from tests.daemon import wait_until
 from tests.fakes import inline
-from tests.s3server import start_s3
+from tests.s3server import delete_recording_from_bucket, start_s3
 from tests.test_live_e2e import LiveCase, run
 from tests.test_storage import VARIANT, _Recording
 
@@ -110,13 +109,4 @@ class S3RecordingTests(LiveCase):
         self.assertEqual(player.code, 0, player.err[-2000:])
         self.assertIn(bucket_url.encode(), player.err)
 
-        response = await daemon.post(
-            "/api/admin/recordings/delete", {"id": recording["id"]}, auth=auth
-        )
-        self.assertEqual(response.code, 200, response)
-
-        async def gone() -> bool:
-            codes = [(await treq.get(url, timeout=10)).code for url in segments]
-            return all(code == 404 for code in codes)
-
-        await wait_until(gone, 15, "the recording's segments to leave the bucket", 0.5)
+        await delete_recording_from_bucket(self, daemon, recording["id"], segments, auth)
