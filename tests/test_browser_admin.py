@@ -533,7 +533,8 @@ class AdminPageTests(BrowserCase):
         with its size and links, renames it, saves the setting, deletes it after the
         confirmation; axe-core finds nothing serious on the tab at 375 and 1280 px."""
         daemon, browser = await self.start()
-        enabled = {"enabled": True, "variants": "all", "maxDays": 0, "maxGiB": 0, "minFreeGiB": 0}
+        enabled = {"enabled": True, "variants": "all", "maxDays": 0, "maxGiB": 0, "minFreeGiB": 0,
+                   "viewerClips": True}  # fmt: skip
         response = await daemon.post("/api/admin/config/recordings", {"value": enabled}, auth=ADMIN)
         self.assertEqual(response.code, 200, response)
         publisher = publish(self, daemon, seconds=8)
@@ -626,6 +627,7 @@ class AdminPageTests(BrowserCase):
             form = page.locator("#recordings-settings")
             await form.locator("[name=maxDays]").fill("30")
             await form.locator("[name=variants]").select_option("highest")
+            await form.locator("[name=viewerClips]").uncheck()
             async with page.expect_response("**/api/admin/config/recordings"):
                 await form.locator("button.save").click()
             await page.wait_for_function(
@@ -670,7 +672,8 @@ class AdminPageTests(BrowserCase):
         titles = [r["title"] for r in seen["renamed"]["recordings"]]
         self.assertEqual(titles, ["Renamed in the admin page"])
         settings = (await daemon.get("/api/admin/recordings", auth=ADMIN)).json["settings"]
-        self.assertEqual(settings, {**enabled, "maxDays": 30, "variants": "highest"})
+        changed = {"maxDays": 30, "variants": "highest", "viewerClips": False}
+        self.assertEqual(settings, {**enabled, **changed})
         response = await daemon.post(
             "/api/admin/config/recordings",
             {"value": {**settings, "maxDays": -1}},

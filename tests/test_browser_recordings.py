@@ -169,3 +169,41 @@ class PastBroadcastTests(BrowserCase):
         self.assertGreater(near_end, seen["duration"] - 3, seen)
         self.assertLess(near_start, 5, seen)
         self.assertEqual(browser.errors, [])
+
+    async def test_a_viewer_clips_a_past_broadcast(self) -> None:
+        """A viewer (no credentials) marks 1 s to 3 s of a past broadcast on its page and
+        makes a clip: it is listed with its page and MP4 links, and the MP4 is served."""
+        daemon, browser = await self.start()
+        publisher = publish(self, daemon, seconds=6)
+        await wait_until(lambda: _online(daemon), 10, "the broadcast to start")
+        await publisher.ended
+        recording = await _ended(self, daemon)
+        base = f"http://127.0.0.1:{daemon.web_port}"
+
+        async def in_browser() -> dict:
+            context = await browser.context()
+            page = await browser.page(context, f"{base}/recordings/{recording['id']}")
+            await page.wait_for_selector("#clip-form:not([hidden])")
+            await page.fill("#clip-start", "1")
+            await page.fill("#clip-end", "3")
+            await page.click("#clip-form button[type=submit]")
+            await page.wait_for_selector("#clips li a")
+            links = await page.eval_on_selector_all(
+                "#clips li a", "(as) => as.map((a) => a.getAttribute('href'))"
+            )
+            result = await text(page, "#clip-result")
+            await context.close()
+            return {"links": links, "result": result}
+
+        seen = await browser.run(in_browser())
+        clip_id = f"{recording['id']}-1"
+        self.assertEqual(
+            seen["links"], [f"/recordings/clips/{clip_id}", f"/recordings/clips/{clip_id}.mp4"]
+        )
+        self.assertEqual(seen["result"], "")
+        mp4 = await daemon.get(f"/recordings/clips/{clip_id}.mp4")
+        self.assertEqual((mp4.code, mp4.header("content-type")), (200, "video/mp4"))
+        self.assertEqual(mp4.content[4:8], b"ftyp")
+        clip = (await daemon.get(f"/api/recordings/clips/{clip_id}")).json
+        self.assertEqual((clip["start"], clip["end"]), (1, 3))
+        self.assertEqual(browser.errors, [])

@@ -1,5 +1,6 @@
 // The Recordings tab: past broadcasts with their sizes and clips, rename and delete, the
-// disk they use and the free space left, and the recording setting (one whole object).
+// disk they use and the free space left, and the recording setting (one whole object,
+// with viewerClips: whether viewers may make clips).
 "use strict";
 
 (function (A) {
@@ -78,6 +79,7 @@
   function fillSettings(s) {
     const form = $("recordings-settings");
     form.elements.enabled.checked = !!s.enabled;
+    form.elements.viewerClips.checked = s.viewerClips !== false;
     form.elements.variants.value = s.variants;
     form.elements.maxDays.value = s.maxDays;
     form.elements.maxGiB.value = s.maxGiB;
@@ -88,7 +90,8 @@
     event.preventDefault();
     const form = event.target;
     const error = form.querySelector(".error");
-    const value = { enabled: form.elements.enabled.checked, variants: form.elements.variants.value,
+    const value = { enabled: form.elements.enabled.checked,
+      viewerClips: form.elements.viewerClips.checked, variants: form.elements.variants.value,
       maxDays: Number(form.elements.maxDays.value), maxGiB: Number(form.elements.maxGiB.value),
       minFreeGiB: Number(form.elements.minFreeGiB.value) };
     const save = form.querySelector("button.save");
@@ -120,7 +123,21 @@
     return data;
   }
 
+  /** The viewerClips checkbox, after "Record every broadcast" (the page's HTML predates it). */
+  function addViewerClips() {
+    const form = $("recordings-settings");
+    if (form.elements.viewerClips) return;
+    const input = el("input", { type: "checkbox", id: "rec-viewer-clips", name: "viewerClips",
+      checked: true });
+    const field = el("div", { className: "field check" }, input,
+      el("label", { htmlFor: "rec-viewer-clips",
+        textContent: "Viewers may make clips (each address one per 30 s and 10 an hour, " +
+          "60 an hour in all)" }));
+    form.elements.enabled.closest(".field").after(field);
+  }
+
   function wire() {
+    addViewerClips();
     $("recordings-settings").addEventListener("submit", (e) => {
       saveSettings(e).catch((err) => A.toast(err.message));
     });

@@ -126,7 +126,11 @@
     const link = document.createElement("a");
     link.href = clip.url;
     link.textContent = `${clip.title} (${duration(clip.duration)} from ${duration(clip.start)})`;
-    item.append(link);
+    const mp4 = document.createElement("a");
+    mp4.href = clip.download;
+    mp4.textContent = "MP4";
+    mp4.download = "";
+    item.append(link, " · ", mp4);
     return item;
   }
 
@@ -145,8 +149,9 @@
       $("download").hidden = false;
     }
     $("clips").replaceChildren(...r.clips.map(clipItem));
+    // Anyone may clip while the owner allows it (the recordings setting's viewerClips).
     const form = $("clip-form");
-    form.hidden = false;
+    form.hidden = !r.viewerClips;
     $("clip-mark").addEventListener("click", () => {
       $("clip-start").value = Math.max(0, video.currentTime - 30).toFixed(1);
       $("clip-end").value = video.currentTime.toFixed(1);
@@ -154,11 +159,15 @@
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       $("clip-result").textContent = "Making the clip…";
+      const submit = form.querySelector("button[type=submit]");
+      submit.disabled = true;
       try {
-        // The owner's (basic auth: the browser asks for the stream key once).
-        const response = await fetch("/api/admin/recordings/clip", {
+        // No credentials: the server limits how often an address (and everyone) may clip,
+        // and answers 403 when clips are off, 429 with the wait when past a limit.
+        const response = await fetch("/api/recordings/clip", {
           method: "POST",
-          headers: { "Content-Type": "application/json" },
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          credentials: "omit",
           body: JSON.stringify({
             id,
             start: Number($("clip-start").value),
@@ -166,11 +175,13 @@
           }),
         });
         const body = await response.json();
-        if (!response.ok) throw new Error(body.message);
+        if (!response.ok) throw new Error(body.message || response.statusText);
         $("clip-result").textContent = "";
         $("clips").append(clipItem(body));
       } catch (error) {
         $("clip-result").textContent = String(error.message || error);
+      } finally {
+        submit.disabled = false;
       }
     });
     chatReplay(video, await getJson(`/api/recordings/${id}/chat`));
