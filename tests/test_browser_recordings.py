@@ -62,6 +62,17 @@ async def _play_from(page: Any, target: float) -> float:
     return await page.evaluate("document.getElementById('video').currentTime")
 
 
+async def _refused(page: Any) -> str:
+    """Submit the clip form again: the message the page shows for the refusal."""
+    await page.evaluate("document.getElementById('clip-result').textContent = ''")
+    await page.click("#clip-form button[type=submit]")
+    await page.wait_for_function(
+        "() => { const t = document.getElementById('clip-result').textContent;"
+        " return t !== '' && !t.startsWith('Making'); }"
+    )
+    return await text(page, "#clip-result")
+
+
 class PastBroadcastTests(BrowserCase):
     timeout = 180
 
@@ -172,7 +183,9 @@ class PastBroadcastTests(BrowserCase):
 
     async def test_a_viewer_clips_a_past_broadcast(self) -> None:
         """A viewer (no credentials) marks 1 s to 3 s of a past broadcast on its page and
-        makes a clip: it is listed with its page and MP4 links, and the MP4 is served."""
+        makes a clip: it is listed with its page and MP4 links, and the MP4 is served. A
+        second at once shows the 429's message; once the owner turns viewers' clips off,
+        the 403's, and the reloaded page has no clip form."""
         daemon, browser = await self.start()
         publisher = publish(self, daemon, seconds=6)
         await wait_until(lambda: _online(daemon), 10, "the broadcast to start")
@@ -180,9 +193,12 @@ class PastBroadcastTests(BrowserCase):
         recording = await _ended(self, daemon)
         base = f"http://127.0.0.1:{daemon.web_port}"
 
-        async def in_browser() -> dict:
+        pages: list = []
+
+        async def clip() -> dict:
             context = await browser.context()
             page = await browser.page(context, f"{base}/recordings/{recording['id']}")
+            pages.extend((context, page))
             await page.wait_for_selector("#clip-form:not([hidden])")
             await page.fill("#clip-start", "1")
             await page.fill("#clip-end", "3")
@@ -192,18 +208,37 @@ class PastBroadcastTests(BrowserCase):
                 "#clips li a", "(as) => as.map((a) => a.getAttribute('href'))"
             )
             result = await text(page, "#clip-result")
-            await context.close()
-            return {"links": links, "result": result}
+            # At once again: the server's 429 message, under the form.
+            return {"links": links, "result": result, "too_many": await _refused(page)}
 
-        seen = await browser.run(in_browser())
+        async def when_off() -> dict:
+            context, page = pages
+            turned_off = await _refused(page)  # the open page is told (403)
+            await page.reload()
+            await page.wait_for_selector("#title:not(:empty)")
+            hidden = await is_hidden(page, "#clip-form")
+            await context.close()
+            return {"turned_off": turned_off, "hidden": hidden}
+
+        seen = await browser.run(clip())
+        value = {"enabled": True, "viewerClips": False}
+        off = await daemon.post("/api/admin/config/recordings", {"value": value}, auth=ADMIN)
+        self.assertEqual(off.code, 200, off)
+        seen.update(await browser.run(when_off()))
         clip_id = f"{recording['id']}-1"
         self.assertEqual(
             seen["links"], [f"/recordings/clips/{clip_id}", f"/recordings/clips/{clip_id}.mp4"]
         )
         self.assertEqual(seen["result"], "")
+        self.assertRegex(seen["too_many"], r"^too many clips for now; try again in \d+ s$")
+        self.assertEqual(seen["turned_off"], "clips by viewers are turned off on this server")
+        self.assertTrue(seen["hidden"])
         mp4 = await daemon.get(f"/recordings/clips/{clip_id}.mp4")
         self.assertEqual((mp4.code, mp4.header("content-type")), (200, "video/mp4"))
         self.assertEqual(mp4.content[4:8], b"ftyp")
         clip = (await daemon.get(f"/api/recordings/clips/{clip_id}")).json
         self.assertEqual((clip["start"], clip["end"]), (1, 3))
-        self.assertEqual(browser.errors, [])
+        # The browser logs each refusal; they are expected, nothing else is.
+        refusals = [e for e in browser.errors if "/api/recordings/clip" in e]
+        self.assertEqual(len(refusals), 2, browser.errors)
+        self.assertEqual([e for e in browser.errors if e not in refusals], [])
