@@ -11,13 +11,14 @@ from the picture itself, not inferred from playlists.
 
 Players, both on the same stream at the same time:
 
-* hls.js in the real headless Chromium, configured as the viewer page configures it
-  (``web/js/player.js``: ``lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5``) for ours and with
-  hls.js defaults for nginx-rtmp. ``requestVideoFrameCallback`` fires for each presented
-  frame; the frame is drawn to a canvas and its blocks decoded; latency = the frame's
-  expected display time (wall clock) minus its stamp. ``waiting`` → ``playing`` spans in
-  the measured window are stalls; ``hls.latency`` is how far the player sits behind the
-  newest media the playlist lists.
+* hls.js in the real headless Chromium, set up for ours by the viewer page's own
+  ``web/js/hlsconfig.js`` (loaded by the glass page: its settings, its hold-back per
+  playlist and its playlist loader), with hls.js defaults for nginx-rtmp.
+  ``requestVideoFrameCallback`` fires for each presented frame; the frame is drawn to a
+  canvas and its blocks decoded; latency = the frame's expected display time (wall clock)
+  minus its stamp. ``waiting`` → ``playing`` spans in the measured window are stalls;
+  ``hls.latency`` is how far the player sits behind the newest media the playlist lists;
+  playlist requests are counted from the page's resource timing.
 * a plain ffmpeg player: ``ffmpeg -re -i <variant playlist>`` (paced at the media's rate,
   as a player presents), the stamp region cropped and written as raw grey frames to a pipe;
   latency = the wall clock when a frame comes out minus its stamp.
@@ -26,7 +27,8 @@ Targets: the real daemon at each latency level (0..4) and in its low-latency mod
 ``owncast.llhls``), with its default video settings (one transcoded variant), and the peer
 nginx-rtmp with ``hls_fragment 1s;
 hls_playlist_length 3s`` (as in ``bench/playable.py``) served by the same nginx over HTTP.
-Each runs ``WARMUP`` s, then ``MEASURE`` s are measured (p50/p95 of every presented frame).
+Each runs ``WARMUP`` s, then ``MEASURE`` s are measured (p50/p95 of every presented frame;
+the low-latency mode ``LL_MEASURE`` s).
 """
 
 from __future__ import annotations
@@ -199,7 +201,15 @@ const v = document.getElementById("v");
 const canvas = document.createElement("canvas");
 canvas.width = W; canvas.height = H;
 const ctx = canvas.getContext("2d", { willReadFrequently: true });
-window.glass = { samples: [], stalls: [], bad: 0, errors: [], events: [], playing: false };
+window.glass = {
+  samples: [], stalls: [], bad: 0, errors: [], events: [], playlists: [], playing: false,
+};
+// When the player asked for a playlist (the viewer page's waiting loader asks more often).
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    if (e.name.includes(".m3u8")) glass.playlists.push(performance.timeOrigin + e.startTime);
+  }
+}).observe({ type: "resource", buffered: true });
 let waitingSince = null;
 v.addEventListener("waiting", () => { if (waitingSince === null) waitingSince = Date.now(); });
 v.addEventListener("playing", () => {
@@ -401,6 +411,7 @@ def measure(
         result["stalls"].append([result["open"], end * 1000 - result["open"]])
     stalls = [s for s in result["stalls"] if begin * 1000 <= s[0] <= end * 1000]
     plain = [lat for at, lat in player.samples if begin <= at <= end]
+    asked = [at for at in result["playlists"] if begin * 1000 <= at <= end * 1000]
     # The longest stretch of the window between stalls (all of it when there was none).
     edges = [begin * 1000, *(t for at, dur in stalls for t in (at, at + dur)), end * 1000]
     steady = max(edges[i + 1] - edges[i] for i in range(0, len(edges), 2)) / 1000
@@ -412,6 +423,7 @@ def measure(
         "stall_s": sum(s[1] for s in stalls) / 1000,
         "longest_stall_s": max((s[1] for s in stalls), default=0) / 1000,
         "seconds": seconds,
+        "playlist_rps": len(asked) / (end - begin),
         "steady_s": steady,
         "target": result.get("target"),
         "behind": statistics.median(behind) if behind else None,
@@ -564,6 +576,12 @@ def figures_for(prefix: str, got: dict[str, Any], peer: dict[str, Any] | None) -
         ),
         Figure(
             f"{prefix}_hlsjs_behind", got["behind"], "s behind newest (hls.latency)", *p("behind")
+        ),
+        Figure(
+            f"{prefix}_hlsjs_playlist_rps",
+            got["playlist_rps"],
+            "playlist requests/s",
+            *p("playlist_rps"),
         ),
         Figure(f"{prefix}_ffmpeg_p50", got["ffmpeg_p50"], "s", *p("ffmpeg_p50")),
         Figure(f"{prefix}_ffmpeg_p95", got["ffmpeg_p95"], "s", *p("ffmpeg_p95")),
