@@ -85,12 +85,16 @@
                 }
               }
               if (newest) {
-                // Exact: seen appearing while asking; else no later than `at`.
-                const exact = first !== null && newest.uri !== first.uri;
+                // Exact: seen appearing while asking, or already there when asked for as
+                // planned (then a little earlier than due); else no later than `at`.
+                const appeared = first !== null && newest.uri !== first.uri;
+                const early = planned && newest.uri !== last.uri;
+                const exact = appeared || early;
                 const skip = rephase && !exact ? REPHASE_EVERY : (last ? last.skip - 1 : 0);
+                const at = appeared ? now : early ? first.at - EARLY_MS / 2
+                  : first ? first.at : now;
                 known.set(context.url, {
-                  uri: newest.uri, at: exact ? now : (first ? first.at : now),
-                  duration: newest.duration, exact, skip,
+                  uri: newest.uri, at, duration: newest.duration, exact, skip,
                 });
               } else {
                 known.delete(context.url);
@@ -101,7 +105,8 @@
         };
         const wait = last && last.exact
           ? last.at + last.duration - EARLY_MS - performance.now() : 0;
-        if (wait > 0) this.timer = setTimeout(attempt, Math.min(wait, last.duration));
+        const planned = wait > 0; // asking when the next segment is due, not when hls.js did
+        if (planned) this.timer = setTimeout(attempt, Math.min(wait, last.duration));
         else attempt();
       }
 
