@@ -64,7 +64,17 @@ from bench.common import (
 )
 from bench.hls import ROOT, raise_file_limit
 
-STEPS = (1000, 2000, 5000)
+#: Viewer counts, one step each (``LLHLS_STEPS=5000`` for one).
+STEPS = tuple(int(n) for n in os.environ.get("LLHLS_STEPS", "1000,2000,5000").split(","))
+#: Where loopback's receive work runs: ``off`` leaves it on the sending core, ``on``
+#: steers it to the generator's core with RPS (as a real network takes it off the
+#: server's core; needs root; on this VM each packet then costs an IPI, as dear as the
+#: work it moves: see bench/README.md), ``both`` measures each step both ways.
+RPS = os.environ.get("LLHLS_RPS", "off")
+#: Niceness of the servers and the generator (``LLHLS_NICE=-10``: ahead of other work on
+#: a shared machine, for both servers alike; needs root).
+NICE = int(os.environ.get("LLHLS_NICE", "0"))
+RPS_FILE = Path("/sys/class/net/lo/queues/rx-0/rps_cpus")
 GOAL_MS = 100.0
 SETTLE = 3.0
 MEASURE = 10.0
@@ -200,11 +210,16 @@ def prepare_recording() -> Path:
     return made_once(RECORDING, what, argv, timeout=300)
 
 
+def niced(cmd: list[str]) -> list[str]:
+    """``cmd`` at ``NICE`` (``nice`` execs, so the pid stays the command's)."""
+    return ["nice", "-n", str(NICE), *cmd] if NICE else cmd
+
+
 @contextlib.contextmanager
 def ours(cpus: str | None, recording: Path, stamps: str) -> Iterator[tuple[Any, int]]:
     port = free_port()
     cmd = [sys.executable, "-m", "bench.llhls_server", "serve", str(port), str(recording)]
-    with running([*cmd, "--stamps", stamps], cpus=cpus, cwd=str(ROOT)) as server:
+    with running(niced([*cmd, "--stamps", stamps]), cpus=cpus, cwd=str(ROOT)) as server:
         wait_port(port, timeout=20, proc=server)
         yield server, port
 
@@ -221,9 +236,10 @@ def nginx(cpus: str | None, recording: Path, stamps: str, nofile: int) -> Iterat
         ))  # fmt: skip
         feeder = [sys.executable, "-m", "bench.llhls_server", "files", prefix, str(recording)]
         with (
-            running([*feeder, "--stamps", stamps], cpus=cpus, cwd=str(ROOT)),
+            running(niced([*feeder, "--stamps", stamps]), cpus=cpus, cwd=str(ROOT)),
             running(
-                [binary, "-p", prefix, "-c", str(conf), "-e", f"{prefix}/error.log"], cpus=cpus
+                niced([binary, "-p", prefix, "-c", str(conf), "-e", f"{prefix}/error.log"]),
+                cpus=cpus,
             ) as server,
         ):
             wait_port(port, timeout=10, proc=server)
@@ -248,7 +264,7 @@ def step(
             str(viewers), str(port), str(count), mode, str(SETTLE), str(MEASURE), str(GRACE),
             str(PERIOD), arrivals.name,
         ]  # fmt: skip
-        proc = spawn(cmd, cpus=cpus, stdout=subprocess.PIPE, stderr=err)
+        proc = spawn(niced(cmd), cpus=cpus, stdout=subprocess.PIPE, stderr=err)
         try:
             line = proc.stdout.readline().decode().strip()
             if line != "measuring":
@@ -256,10 +272,12 @@ def step(
                 raise RuntimeError(f"the generator said {line!r}: {err.read().decode()[-800:]}")
             before, started = cpu_seconds(server.pid, children=False), time.monotonic()
             waited = run_queue_seconds(server.pid)
+            softirq = softirq_seconds()
             time.sleep(MEASURE)
             seconds = time.monotonic() - started
             busy = (cpu_seconds(server.pid, children=False) - before) / seconds
             waited = (run_queue_seconds(server.pid) - waited) / seconds
+            softirq = [(b - a) / seconds for a, b in zip(softirq, softirq_seconds(), strict=True)]
             line = proc.stdout.readline().decode().strip()
             if not line.startswith("{"):
                 err.seek(0)
@@ -271,6 +289,7 @@ def step(
             proc.stdout.close()
     result["server_busy"] = busy
     result["server_waited"] = waited
+    result["softirq"] = softirq
     return result
 
 
@@ -285,6 +304,48 @@ def run_queue_seconds(pid: int) -> float:
         ):
             total += int(f.read().split()[1])
     return total / 1e9
+
+
+def cpu_mask(cpus: str) -> str:
+    """``"1,3"`` -> ``"a"``: the hex CPU mask of a list of cores."""
+    return format(sum(1 << int(c) for c in cpus.split(",")), "x")
+
+
+@contextlib.contextmanager
+def steered(cpus: str | None, on: bool) -> Iterator[bool]:
+    """Loopback's receive processing sent to ``cpus`` (Receive Packet Steering) while in
+    the block, and put back as it was after it; yields whether it is steered.
+
+    On loopback the sending core does the receiving socket's TCP work too (the packet
+    goes through ``netif_rx`` and the softirq on the core that sent it), so a server's
+    core pays for its clients' receive work, which on a real network their own
+    machines do. RPS on ``lo`` queues each packet to the generator's core instead."""
+    if not on or cpus is None:
+        yield False
+        return
+    try:
+        old = RPS_FILE.read_text().strip()
+        RPS_FILE.write_text(cpu_mask(cpus))
+    except OSError as e:
+        raise BenchUnavailableError(
+            f"cannot steer loopback (LLHLS_RPS=off runs without): {e}"
+        ) from e
+    try:
+        yield True
+    finally:
+        RPS_FILE.write_text(old)
+
+
+def softirq_seconds() -> list[float]:
+    """Seconds each CPU has spent in softirqs (``/proc/stat``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = []
+    with open("/proc/stat") as f:
+        for line in f:
+            fields = line.split()
+            if fields[0].startswith("cpu") and fields[0] != "cpu":
+                out.append(int(fields[7]) / tick)
+    return out
 
 
 def _load_average() -> str:
@@ -303,58 +364,89 @@ def llhls() -> list[Figure]:
     recording = prepare_recording()
     viewers = build_viewers()
     server_cpus, load_cpus = cpu_sets()
-    results: dict[tuple[str, int], dict] = {}
+    if RPS not in ("on", "off", "both"):
+        raise BenchUnavailableError(f"LLHLS_RPS is on, off or both, not {RPS!r}")
+    modes = {"on": (True,), "off": (False,), "both": (True, False)}[RPS]
+    results: dict[tuple[str, int, bool], dict] = {}
     for count in STEPS:
-        for name in ("ours", "nginx"):
-            with tempfile.NamedTemporaryFile(prefix="llhls-stamps-") as stamps:
-                if name == "ours":
-                    servers = ours(server_cpus, recording, stamps.name)
-                else:
-                    servers = nginx(server_cpus, recording, stamps.name, nofile)
-                mode = "ll" if name == "ours" else "poll"
-                with servers as (server, port):
-                    r = step(viewers, server, port, count, mode, stamps.name, load_cpus)
-            r["load"] = _load_average()
-            results[(name, count)] = r
-            log(
-                f"llhls {name:5} {count:5} viewers: part delivery p50 {_f(r['p50_ms'])} p99 "
-                f"{_f(r['p99_ms'])} max {_f(r['max_ms'])} ms, {r['parts']} parts, loss "
-                f"{r['loss']}, errors {r['errors'] or 0}; server {r['server_busy']:.0%} of a "
-                f"core (and {r['server_waited']:.0%} of the time waiting for it), generator "
-                f"{r['generator_busy']:.0%}, feed late by {_f(r['feed_late_max_ms'])} ms at "
-                f"most; load average {r['load']}"
-            )
+        for rps in modes:
+            for name in ("ours", "nginx"):
+                results[(name, count, rps)] = _one(
+                    name, count, rps, recording, viewers, nofile, server_cpus, load_cpus
+                )
     figures = []
-    for count in STEPS:
-        o, p = results[("ours", count)], results[("nginx", count)]
-        errors = sum(o["errors"].values())
-        note = f"load average {o['load']}" + (f"; {errors} errors" if errors else "")
-        goal = count == max(STEPS)
-        figures += [
-            Figure(
-                f"llhls_{count}_part_p99_ms", o["p99_ms"], "ms", "nginx (polled)", p["p99_ms"],
-                goal=("value", "<=", GOAL_MS) if goal else None, note=note,
-            ),
-            Figure(f"llhls_{count}_part_p50_ms", o["p50_ms"], "ms", "nginx (polled)", p["p50_ms"]),
-            Figure(f"llhls_{count}_part_max_ms", o["max_ms"], "ms", "nginx (polled)", p["max_ms"]),
-            Figure(
-                f"llhls_{count}_loss", o["loss"], "parts", "nginx (polled)", p["loss"],
-                goal=("value", "<=", 0) if goal else None,
-            ),
-            Figure(
-                f"llhls_{count}_server_cpu", o["server_busy"] * 100, "% of a core",
-                "nginx (polled)", p["server_busy"] * 100,
-            ),
-            Figure(
-                f"llhls_{count}_server_waited", o["server_waited"] * 100, "% of the time",
-                "nginx (polled)", p["server_waited"] * 100,
-            ),
-            Figure(
-                f"llhls_{count}_generator_cpu", o["generator_busy"] * 100, "% of a core",
-                "nginx (polled)", p["generator_busy"] * 100,
-            ),
-        ]  # fmt: skip
+    for (count, rps), (o, p) in {
+        (count, rps): (results[("ours", count, rps)], results[("nginx", count, rps)])
+        for count in STEPS
+        for rps in modes
+    }.items():
+        figures += _figures(count, o, p, "" if rps or RPS == "off" else "norps_")
     return figures
+
+
+def _one(
+    name: str,
+    count: int,
+    rps: bool,
+    recording: Path,
+    viewers: Path,
+    nofile: int,
+    server_cpus: str | None,
+    load_cpus: str | None,
+) -> dict:
+    """One server (``ours`` or ``nginx``) at ``count`` viewers; its summary, logged."""
+    with (
+        tempfile.NamedTemporaryFile(prefix="llhls-stamps-") as stamps,
+        steered(load_cpus, rps) as rps,
+    ):
+        if name == "ours":
+            servers = ours(server_cpus, recording, stamps.name)
+        else:
+            servers = nginx(server_cpus, recording, stamps.name, nofile)
+        mode = "ll" if name == "ours" else "poll"
+        with servers as (server, port):
+            r = step(viewers, server, port, count, mode, stamps.name, load_cpus)
+    r["load"] = _load_average()
+    r["rps"] = rps
+    softirq = " ".join(f"{x:.0%}" for x in r["softirq"])
+    log(
+        f"llhls {name:5} {count:5} viewers, RPS {'on ' if rps else 'off'}: part delivery "
+        f"p50 {_f(r['p50_ms'])} p99 {_f(r['p99_ms'])} max {_f(r['max_ms'])} ms, "
+        f"{r['parts']} parts, loss {r['loss']}, errors {r['errors'] or 0}; server "
+        f"{r['server_busy']:.0%} of a core (and {r['server_waited']:.0%} of the time waiting "
+        f"for it), generator {r['generator_busy']:.0%}, softirq per CPU {softirq}, feed late "
+        f"by {_f(r['feed_late_max_ms'])} ms at most; load average {r['load']}"
+    )
+    return r
+
+
+def _figures(count: int, o: dict, p: dict, tag: str) -> list[Figure]:
+    """The figures of one step: ours (``o``) beside nginx (``p``)."""
+    errors = sum(o["errors"].values())
+    note = f"load average {o['load']}; RPS {'on' if o['rps'] else 'off'}; nice {NICE}" + (
+        f"; {errors} errors" if errors else ""
+    )
+    goal = count == max(STEPS) and not tag
+    name = f"llhls_{count}_{tag}"
+    peer = "nginx (polled)"
+    return [
+        Figure(
+            f"{name}part_p99_ms", o["p99_ms"], "ms", peer, p["p99_ms"],
+            goal=("value", "<=", GOAL_MS) if goal else None, note=note,
+        ),
+        Figure(f"{name}part_p50_ms", o["p50_ms"], "ms", peer, p["p50_ms"]),
+        Figure(f"{name}part_max_ms", o["max_ms"], "ms", peer, p["max_ms"]),
+        Figure(
+            f"{name}loss", o["loss"], "parts", peer, p["loss"],
+            goal=("value", "<=", 0) if goal else None,
+        ),
+        Figure(f"{name}server_cpu", o["server_busy"] * 100, "% of a core", peer,
+               p["server_busy"] * 100),
+        Figure(f"{name}server_waited", o["server_waited"] * 100, "% of the time", peer,
+               p["server_waited"] * 100),
+        Figure(f"{name}generator_cpu", o["generator_busy"] * 100, "% of a core", peer,
+               p["generator_busy"] * 100),
+    ]  # fmt: skip
 
 
 def _f(value: float | None) -> str:
