@@ -287,11 +287,11 @@ class OwncastChannel(http.HTTPChannel):
                 if fast.second != self._reset_at:
                     self._reset_at = fast.second
                     self.resetTimeout()
+                if used == len(data):  # nearly always: one whole request per read
+                    return
                 data = data[used:]
                 if self.held is not None:
                     self._wait_behind(data)
-                    return
-                if not data:
                     return
         super().dataReceived(data)
         # Whole requests leave no head behind: only a partial one starts (and a finished
