@@ -366,7 +366,7 @@ def llhls() -> list[Figure]:
     server_cpus, load_cpus = cpu_sets()
     if RPS not in ("on", "off", "both"):
         raise BenchUnavailableError(f"LLHLS_RPS is on, off or both, not {RPS!r}")
-    modes = {"on": (True,), "off": (False,), "both": (True, False)}[RPS]
+    modes = {"on": (True,), "off": (False,), "both": (False, True)}[RPS]
     results: dict[tuple[str, int, bool], dict] = {}
     for count in STEPS:
         for rps in modes:
@@ -375,12 +375,10 @@ def llhls() -> list[Figure]:
                     name, count, rps, recording, viewers, nofile, server_cpus, load_cpus
                 )
     figures = []
-    for (count, rps), (o, p) in {
-        (count, rps): (results[("ours", count, rps)], results[("nginx", count, rps)])
-        for count in STEPS
-        for rps in modes
-    }.items():
-        figures += _figures(count, o, p, "" if rps or RPS == "off" else "norps_")
+    for count in STEPS:
+        for rps in modes:
+            o, p = results[("ours", count, rps)], results[("nginx", count, rps)]
+            figures += _figures(count, o, p, "rps_" if rps and RPS == "both" else "")
     return figures
 
 
