@@ -3,8 +3,7 @@
 "use strict";
 
 (function () {
-  // Segments this short (latency level 0's 1 s) are held two deep instead of three, and
-  // their playlist is asked for when the next segment is due (waitingLoader).
+  // Segments this short (latency level 0's 1 s) are held two deep instead of three.
   const SHORT_SEGMENT_S = 1;
   // waitingLoader: first ask this long before the next segment is due, then every
   // RETRY_MS until it is listed.
@@ -15,13 +14,11 @@
   const MIN_AHEAD_S = 0.6;
   const REPHASE_EVERY = 10;
 
-  /** The newest segment of a live MPEG-TS playlist of short segments, as
-   * { uri, duration (ms) }, or null for any other playlist (ended, LL-HLS, longer
-   * segments), which hls.js loads as it always does. */
+  /** The newest segment of a live MPEG-TS playlist (any latency level's), as
+   * { uri, duration (ms) }, or null for any other playlist (ended, LL-HLS), which hls.js
+   * loads as it always does. */
   function newestSegment(text) {
     if (typeof text !== "string" || /#EXT-X-(ENDLIST|PART-INF)/.test(text)) return null;
-    const target = /#EXT-X-TARGETDURATION:(\d+)/.exec(text);
-    if (!target || Number(target[1]) > SHORT_SEGMENT_S) return null;
     // The last URI line, and the last #EXTINF (tags such as PROGRAM-DATE-TIME may sit
     // between the two).
     const uris = text.match(/^[^#\s].*$/gm);
@@ -31,13 +28,14 @@
     return { uri: uris[uris.length - 1], duration: seconds * 1000 };
   }
 
-  /** A playlist loader (hls.js `pLoader`) for live playlists of short segments. hls.js
+  /** A playlist loader (hls.js `pLoader`) for live playlists of whole segments. hls.js
    * reloads a live playlist once a segment, at a moment fixed by when it joined, so it
    * learns of each new segment up to a whole segment after it was listed. This one holds
    * hls.js's reload once, while the buffer allows (`ahead()`, seconds buffered, stays
    * above MIN_AHEAD_S), until the next segment is listed; from then on it knows when
    * segments appear, holds each reload until the next one is due and listed, and hls.js
-   * hears of each within RETRY_MS: two or three requests a segment instead of one.
+   * hears of each within RETRY_MS: two or three requests a segment instead of one,
+   * whatever the segment's length.
    * `known` (url -> { uri, at, exact, skip }: the newest segment hls.js got, when it
    * appeared) is shared by one player's loaders; anything else goes to hls.js's own. */
   function waitingLoader(Base, known, ahead) {
@@ -143,7 +141,7 @@
     },
 
     /** An hls.js player with `config` (and `extra` over it) that holds back per its
-     * playlist and hears of short segments as they are listed. The hold is set once per
+     * playlist and hears of new segments as they are listed. The hold is set once per
      * player: hls.js's setter also forgets past stalls. */
     create(Hls, extra) {
       let hls = null;
