@@ -35,7 +35,8 @@ from twisted.python import log
 
 from owncast.http.llhls import IMMUTABLE, MP4, PLAYLIST, LlHlsResource, media_match
 from owncast.llhls.rendition import Rendition
-from owncast.runtime.netio import read_now, send_now
+from owncast.runtime.compat import channel_idle
+from owncast.runtime.netio import pending_bytes, read_now, send_now
 
 _OK = b"HTTP/1.1 200 OK\r\n"
 _STATUS = {
@@ -355,16 +356,19 @@ class LlFastPath:
         thousands are answered most of them have, and the reactor's dispatch of a read
         (its logging context, about 3 µs) would cost as much as the answer. A client
         that has not asked yet costs a ``recv`` that finds nothing and is read by the
-        reactor as usual."""
+        reactor as usual. Only a connection the reactor would read now: not held, not
+        closed, idle (twisted.web stops reading while it handles a request) and with
+        nothing queued for the client (a client that does not read its answers is not
+        read from until it does)."""
         for channel in channels:
             transport = channel.transport
             if (
                 channel.held is None
                 and channel.direct is not None
-                and not channel.paused
                 and transport is not None
-                and not transport.disconnecting
                 and not transport.disconnected
+                and channel_idle(channel)
+                and not pending_bytes(transport)
             ):
                 read_now(transport)
 
