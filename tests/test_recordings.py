@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
@@ -327,6 +329,26 @@ class RecorderTests(unittest.TestCase):
         self.config["maxGiB"] = (size + 1) / GIB
         self.tick(600)
         self.assertEqual(os.listdir(self.root), [fourth])
+
+    def test_started_only_once_left_open_recordings_are_ended(self) -> None:
+        """The web server starts after the recorder: until the recordings a killed run
+        left open are ended, the recorder has not started (else the API lists them live)."""
+        pending: list[tuple[Deferred, Any, tuple]] = []
+
+        def blocking(fn: Any, *args: Any) -> Deferred:
+            d: Deferred = Deferred()
+            pending.append((d, fn, args))
+            return d
+
+        recorder = Recorder(
+            self.root, self.hls.folder, lambda: self.config, list, str, int, blocking, self.clock
+        )
+        started = recorder.startService()
+        self.addCleanup(recorder.stopService)
+        self.assertNoResult(started)
+        d, fn, args = pending.pop(0)
+        d.callback(fn(*args))
+        self.successResultOf(started)
 
     def test_a_killed_run_is_ended_at_start(self) -> None:
         """A recording left open (the daemon was killed) is ended from what is on disk."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+import psutil
+
 from tests.daemon import sleep, wait_until
 from tests.test_live_e2e import (
     FIRST_SEGMENT_WITHIN,
@@ -14,8 +16,17 @@ from tests.test_live_e2e import (
     LiveCase,
     run,
     spawn,
+    transcoder_pids,
 )
 from tests.test_live_publishers import frames, runs, source_args
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
 
 _TIME = re.compile(r"time=([0-9]+):([0-9]+):([0-9.]+)")
 #: Seconds each publisher sends.
@@ -106,8 +117,12 @@ class RecordingE2ETests(LiveCase):
         daemon, auth = await self.start_live_daemon()
         publisher = spawn(self, *source_args(self.rtmp_url(daemon, auth[1]), 60, video="blue"))
         await self.wait_segments(daemon, 6, FIRST_SEGMENT_WITHIN + 6)
+        transcoders = [psutil.Process(pid) for pid in transcoder_pids(daemon)]
         await daemon.kill()
         await publisher.wait(15, "the publisher to notice")
+        # The orphaned ffmpeg may still write a last segment as its input ends: list
+        # what it finished once it has gone (as the daemon started again will see it).
+        await wait_until(lambda: not any(map(_alive, transcoders)), 15, "the transcoder to exit")
         live = daemon.datadir / "hls" / "0"
         finished = sorted(
             int(p.name[len("stream-") : -len(".ts")]) for p in live.glob("stream-*.ts")

@@ -75,10 +75,13 @@ class Recorder(GuardedTimerService):
         self.removed: Callable[[list[str]], None] = lambda keys: None
 
     # -- the service ---------------------------------------------------------------------
-    def startService(self) -> None:
+    def startService(self) -> Deferred:
+        """Recordings a killed run left open are ended before the service counts as
+        started, so the web server (started after it) never lists them as live."""
         d = Deferred.fromCoroutine(self._recover())
         d.addErrback(lambda f: _log.failure("Could not end the recordings left open", f))
         super().startService()
+        return d
 
     async def _recover(self) -> None:
         ids = await self._lock.run(
