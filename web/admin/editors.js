@@ -293,9 +293,13 @@
 
   // -- latency -------------------------------------------------------------------------
   // Segment length per level (server's LATENCY_LEVELS); "first picture" is the measured
-  // publish-to-playable time (bench/README.md, playable benchmark); players hold about
-  // three segments back from the live edge.
+  // publish-to-playable time (bench/README.md, playable benchmark).
   const LATENCY = [[0, 1, 1.4], [1, 2, 1.9], [2, 3, 2.8], [3, 4, 4.0], [4, 5, 4.8]];
+  // Behind live, glass to glass, per level and in the low-latency mode: the p50s of
+  // README's "Low latency" table (bench/glass.py, the viewer page's hls.js in Chromium)
+  // to one decimal, half to even.
+  const BEHIND = [2.2, 6.2, 9.2, 12.3, 15.2];
+  const BEHIND_LOW = 1.2;
 
   /** The five levels and, beside them, the low-latency mode (LL-HLS, its own setting):
    * the value is { level, low }; choosing the mode keeps the level for when it is off. */
@@ -309,15 +313,13 @@
         ? "most buffering, steadiest on poor connections" : "";
       group.append(el("div", { className: "choice" }, radio, el("label", { htmlFor: radio.id },
         el("strong", { textContent: `Level ${n}` }),
-        ` · about ${segment * 3} s behind live (${segment} s segments); first picture ` +
+        ` · about ${BEHIND[n]} s behind live (${segment} s segments); first picture ` +
         `${first} s after going live` + (words ? ` · ${words}` : ""))));
     });
     const low = el("input", { type: "radio", name, value: "low", id: id("lat") });
-    // The figure is README's "Low latency" table (bench/glass.py, hls.js in Chromium, p50).
     group.append(el("div", { className: "choice" }, low, el("label", { htmlFor: low.id },
       el("strong", { textContent: "Low-latency mode (LL-HLS)" }),
-      " · about 1.2 s behind live (measured); players without LL-HLS play whole segments" +
-      " · from the next broadcast; not yet with S3 storage or recordings")));
+      ` · about ${BEHIND_LOW} s behind live; players without LL-HLS play whole segments`)));
     return {
       node: group,
       get: () => {
