@@ -13,6 +13,10 @@
   // hold that saw no newer segment, trying again only after this many reloads.
   const MIN_AHEAD_S = 0.6;
   const REPHASE_EVERY = 10;
+  // ... and asking for a late segment (a publisher gone, a stalled encoder) only this long
+  // past its due time (re-phasing: past a segment after the first answer), so a dropped
+  // broadcast costs a viewer a second of asking every RETRY_MS at 5 s segments as at 1 s.
+  const MAX_LATE_MS = 1000;
 
   /** The newest segment of a live MPEG-TS playlist (any latency level's), as
    * { uri, duration (ms) }, or null for any other playlist (ended, LL-HLS), which hls.js
@@ -72,9 +76,10 @@
                   first = { uri: newest.uri, at: now };
                   rephase = newest.uri !== last.uri && !last.exact && last.skip <= 0;
                 }
+                const upTo = newest.duration + Math.min(newest.duration, MAX_LATE_MS);
                 const hold = newest.uri !== first.uri ? false
-                  : rephase ? ahead() > MIN_AHEAD_S
-                    : newest.uri === last.uri && now < last.at + 2 * newest.duration;
+                  : rephase ? ahead() > MIN_AHEAD_S && now < first.at + upTo
+                    : newest.uri === last.uri && now < last.at + upTo;
                 if (hold) {
                   this.inner.destroy(); // hls.js loaders load once
                   this.inner = new Base(this.config);
