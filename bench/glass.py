@@ -57,7 +57,7 @@ from bench.common import (
     wait_port,
 )
 from bench.ingest import nginx_paths
-from bench.playable import KEY, daemon, http
+from bench.playable import KEY, NGINX_HLS_CONF, daemon, http
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -465,27 +465,8 @@ def ours(level: int | None) -> dict[str, Any]:
         )
 
 
-NGINX_CONF = """\
-daemon off;
-master_process off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-load_module {module};
-events {{ worker_connections 256; }}
-rtmp {{
-    server {{
-        listen 127.0.0.1:{rtmp};
-        application live {{
-            live on;
-            record off;
-            hls on;
-            hls_path {prefix}/hls;
-            hls_fragment 1s;
-            hls_playlist_length 3s;
-        }}
-    }}
-}}
+#: nginx-rtmp's HLS as the playable benchmark has it, and an HTTP server for its files.
+NGINX_HTTP = """\
 http {{
     access_log off;
     client_body_temp_path {prefix}/body;
@@ -510,7 +491,11 @@ def nginx() -> dict[str, Any]:
     rtmp, web = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="bench-glass-nginx-") as prefix:
         conf = Path(prefix) / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(prefix=prefix, module=module, rtmp=rtmp, http=web))
+        hls = f"{prefix}/hls"
+        rtmp_conf = NGINX_HLS_CONF.format(
+            prefix=prefix, module=module, port=rtmp, hls=hls, connections=256
+        )
+        conf.write_text(rtmp_conf + NGINX_HTTP.format(prefix=prefix, http=web))
         error_log = Path(prefix) / "error.log"
         with running([binary, "-p", prefix, "-c", str(conf), "-e", str(error_log)]) as server:
             try:

@@ -72,7 +72,7 @@ worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log info;
 load_module {module};
-events {{ worker_connections 64; }}
+events {{ worker_connections {connections}; }}
 rtmp {{
     server {{
         listen 127.0.0.1:{port};
@@ -306,7 +306,9 @@ def nginx(source: Path) -> float:
     with tempfile.TemporaryDirectory(prefix="bench-playable-nginx-") as prefix:
         hls = Path(prefix) / "hls"
         conf = Path(prefix) / "nginx.conf"
-        conf.write_text(NGINX_HLS_CONF.format(prefix=prefix, module=module, port=port, hls=hls))
+        conf.write_text(
+            NGINX_HLS_CONF.format(prefix=prefix, module=module, port=port, hls=hls, connections=64)
+        )
         error_log = Path(prefix) / "error.log"
         cmd = [binary, "-p", prefix, "-c", str(conf), "-e", str(error_log)]
         with running(cmd) as server:
