@@ -94,6 +94,11 @@
 
   function chatReplay(video, messages) {
     const list = $("chat");
+    // Bodies are shown as the live chat shows them (chatview.js: emoji, safe links).
+    const emoji = new Map();
+    fetch("/api/emoji").then((r) => r.json())
+      .then((items) => items.forEach((item) => emoji.set(item.name, item.emoji)))
+      .catch(() => {});
     let shown = 0;
     const render = () => {
       const now = video.currentTime;
@@ -111,7 +116,7 @@
           item.append(author);
         }
         const body = document.createElement("span");
-        body.innerHTML = m.body || "";  // sanitized HTML from the server
+        window.owncastChatView.render(body, m.body || "", emoji); // sanitized by the server
         item.append(body);
         list.append(item);
         list.parentElement.scrollTop = list.parentElement.scrollHeight;
