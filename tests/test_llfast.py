@@ -123,6 +123,36 @@ class LlFastPathTests(LoopbackCase):
             self.assertIn(self.rendition.part(hinted).data, bodies)
         self.assertEqual(self.slow, [])
 
+    async def test_next_requests_are_read_as_the_answers_go_out(self) -> None:
+        """A next request already sent when a held one is answered is read in the same
+        turn: a blocking reload and a part are held again at once, anything else takes
+        the channel's usual way (the init: answered, after the part)."""
+        clients = [await self.connect() for _ in range(3)]
+        hinted, msn = self.rendition.next_part, self.rendition.open.msn
+        firsts = [
+            get(b"/hls/0/stream.m3u8?" + self.next_position()),
+            get(b"/hls/0/part%d.m4s" % hinted),
+            get(b"/hls/0/part%d.m4s" % hinted),
+        ]
+        answers = [client.responses(n) for client, n in zip(clients, (1, 1, 2), strict=True)]
+        for client, request in zip(clients, firsts, strict=True):
+            client.transport.write(request)
+        await wait_until(lambda: self._held() == 3, 10, "every request held")
+        nexts = [
+            get(b"/hls/0/stream.m3u8?_HLS_msn=%d" % (msn + 2)),
+            get(b"/hls/0/part%d.m4s" % (hinted + 1)),
+            get(b"/hls/0/init0.mp4"),
+        ]
+        for client, request in zip(clients, nexts, strict=True):
+            client.transport.socket.sendall(request)  # in the server's socket, unread
+        self.land()
+        self.assertEqual(self._held(), 2)  # read and held again, no reactor turn between
+        playlist, part, (part_again, init) = [await a for a in answers]
+        self.assertIn(b'URI="part%d.m4s"' % hinted, playlist[0][2])
+        self.assertEqual(part[0][2], self.rendition.part(hinted).data)
+        self.assertEqual((part_again[2], init[2]), (part[0][2], self.rendition.inits[0]))
+        self.assertEqual(self.slow, [])
+
     def _held(self) -> int:
         watched = self.site.hls_fast.ll._watched.get(0)
         if watched is None:

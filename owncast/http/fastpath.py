@@ -153,7 +153,9 @@ class HlsFastPath:
         self._switch = switch
         self._heads: dict[bytes, Any] = {}
         self.ll = (
-            None if switch is None else LlFastPath(switch.ll, self._head, self._viewer, self._count)
+            None
+            if switch is None
+            else LlFastPath(switch.ll, self._head, self._viewer, self._count, self.request_of)
         )
         #: requests answered here, below twisted.web (``/metrics`` counts them as 200s)
         self.answered = 0
@@ -174,14 +176,12 @@ class HlsFastPath:
             )
         return self._common
 
-    def answer(self, channel: Any, data: bytes) -> int:
-        """Answer the request at the start of ``data``; the bytes it took, 0 when the
-        request is not one for this path (``data`` is then left to twisted.web)."""
-        # Thousands of players ask for the same names with the same headers: each
-        # distinct request head is read once.
+    def request_of(self, data: bytes) -> tuple[bytes, bytes | None, int, Forwarding | None] | None:
+        """``plain_get(data)``, read once per distinct request head: thousands of players
+        ask for the same names with the same headers."""
         end = data.find(b"\r\n\r\n", 0, MAX_HEAD)
         if end < 0:
-            return 0
+            return None
         head = data[: end + 4]
         request = self._heads.get(head, _UNSEEN)
         if request is _UNSEEN:
@@ -190,6 +190,12 @@ class HlsFastPath:
                 if len(self._heads) >= _HEADS_KEPT:
                     self._heads.clear()
                 self._heads[head] = request
+        return request
+
+    def answer(self, channel: Any, data: bytes) -> int:
+        """Answer the request at the start of ``data``; the bytes it took, 0 when the
+        request is not one for this path (``data`` is then left to twisted.web)."""
+        request = self.request_of(data)
         if request is None:
             return 0
         name, agent, used, forwarding = request
@@ -251,7 +257,8 @@ class OwncastChannel(http.HTTPChannel):
     peer_host = ""
     direct: Any = None
     fast: HlsFastPath | None = None
-    _reset_at = -1
+    #: the second the idle timeout was last moved on (``took``)
+    reset_at = -1
     head_timeout = HEAD_TIMEOUT
     #: the peer address the site counts this connection against, if any
     counted: str | None = None
@@ -282,11 +289,7 @@ class OwncastChannel(http.HTTPChannel):
                 used = fast.answer(self, data)
                 if not used:
                     break
-                # The idle timeout (30 s) moves on at most once a second: moving a
-                # DelayedCall for every request would cost more than the answer.
-                if fast.second != self._reset_at:
-                    self._reset_at = fast.second
-                    self.resetTimeout()
+                self.took(fast.second)
                 if used == len(data):  # nearly always: one whole request per read
                     return
                 data = data[used:]
@@ -299,18 +302,30 @@ class OwncastChannel(http.HTTPChannel):
         if reading_head(self) != (self._head_call is not None):
             self._time_head()
 
+    def took(self, second: int) -> None:
+        """A request was answered (or held) below twisted.web in ``second``: the idle
+        timeout (30 s) moves on, at most once a second (moving a DelayedCall for every
+        request would cost more than the answer)."""
+        if second != self.reset_at:
+            self.reset_at = second
+            self.resetTimeout()
+
     def _wait_behind(self, data: bytes) -> None:
         self._behind += data
         if len(self._behind) > MAX_BEHIND:
             self._behind = b""
             self.loseConnection()
 
-    def release(self) -> None:
-        """The held request was answered: read what came behind it."""
+    def release(self) -> bool:
+        """The held request was answered: read what came behind it; whether anything
+        had."""
         self.held = None
-        behind, self._behind = self._behind, b""
-        if behind:
-            self.dataReceived(behind)
+        behind = self._behind
+        if not behind:
+            return False
+        self._behind = b""
+        self.dataReceived(behind)
+        return True
 
     def _time_head(self) -> None:
         call = self._head_call

@@ -36,7 +36,7 @@ from twisted.python import log
 from owncast.http.llhls import IMMUTABLE, MP4, PLAYLIST, LlHlsResource, media_match
 from owncast.llhls.rendition import Rendition
 from owncast.runtime.compat import channel_idle
-from owncast.runtime.netio import pending_bytes, read_now, send_now
+from owncast.runtime.netio import pending_bytes, send_now
 
 _OK = b"HTTP/1.1 200 OK\r\n"
 _STATUS = {
@@ -47,6 +47,10 @@ _PLAIN = b"Content-Type: text/plain; charset=utf-8\r\nCache-Control: no-cache\r\
 _ARGS = frozenset((b"_HLS_msn", b"_HLS_part", b"_HLS_skip"))
 #: Bytes a client may send behind a held request before it is cut off.
 MAX_BEHIND = 64 * 1024
+#: Bytes taken per read ahead: a request head (Twisted's reads take 64 KiB).
+READ_SIZE = 64 * 1024
+#: Reads one ``_catch_up`` makes at most before the reactor polls again.
+CATCH_UP_READS = 4096
 #: Request names whose reading is remembered (thousands of viewers ask the same ones).
 _PLANS_KEPT = 1024
 _UNSEEN = object()
@@ -85,7 +89,8 @@ class LlFastPath:
     ``/hls/`` (its renditions, variants, caches and clock); ``head()`` gives the status
     line, Date and fixed header lines of a 200; ``seen(channel, agent, forwarding)``
     counts the viewer of a playlist request;
-    ``counted(channel, status, n)`` is told of the answers sent."""
+    ``counted(channel, status, n)`` is told of the answers sent; ``request_of(data)``
+    reads a request head as ``fastpath.plain_get`` does."""
 
     def __init__(
         self,
@@ -93,8 +98,12 @@ class LlFastPath:
         head: Callable[[], bytes],
         seen: Callable[[Any, bytes | None, Any], None],
         counted: Callable[[Any, int, int], None],
+        request_of: Callable[[bytes], Any] = lambda data: None,
     ) -> None:
         self.resource = resource
+        self._request_of = request_of
+        #: whole single requests read ahead -> (plan, agent, forwarding), or None
+        self._requests: dict[bytes, Any] = {}
         self._head = head
         self._seen = seen
         self._counted = counted
@@ -103,6 +112,9 @@ class LlFastPath:
         self._for: Any = None
         self._plans: dict[bytes, Any] = {}
         self._framed: dict[bytes, tuple[int, bytes]] = {}
+        #: channels answered at once (not held), read ahead by ``_catch_up``
+        self._answered: list[Any] = []
+        self._catching_up: Any = None
         #: (second, seconds a request is held at most), worked out once a second
         self._limit = (-1, 3.0)
 
@@ -239,6 +251,11 @@ class LlFastPath:
             return
         send_now(transport, channel.direct, data)
         self._counted(channel, code, 1)
+        # Its next request is read with the others answered now, once this batch of
+        # reads is done (``_catch_up``).
+        self._answered.append(channel)
+        if self._catching_up is None:
+            self._catching_up = self._clock.callLater(0, self._catch_up)
 
     # -- holding -------------------------------------------------------------------------
 
@@ -293,13 +310,15 @@ class LlFastPath:
         for channel in list(channels):
             channel.held = None
             transport = channel.transport
-            if transport is None or getattr(transport, "disconnected", False):
+            if transport is None or transport.disconnected:
                 continue
             try:
-                send_now(transport, channel.direct, data)
+                whole = send_now(transport, channel.direct, data)
                 sent, last = sent + 1, channel
-                channel.release()
-                if answered is not None:
+                # A client that sent more while held has had it read now (and may be
+                # held again), one with part of its answer queued is read by the
+                # reactor once that is out: neither is read ahead.
+                if not channel.release() and whole and answered is not None:
                     answered.append(channel)
             except Exception:
                 log.err(None, "LL-HLS: answering a held request")
@@ -348,29 +367,117 @@ class LlFastPath:
             self._release(group.waiting, group, answers[skip], 200, answered)
         if not rendition.ended:
             self._arm(watched)
-        self._read_ahead(answered)
+            if renditions is self.resource.renditions():
+                self._read_ahead(answered, renditions)
 
-    def _read_ahead(self, channels: list[Any]) -> None:
+    def _catch_up(self) -> None:
+        """Read the next requests of the clients answered at once since the last poll.
+
+        A viewer behind the live edge (just joined, or after a stall) asks for parts and
+        playlists that exist: each is answered at once and the next follows a moment
+        later. One poll event each would cost more per answer than the held path, so a
+        server that fell behind could never catch up; instead they are read here in
+        rounds, straight after the poll's batch (before the next poll), each round the
+        clients answered in the one before, as long as a round finds most of them ready.
+        Those not ready yet are left to the reactor."""
+        self._catching_up = None
+        reads = 0
+        while self._answered and reads < CATCH_UP_READS:
+            channels, self._answered = self._answered, []
+            renditions = self.resource.renditions()
+            if not renditions:
+                self._answered = []
+                return
+            read = self._read_ahead(channels, renditions, checked=False)
+            reads += len(channels)
+            if read * 2 < len(channels):
+                break
+        if self._answered and self._catching_up is None:
+            self._catching_up = self._clock.callLater(0, self._catch_up)
+
+    def _read_ahead(self, channels: list[Any], renditions: Any, checked: bool = True) -> int:
         """Read the next requests of clients just answered, here rather than one poll
         event each: a player asks again the moment it has its answer, so by the time
         thousands are answered most of them have, and the reactor's dispatch of a read
-        (its logging context, about 3 µs) would cost as much as the answer. A client
-        that has not asked yet costs a ``recv`` that finds nothing and is read by the
-        reactor as usual. Only a connection the reactor would read now: not held, not
-        closed, idle (twisted.web stops reading while it handles a request) and with
-        nothing queued for the client (a client that does not read its answers is not
-        read from until it does)."""
+        and the channel's way to this class would cost as much as the answer. A request
+        seen before (the same bytes from thousands of players) is held or answered
+        straight away, and once one is held the others like it join its waiters
+        directly; anything else takes the channel's usual way. A client that has not
+        asked yet costs a ``recv`` that finds nothing and is read by the reactor as
+        usual, as are an end of the connection or an error.
+
+        Only a connection the reactor would read now (``_readable``); ``checked``:
+        known to be, as one whose held request was just answered whole, directly, with
+        nothing come behind it (``_release``). The number of requests read."""
+        requests = self._requests
+        second = int(self._clock.seconds())
+        #: request -> (waiters, deadline) of the group the first of its kind joined
+        joined: dict[Any, tuple[dict[Any, float], float]] = {}
+        read = 0
         for channel in channels:
-            transport = channel.transport
-            if (
-                channel.held is None
-                and channel.direct is not None
-                and transport is not None
-                and not transport.disconnected
-                and channel_idle(channel)
-                and not pending_bytes(transport)
-            ):
-                read_now(transport)
+            if not (checked or _readable(channel)):
+                continue
+            try:
+                data = channel.direct.recv(READ_SIZE)
+            except OSError:  # nothing yet, or an error the reactor finds on its next poll
+                continue
+            if not data:  # the end: the reactor finds it too
+                continue
+            read += 1
+            try:
+                got = requests.get(data, _UNSEEN)
+                if got is _UNSEEN:
+                    got = self._learn(data)
+                if got is None:
+                    channel.dataReceived(data)
+                    continue
+                group = joined.get(got)
+                if group is not None:  # held as the first was (nothing changed since)
+                    waiting, deadline = group
+                    waiting[channel] = deadline
+                    channel.held = waiting
+                    if got[0][0] == _PLAYLIST and channel.seen_at != second:
+                        channel.seen_at = second
+                        self._seen(channel, got[1], got[2])
+                elif self._quick(channel, renditions, got):
+                    waiting = channel.held
+                    if waiting is not None:
+                        joined[got] = (waiting, waiting[channel])
+                else:
+                    channel.dataReceived(data)
+                    continue
+                if channel.reset_at != second:
+                    channel.took(second)
+            except Exception:
+                log.err(None, "LL-HLS: reading ahead")
+                channel.transport.abortConnection()
+        return read
+
+    def _learn(self, data: bytes) -> Any:
+        """``(plan, agent, forwarding)`` of ``data`` when it is one whole plain request
+        for a blocking reload or a part, remembered; None for anything else."""
+        request = self._request_of(data)
+        got = None
+        if request is not None and request[2] == len(data):
+            name, agent, _, forwarding = request
+            plan = _plan(name)
+            if plan is not None and (plan[0] == _PART or _blocking(plan)):
+                got = (plan, agent, forwarding)  # a part or a blocking reload
+        if len(data) <= 2048:
+            if len(self._requests) >= _PLANS_KEPT:
+                self._requests.clear()
+            self._requests[data] = got
+        return got
+
+    def _quick(self, channel: Any, renditions: Any, got: Any) -> bool:
+        """Hold or answer a request read ahead; False when it is not for here after all
+        (nothing done)."""
+        (kind, n, a, b, skip), agent, forwarding = got
+        if n >= len(renditions):
+            return False
+        if kind == _PART:
+            return self._part(channel, renditions, n, a)
+        return self._playlist(channel, renditions, n, a, b, skip, agent, forwarding)
 
 
 def _plan(name: bytes) -> tuple[int, int, Any, Any, bool] | None:
@@ -406,6 +513,27 @@ def _plan(name: bytes) -> tuple[int, int, Any, Any, bool] | None:
     if match.group(3) is not None:
         return _SEGMENT, n, int(match.group(3)), None, False
     return _PART, n, int(match.group(4)), None, False
+
+
+def _readable(channel: Any) -> bool:
+    """Whether the reactor would read ``channel`` now: held by nothing, open, idle
+    (twisted.web stops reading while it handles a request) and with nothing queued for
+    the client (a client that does not read its answers is not read from until it
+    does)."""
+    transport = channel.transport
+    return (
+        channel.direct is not None
+        and channel.held is None
+        and not transport.disconnecting
+        and not transport.disconnected
+        and not pending_bytes(transport)
+        and channel_idle(channel)
+    )
+
+
+def _blocking(plan: tuple[int, int, Any, Any, bool]) -> bool:
+    """Whether a plan is a blocking playlist reload (``_HLS_msn`` given)."""
+    return plan[0] == _PLAYLIST and plan[2] is not None
 
 
 def _query(query: bytes) -> dict[bytes, bytes] | None:

@@ -27,21 +27,24 @@ from owncast.runtime.compat import direct_socket, may_send_directly, pending_byt
 __all__ = ["direct_socket", "pending_bytes", "read_now", "send_now"]
 
 
-def send_now(transport: Any, sock: Any, data: bytes) -> None:
+def send_now(transport: Any, sock: Any, data: bytes) -> bool:
     """Write ``data`` to ``transport``, straight to ``sock`` (its ``direct_socket``) when
-    the transport holds nothing and is plain TCP, open for writing."""
+    the transport holds nothing and is plain TCP, open for writing; whether all of it
+    went that way (nothing is left queued)."""
     if sock is None or not may_send_directly(transport):
         transport.write(data)
-        return
+        return False
     try:
         sent = sock.send(data)
     except OSError:
         # EAGAIN/EINTR: the buffer is full, try later; ECONNRESET/EPIPE: the transport's
         # own write fails the same way and closes the connection properly.
         transport.write(data)
-        return
+        return False
     if sent < len(data):
         transport.write(data[sent:])
+        return False
+    return True
 
 
 def read_now(transport: Any) -> None:
