@@ -128,6 +128,23 @@ class HlsResourceTests(unittest.TestCase):
         self.assertEqual(body, SEGMENT[10:20])
         self.assertEqual(self.hooked, [])
 
+    async def test_a_low_latency_broadcasts_files(self):
+        """Once a low-latency broadcast is over (after a restart: nothing live), its ended
+        playlist is served from disk as any, and so are the segments and init sections it
+        lists."""
+        (self.hls / "0" / "init0.mp4").write_bytes(b"init")
+        (self.hls / "0" / "seg1700000000.m4s").write_bytes(SEGMENT)
+        for path, body in (("/hls/0/init0.mp4", b"init"), ("/hls/0/seg1700000000.m4s", SEGMENT)):
+            response, got = await self.get(path)
+            self.assertEqual((response.code, got), (200, body), path)
+            self.assertEqual(self.header(response, "content-type"), "video/mp4")
+            self.assertEqual(
+                self.header(response, "cache-control"), "public, max-age=31536000, immutable"
+            )
+        for path in ("/hls/0/seg1.m4s", "/hls/0/part3.m4s", "/hls/0/init.mp4", "/hls/seg1.m4s"):
+            response, _ = await self.get(path)
+            self.assertEqual(response.code, 404, path)
+
     async def test_thumbnail(self):
         response, body = await self.get("/hls/thumbnail.jpg")
         self.assertEqual(response.code, 200)

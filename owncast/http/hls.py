@@ -70,6 +70,7 @@ _log = Logger()
 _NAME = re.compile(
     rb"(?P<playlist>(?:[0-9]{1,2}/)?stream\.m3u8)"
     rb"|(?P<segment>[0-9]{1,2}/stream-[0-9]{1,19}\.ts)"
+    rb"|(?P<fmp4>[0-9]{1,2}/(?:seg[0-9]{1,19}\.m4s|init[0-9]{1,9}\.mp4))"
     rb"|(?P<thumbnail>thumbnail\.jpg)"
     rb"|(?P<preview>preview\.gif)"
 )
@@ -77,6 +78,7 @@ PLAYLIST_TYPE = b"application/vnd.apple.mpegurl"
 PLAYLIST_CACHE = b"no-cache, no-store"
 SEGMENT_TYPE = b"video/mp2t"
 SEGMENT_CACHE = b"public, max-age=31536000, immutable"
+FMP4_TYPE = b"video/mp4"
 THUMBNAIL_CACHE = b"public, max-age=10"
 _PLAYLIST_HEADERS = b"Content-Type: %s\r\nCache-Control: %s\r\n" % (PLAYLIST_TYPE, PLAYLIST_CACHE)
 _SEGMENT_HEADERS = b"Content-Type: %s\r\nCache-Control: %s\r\nAccept-Ranges: bytes\r\n" % (
@@ -321,6 +323,8 @@ class HlsResource(Resource):
                 return self._file(request, path, SEGMENT_TYPE, SEGMENT_CACHE)
             Deferred.fromCoroutine(self._segment_miss(request, path))
             return NOT_DONE_YET
+        if kind == "fmp4":  # a low-latency broadcast's files, once it is no longer live
+            return self._file(request, path, FMP4_TYPE, SEGMENT_CACHE)
         if kind == "preview":
             return self._file(request, path, b"image/gif", THUMBNAIL_CACHE)
         return self._file(request, path, b"image/jpeg", THUMBNAIL_CACHE)
