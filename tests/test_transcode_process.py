@@ -259,6 +259,34 @@ class TranscoderTests(FakeTranscoderCase):
         self.assertEqual(len(self.processes), count + 1)
         return self.processes[-1]
 
+    def test_low_latency_changes_apply_from_the_next_broadcast(self):
+        """Turning low latency on (or off) while a broadcast is in its reconnect grace
+        does not switch a continuing output to the other kind of files: the reconnect
+        goes on in the mode it began in, the next broadcast takes the new one."""
+        low = TranscodeConfig(FFMPEG, [dict(DEFAULT_VARIANT)], "libx264", 1, low_latency=True)
+        plain = self.config
+        for before, after in ((plain, low), (low, plain)):
+            self.config = before
+            self.transcoder.begin()
+            self.send(*STREAM_START, keyframe(0))
+            process = self.processes[-1]
+            began_ll = "pipe:3" in process.args
+            self.assertEqual(began_ll, before.low_latency)
+            self.transcoder.end()
+            process.exit(0)
+            self.config = after
+            self.reactor.advance(5)
+            process = self.go_live_again()  # inside the grace: the same broadcast
+            self.assertEqual("pipe:3" in process.args, began_ll)
+            self.transcoder.end()
+            process.exit(0)
+            self.reactor.advance(31)
+            process = self.go_live_again()  # a new broadcast
+            self.assertEqual("pipe:3" in process.args, after.low_latency)
+            self.transcoder.end()
+            process.exit(0)
+            self.reactor.advance(31)
+
     def test_missing_audio_retries_without_audio(self):
         """A header announcing audio that never comes: ffmpeg fails to map it, and the
         next ffmpeg runs without audio."""

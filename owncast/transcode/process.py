@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from twisted.application.service import Service
@@ -164,6 +164,8 @@ class Transcoder(Service):
         self._restart_call: Any = None
         self._start_number = 0
         self._append = False
+        #: the low-latency mode the current broadcast's output began in
+        self._low_latency: bool | None = None
         #: the generation whose output is ready, waiting for the tracks to be known
         self._prepared: int | None = None
         self._accepting = False
@@ -404,6 +406,17 @@ class Transcoder(Service):
 
     def _spawn(self, tracks: Found) -> None:
         config = self._config()
+        # The mode is the broadcast's: a reconnect inside the grace, a restart after a
+        # crash or a new track continue the playlists (and the recording) in the mode
+        # they began in; a change of ``lowLatency`` applies from the next broadcast.
+        if not self._append or self._low_latency is None:
+            self._low_latency = config.low_latency
+        elif config.low_latency != self._low_latency:
+            _log.info(
+                "Low latency was turned {state} during the broadcast: from the next one",
+                state="on" if config.low_latency else "off",
+            )
+            config = replace(config, low_latency=self._low_latency)
         if not config.ffmpeg:
             raise RuntimeError("no ffmpeg binary is configured or bundled")
         audio = tracks.audio and not (self._no_audio and tracks.video)
