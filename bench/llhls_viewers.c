@@ -13,13 +13,19 @@
  *
  * Viewers join in batches, SETTLE s pass, then "measuring" is printed and MEASURE s are
  * measured; GRACE s later it stops. Every part received after the settling is written to
- * ARRIVALS as "viewer part seconds" (CLOCK_MONOTONIC, as Python's time.monotonic); the
- * last line on stdout is JSON: the window, the process's CPU share over it, errors.
+ * ARRIVALS as "viewer part arrived read" (CLOCK_MONOTONIC seconds, as Python's
+ * time.monotonic): "arrived" is when its last bytes reached the viewer's socket (the
+ * kernel's receive timestamp, SO_TIMESTAMPING), "read" when this process read them,
+ * later by however long 5000 viewers sharing one process and one core took to get to
+ * it. The last line on stdout is JSON: the window, the process's CPU share over it,
+ * errors.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/errqueue.h>
+#include <linux/net_tstamp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -40,6 +46,7 @@
 typedef struct {
     int fd, viewer, is_part, busy, in_head, keep;
     int status;
+    double arrived; /* kernel receive time of the last bytes read (CLOCK_MONOTONIC s) */
     long need;
     int head_len, body_len;
     char head[HEAD_MAX];
@@ -60,6 +67,9 @@ static int ep;
 static long err_lost, err_part, err_playlist, err_part503, err_playlist503;
 static FILE *arrivals;
 static int recording;
+
+/* CLOCK_REALTIME - CLOCK_MONOTONIC, to put the kernel's receive stamps on the monotonic clock */
+static double realtime_offset;
 
 static double now(void) {
     struct timespec ts;
@@ -135,7 +145,7 @@ static int position(const char *b, int len, long *msn, long *parts, long *hint) 
 static void part_done(Conn *c) {
     Viewer *v = &viewers[c->viewer];
     if (c->status == 200) {
-        if (recording) fprintf(arrivals, "%d %ld %.6f\n", c->viewer, v->want, now());
+        if (recording) fprintf(arrivals, "%d %ld %.6f %.6f\n", c->viewer, v->want, c->arrived, now());
         v->want++;
     } else if (c->status == 503) {
         err_part503++;
@@ -174,10 +184,24 @@ static void playlist_done(Conn *c) {
 /* Bytes arrived on c: 0 when it is gone. */
 static int readable(Conn *c) {
     static char buf[1 << 18];
+    static char control[256];
     for (;;) {
-        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+        if (c->is_part) {
+            m.msg_control = control;
+            m.msg_controllen = sizeof control;
+        }
+        ssize_t n = recvmsg(c->fd, &m, 0);
         if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
         if (n == 0) return 0;
+        c->arrived = 0;
+        for (struct cmsghdr *h = c->is_part ? CMSG_FIRSTHDR(&m) : NULL; h; h = CMSG_NXTHDR(&m, h))
+            if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_TIMESTAMPING) {
+                struct scm_timestamping *t = (struct scm_timestamping *)CMSG_DATA(h);
+                c->arrived = t->ts[0].tv_sec + t->ts[0].tv_nsec / 1e9 - realtime_offset;
+            }
+        if (c->arrived == 0) c->arrived = now(); /* no stamp: when it was read */
         char *p = buf;
         while (n > 0) {
             if (c->in_head) {
@@ -226,6 +250,10 @@ static int connect_one(int viewer, int is_part) {
     if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof a) < 0) return -1;
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (is_part) { /* the kernel stamps each packet as it reaches the socket */
+        int stamps = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
+        setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPING, &stamps, sizeof stamps);
+    }
     fcntl(c->fd, F_SETFL, O_NONBLOCK);
     c->viewer = viewer;
     c->is_part = is_part;
@@ -249,6 +277,10 @@ int main(int argc, char **argv) {
     conns = calloc(2 * count, sizeof(Conn));
     viewers = calloc(count, sizeof(Viewer));
     ep = epoll_create1(0);
+    struct timespec rt, mono;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    realtime_offset = (rt.tv_sec - mono.tv_sec) + (rt.tv_nsec - mono.tv_nsec) / 1e9;
     if (!arrivals || !conns || !viewers || ep < 0) return 1;
     double started = now(), tick = started, settled = 0, start = 0, end = 0, cpu0 = 0, busy = 0;
     int joined = 0, slot = 0, measured = 0;

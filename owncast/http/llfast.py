@@ -49,6 +49,8 @@ _ARGS = frozenset((b"_HLS_msn", b"_HLS_part", b"_HLS_skip"))
 MAX_BEHIND = 64 * 1024
 #: Bytes taken per read ahead: a request head (Twisted's reads take 64 KiB).
 READ_SIZE = 64 * 1024
+#: Passes over the answered clients reading their next requests (``_landed``).
+READ_PASSES = 3
 #: Reads one ``_catch_up`` makes at most before the reactor polls again.
 CATCH_UP_READS = 4096
 #: Request names whose reading is remembered (thousands of viewers ask the same ones).
@@ -368,7 +370,14 @@ class LlFastPath:
         if not rendition.ended:
             self._arm(watched)
             if renditions is self.resource.renditions():
-                self._read_ahead(answered, renditions)
+                # Clients not there yet on the first pass have had its whole length to
+                # ask by the next: a few passes while most of them have.
+                for _ in range(READ_PASSES):
+                    missed: list[Any] = []
+                    read = self._read_ahead(answered, renditions, missed=missed)
+                    if not missed or read < len(missed):
+                        break
+                    answered = missed
 
     def _catch_up(self) -> None:
         """Read the next requests of the clients answered at once since the last poll.
@@ -395,7 +404,13 @@ class LlFastPath:
         if self._answered and self._catching_up is None:
             self._catching_up = self._clock.callLater(0, self._catch_up)
 
-    def _read_ahead(self, channels: list[Any], renditions: Any, checked: bool = True) -> int:
+    def _read_ahead(
+        self,
+        channels: list[Any],
+        renditions: Any,
+        checked: bool = True,
+        missed: list[Any] | None = None,
+    ) -> int:
         """Read the next requests of clients just answered, here rather than one poll
         event each: a player asks again the moment it has its answer, so by the time
         thousands are answered most of them have, and the reactor's dispatch of a read
@@ -408,7 +423,8 @@ class LlFastPath:
 
         Only a connection the reactor would read now (``_readable``); ``checked``:
         known to be, as one whose held request was just answered whole, directly, with
-        nothing come behind it (``_release``). The number of requests read."""
+        nothing come behind it (``_release``). The number of requests read; the clients
+        that had not asked yet are added to ``missed``, when given."""
         requests = self._requests
         second = int(self._clock.seconds())
         #: request -> (waiters, deadline) of the group the first of its kind joined
@@ -420,6 +436,8 @@ class LlFastPath:
             try:
                 data = channel.direct.recv(READ_SIZE)
             except OSError:  # nothing yet, or an error the reactor finds on its next poll
+                if missed is not None:
+                    missed.append(channel)
                 continue
             if not data:  # the end: the reactor finds it too
                 continue
