@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from twisted.internet import reactor
+from twisted.trial import unittest
 
+from owncast.http.llrequest import INIT, MASTER, PART, PLAYLIST, SEGMENT, blocking, plan_of
 from owncast.http.site import WEB_ROOT, build_site
 from owncast.llhls.boxes import BoxReader
 from owncast.llhls.output import LlOutput
@@ -211,3 +213,34 @@ class LlFastPathTests(LoopbackCase):
         self.rendition.end()
         [(code, _, body)] = await answer
         self.assertEqual((code, body), (404, b"not found"))
+
+
+class PlanTests(unittest.TestCase):
+    """What a request name asks for (``owncast.http.llrequest``), read without a server."""
+
+    def test_names_and_queries(self) -> None:
+        cases = {
+            b"stream.m3u8": (MASTER, 0, None, None, False),
+            b"1/stream.m3u8": (PLAYLIST, 1, None, None, False),
+            b"0/stream.m3u8?_HLS_msn=7&_HLS_part=2&_HLS_skip=YES": (PLAYLIST, 0, 7, 2, True),
+            b"0/stream.m3u8?_HLS_skip=v2&_HLS_msn=7": (PLAYLIST, 0, 7, None, True),
+            b"0/init3.mp4": (INIT, 0, 3, None, False),
+            b"0/seg1700000000.m4s": (SEGMENT, 0, 1700000000, None, False),
+            b"2/part41.m4s": (PART, 2, 41, None, False),
+        }
+        for name, plan in cases.items():
+            self.assertEqual(plan_of(name), plan, name)
+        self.assertTrue(blocking(plan_of(b"0/stream.m3u8?_HLS_msn=7")))
+        self.assertFalse(blocking(plan_of(b"0/stream.m3u8")))
+        for name in (
+            b"stream.m3u8?x=1",
+            b"0/stream.m3u8?_HLS_part=2",  # a part without its segment: 400
+            b"0/stream.m3u8?_HLS_msn=-1",
+            b"0/stream.m3u8?_HLS_msn=1&_HLS_msn=2",
+            b"0/stream.m3u8?other=1",
+            b"0/part1.m4s?x",
+            b"0/thumbnail.jpg",
+            b"x/stream.m3u8",
+            b"1234567/stream.m3u8",
+        ):
+            self.assertIsNone(plan_of(name), name)

@@ -33,7 +33,9 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.python import log
 
-from owncast.http.llhls import IMMUTABLE, MP4, PLAYLIST, LlHlsResource, media_match
+from owncast.http.llhls import IMMUTABLE, MP4, PLAYLIST, LlHlsResource
+from owncast.http.llrequest import INIT, MASTER, PART, blocking, plan_of
+from owncast.http.llrequest import PLAYLIST as PLAYLIST_KIND
 from owncast.llhls.rendition import Rendition
 from owncast.runtime.compat import channel_idle
 from owncast.runtime.netio import pending_bytes, send_now
@@ -44,7 +46,6 @@ _STATUS = {
     503: (b"HTTP/1.1 503 Service Unavailable\r\n", b"try again"),
 }
 _PLAIN = b"Content-Type: text/plain; charset=utf-8\r\nCache-Control: no-cache\r\n"
-_ARGS = frozenset((b"_HLS_msn", b"_HLS_part", b"_HLS_skip"))
 #: Bytes a client may send behind a held request before it is cut off.
 MAX_BEHIND = 64 * 1024
 #: Bytes taken per read ahead: a request head (Twisted's reads take 64 KiB).
@@ -56,7 +57,6 @@ CATCH_UP_READS = 4096
 #: Request names whose reading is remembered (thousands of viewers ask the same ones).
 _PLANS_KEPT = 1024
 _UNSEEN = object()
-_MASTER, _PLAYLIST, _INIT, _SEGMENT, _PART = range(5)
 
 
 class _Group:
@@ -128,7 +128,7 @@ class LlFastPath:
         """Answer (or park) ``GET /hls/<name>``; False leaves it to twisted.web."""
         plan = self._plans.get(name, _UNSEEN)
         if plan is _UNSEEN:
-            plan = _plan(name)
+            plan = plan_of(name)
             if len(name) <= 256:
                 if len(self._plans) >= _PLANS_KEPT:
                     self._plans.clear()
@@ -137,7 +137,7 @@ class LlFastPath:
             return False
         kind, n, a, b, skip = plan
         renditions = self.resource.renditions()
-        if kind == _MASTER:
+        if kind == MASTER:
             if not renditions:
                 return False
             body = self.resource.master_bytes()
@@ -146,11 +146,11 @@ class LlFastPath:
         if n >= len(renditions):
             return False
         rendition = renditions[n]
-        if kind == _PLAYLIST:
+        if kind == PLAYLIST_KIND:
             return self._playlist(channel, renditions, n, a, b, skip, agent, forwarding)
-        if kind == _PART:
+        if kind == PART:
             return self._part(channel, renditions, n, a)
-        if kind == _INIT:
+        if kind == INIT:
             data = rendition.inits.get(a)
         else:
             segment = rendition.segment(a)
@@ -454,7 +454,7 @@ class LlFastPath:
                     waiting, deadline = group
                     waiting[channel] = deadline
                     channel.held = waiting
-                    if got[0][0] == _PLAYLIST and channel.seen_at != second:
+                    if got[0][0] == PLAYLIST_KIND and channel.seen_at != second:
                         channel.seen_at = second
                         self._seen(channel, got[1], got[2])
                 elif self._quick(channel, renditions, got):
@@ -478,8 +478,8 @@ class LlFastPath:
         got = None
         if request is not None and request[2] == len(data):
             name, agent, _, forwarding = request
-            plan = _plan(name)
-            if plan is not None and (plan[0] == _PART or _blocking(plan)):
+            plan = plan_of(name)
+            if plan is not None and (plan[0] == PART or blocking(plan)):
                 got = (plan, agent, forwarding)  # a part or a blocking reload
         if len(data) <= 2048:
             if len(self._requests) >= _PLANS_KEPT:
@@ -493,44 +493,9 @@ class LlFastPath:
         (kind, n, a, b, skip), agent, forwarding = got
         if n >= len(renditions):
             return False
-        if kind == _PART:
+        if kind == PART:
             return self._part(channel, renditions, n, a)
         return self._playlist(channel, renditions, n, a, b, skip, agent, forwarding)
-
-
-def _plan(name: bytes) -> tuple[int, int, Any, Any, bool] | None:
-    """What ``GET /hls/<name>`` asks for, read once per distinct name: ``(kind, rendition,
-    a, b, skip)`` (a playlist's ``_HLS_msn`` and ``_HLS_part``, an init, segment or part
-    number in ``a``); None for what twisted.web should answer (an error, an odd query)."""
-    path, _, query = name.partition(b"?")
-    if path == b"stream.m3u8":
-        return None if query else (_MASTER, 0, None, None, False)
-    n_text, slash, file = path.partition(b"/")
-    if not slash or not n_text.isdigit() or len(n_text) > 6:
-        return None
-    match = media_match(file)
-    if match is None:
-        return None
-    n = int(n_text)
-    if match.group(1) == b"stream.m3u8":
-        args = _query(query)
-        if args is None:
-            return None
-        msn_text, part_text = args.get(b"_HLS_msn"), args.get(b"_HLS_part")
-        if msn_text is None and part_text is not None:
-            return None
-        try:
-            msn, part = _number(msn_text), _number(part_text)
-        except ValueError:
-            return None
-        return _PLAYLIST, n, msn, part, args.get(b"_HLS_skip") in (b"YES", b"v2")
-    if query:
-        return None
-    if match.group(2) is not None:
-        return _INIT, n, int(match.group(2) or 0), None, False
-    if match.group(3) is not None:
-        return _SEGMENT, n, int(match.group(3)), None, False
-    return _PART, n, int(match.group(4)), None, False
 
 
 def _readable(channel: Any) -> bool:
@@ -547,31 +512,3 @@ def _readable(channel: Any) -> bool:
         and not pending_bytes(transport)
         and channel_idle(channel)
     )
-
-
-def _blocking(plan: tuple[int, int, Any, Any, bool]) -> bool:
-    """Whether a plan is a blocking playlist reload (``_HLS_msn`` given)."""
-    return plan[0] == _PLAYLIST and plan[2] is not None
-
-
-def _query(query: bytes) -> dict[bytes, bytes] | None:
-    """The LL-HLS arguments of a plain query (each once, plain letters and digits); None
-    for anything twisted.web should read itself."""
-    args: dict[bytes, bytes] = {}
-    if not query:
-        return args
-    for item in query.split(b"&"):
-        key, eq, value = item.partition(b"=")
-        if not eq or key not in _ARGS or key in args or not value.isalnum():
-            return None
-        args[key] = value
-    return args
-
-
-def _number(text: bytes | None) -> int | None:
-    """The value of ``_HLS_msn``/``_HLS_part``; ValueError where twisted.web says 400."""
-    if text is None:
-        return None
-    if not text.isdigit() or len(text) > 12:
-        raise ValueError(text)
-    return int(text)
