@@ -158,12 +158,19 @@ SEGMENT_PATH = f"/hls/0/stream-{FIRST + 9}.ts"
 
 
 def lay_out(datadir: Path, segment: bytes) -> None:
-    """The master and variant playlists and the newest segment under ``datadir/hls``."""
+    """The master and variant playlists and every segment they list (the same bytes,
+    hard-linked) under ``datadir/hls``: the server lists only segments that are there,
+    as ffmpeg's are (a full disk can cut one short)."""
     variant = datadir / "hls" / "0"
     variant.mkdir(parents=True, exist_ok=True)
     (datadir / "hls" / "stream.m3u8").write_bytes(MASTER)
+    newest = variant / f"stream-{FIRST + 9}.ts"
+    newest.write_bytes(segment)
+    for n in range(FIRST, FIRST + 9):
+        older = variant / f"stream-{n}.ts"
+        if not older.exists():
+            os.link(newest, older)
     (variant / "stream.m3u8").write_bytes(variant_playlist())
-    (variant / f"stream-{FIRST + 9}.ts").write_bytes(segment)
 
 
 # -- the servers ---------------------------------------------------------------------------
