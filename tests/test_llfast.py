@@ -155,6 +155,36 @@ class LlFastPathTests(LoopbackCase):
         self.assertEqual((part_again[2], init[2]), (part[0][2], self.rendition.inits[0]))
         self.assertEqual(self.slow, [])
 
+    async def test_clients_gone_before_their_next_read_are_left_alone(self) -> None:
+        """A client answered at once (a part that exists) is read again after the poll's
+        batch; one that has gone by then, or whose connection is closing, is skipped
+        without a read or an error."""
+        ll = self.site.hls_fast.ll
+        answered: list = []
+        send = ll._send
+
+        def recorded(channel, data, code=200):
+            answered.append(channel)
+            send(channel, data, code)
+
+        ll._send = recorded
+        clients = [await self.connect() for _ in range(2)]
+        existing = self.rendition.next_part - 1
+        for client in clients:
+            [(code, _, _)] = await self.exchange(client, get(b"/hls/0/part%d.m4s" % existing))
+            self.assertEqual(code, 200)
+        gone, closing = answered
+        clients[0].transport.loseConnection()
+        await wait_until(lambda: gone.transport.disconnected, 10, "the server side closed")
+        closing.transport.disconnecting = True
+        clients[1].transport.socket.sendall(get(b"/hls/0/part%d.m4s" % existing))
+        ll._answered.extend([gone, closing])
+        ll._catch_up()  # neither is read: no error, the request stays in the socket
+        self.assertEqual(ll._answered, [])
+        closing.transport.disconnecting = False
+        [(code, _, body)] = await clients[1].responses(1)  # the reactor reads it
+        self.assertEqual((code, body), (200, self.rendition.part(existing).data))
+
     def _held(self) -> int:
         watched = self.site.hls_fast.ll._watched.get(0)
         if watched is None:

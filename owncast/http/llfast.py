@@ -507,6 +507,7 @@ def _readable(channel: Any) -> bool:
     return (
         channel.direct is not None
         and channel.held is None
+        and transport is not None
         and not transport.disconnecting
         and not transport.disconnected
         and not pending_bytes(transport)
