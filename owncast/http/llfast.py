@@ -427,8 +427,9 @@ class LlFastPath:
         that had not asked yet are added to ``missed``, when given."""
         requests = self._requests
         second = int(self._clock.seconds())
-        #: request -> (waiters, deadline) of the group the first of its kind joined
-        joined: dict[Any, tuple[dict[Any, float], float]] = {}
+        #: request bytes (their hash already made) -> (waiters, deadline) of the group
+        #: the first of its kind joined
+        joined: dict[bytes, tuple[dict[Any, float], float]] = {}
         read = 0
         for channel in channels:
             if not (checked or _readable(channel)):
@@ -449,7 +450,7 @@ class LlFastPath:
                 if got is None:
                     channel.dataReceived(data)
                     continue
-                group = joined.get(got)
+                group = joined.get(data)
                 if group is not None:  # held as the first was (nothing changed since)
                     waiting, deadline = group
                     waiting[channel] = deadline
@@ -460,7 +461,7 @@ class LlFastPath:
                 elif self._quick(channel, renditions, got):
                     waiting = channel.held
                     if waiting is not None:
-                        joined[got] = (waiting, waiting[channel])
+                        joined[data] = (waiting, waiting[channel])
                 else:
                     channel.dataReceived(data)
                     continue

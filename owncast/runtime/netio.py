@@ -9,22 +9,15 @@ remainder, or everything on an error), which keeps the bytes in order and lets T
 notice a dead peer. Whatever else is written to the transport goes through its buffer,
 so while any of it is queued, new bytes queue behind it. What this reads of the
 transport's internals is in ``owncast.runtime.compat``.
-
-``read_now`` is the other way round: it reads a peer's next request as soon as it is
-known to be likely there (the LL-HLS fast path, after answering thousands of held
-requests), without the reactor's dispatch of a poll event (its logging context: about 3 µs of
-Python a read).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from twisted.python import log
-
 from owncast.runtime.compat import direct_socket, may_send_directly, pending_bytes
 
-__all__ = ["direct_socket", "pending_bytes", "read_now", "send_now"]
+__all__ = ["direct_socket", "pending_bytes", "send_now"]
 
 
 def send_now(transport: Any, sock: Any, data: bytes) -> bool:
@@ -45,18 +38,3 @@ def send_now(transport: Any, sock: Any, data: bytes) -> bool:
         transport.write(data[sent:])
         return False
     return True
-
-
-def read_now(transport: Any) -> None:
-    """Read what the peer of an open plain TCP ``transport`` has sent, now, as the reactor
-    does when its socket is readable (``doRead``: the protocol's ``dataReceived``), without
-    waiting for the next poll and the reactor's per-event dispatch. A socket with nothing
-    to read costs one ``recv`` that finds nothing. An end or an error of the connection is
-    left where the reactor finds it on its next poll (the socket stays readable); an
-    exception from the protocol is logged and aborts the connection, as the reactor does.
-    Only for a transport the reactor reads from: not paused, not closing."""
-    try:
-        transport.doRead()
-    except Exception:
-        log.err(None, "reading ahead of the reactor")
-        transport.abortConnection()
