@@ -38,6 +38,7 @@ from owncast.http.site import _SECURITY_HEADERS, OwncastSite
 from owncast.llhls.boxes import BoxReader, parse_moof, parse_moov
 from owncast.llhls.output import PART_TARGET, SEGMENT_SECONDS, WINDOW, LlOutput
 from owncast.llhls.rendition import Rendition
+from owncast.runtime.heap import FullCollections, settle_heap
 
 
 def fragments(recording: bytes) -> tuple[bytes, list[tuple[bytes, float]]]:
@@ -116,9 +117,15 @@ def serve(reactor: Any, port: int, recording: bytes, stamps: str, fast_ll: bool 
     root = Resource()
     root.putChild(b"hls", switch)
     headers = _SECURITY_HEADERS.items()  # as the daemon's site sends them
-    fast = HlsFastPath(_NoFiles(), viewers.seen, reactor, headers, switch if fast_ll else None)
+    collections = FullCollections(reactor)  # as the daemon's site and heap are set up
+    fast = HlsFastPath(
+        _NoFiles(), viewers.seen, reactor, headers, switch if fast_ll else None,
+        quiet=collections.quiet,
+    )  # fmt: skip
     site = OwncastSite(root, fast, reactor=reactor, max_per_address=1 << 30)
     reactor.listenTCP(port, site, backlog=4096, interface="127.0.0.1")
+    settle_heap()
+    collections.start()
     Replay(reactor, output.renditions[0], recording, stamps, lambda index: None).start()
 
     def report() -> None:

@@ -68,7 +68,7 @@ from owncast.recordings.library import Library
 from owncast.recordings.recorder import Recorder
 from owncast.rtmp.session import RtmpFactory
 from owncast.runtime import compat
-from owncast.runtime.heap import settle_heap
+from owncast.runtime.heap import FullCollections, settle_heap
 from owncast.runtime.sdnotify import Notifier, Watchdog
 from owncast.runtime.services import ListenerService, OrderedMultiService, StartStopService
 from owncast.segments.publisher import SegmentPublisher
@@ -229,17 +229,27 @@ class Announcer:
     """The last child: once it starts, everything serves. It says so in the log, to
     systemd (``Type=notify``, then the watchdog's pings) and at ``/readyz``; stopping, it
     is the first to say that the daemon is going (``STOPPING=1``, ``/readyz`` 503)
-    while the rest still work."""
+    while the rest still work. Once up, what lives as long as the process leaves the
+    collector's reach and full collections keep to ``collections``' schedule."""
 
-    def __init__(self, datadir: Path, readiness: Readiness, notifier: Notifier, clock: Any):
+    def __init__(
+        self,
+        datadir: Path,
+        readiness: Readiness,
+        notifier: Notifier,
+        clock: Any,
+        collections: FullCollections,
+    ):
         self._datadir = datadir
         self._readiness = readiness
         self._notifier = notifier
         self._watchdog = Watchdog(notifier, clock)
+        self._collections = collections
 
     def up(self) -> None:
         _log.info("owncast ready; data in {datadir}", datadir=str(self._datadir.resolve()))
         settle_heap()
+        self._collections.start()
         self._readiness.serving = True
         self._notifier.ready("Serving")
         self._watchdog.start()
@@ -248,6 +258,7 @@ class Announcer:
         self._readiness.serving = False
         self._watchdog.stop()
         self._notifier.stopping()
+        self._collections.stop()
 
 
 def build(
@@ -374,6 +385,7 @@ def build(
         site=lambda: site,
     )
     readiness = Readiness(reactor, store.get_settings, lambda: (web, rtmp))
+    collections = FullCollections(reactor)
     site = build_site(
         ctx,
         config.webroot,
@@ -383,10 +395,11 @@ def build(
         metrics=DaemonMetrics(metrics).resource(),
         s3_storage=s3_storage,
         ll_output=ll_output,
+        quiet=collections.quiet,
     )
     web = ListenerService("web", reactor, web_endpoint, site, "Web server")
     rtmp = ListenerService("rtmp", reactor, rtmp_endpoint, RtmpFactory(broadcasts, reactor), "RTMP")
-    announcer = Announcer(datadir, readiness, Notifier(environ), reactor)
+    announcer = Announcer(datadir, readiness, Notifier(environ), reactor, collections)
 
     files = DataDir(datadir, blocking, ctx.logs, log_publisher)
     state = StoredState(ctx)

@@ -30,7 +30,10 @@ class LlFastPathTests(LoopbackCase):
         self.ctx = make_context(Path(self.mktemp()))
         self.ctx.viewers.stream_started()
         self.output = LlOutput()
-        self.site = build_site(self.ctx, WEB_ROOT, ll_output=self.output)
+        #: the clock's time at each of the fast path's quiet moments
+        self.quiets: list[float] = []
+        quiet = lambda: self.quiets.append(self.ctx.reactor.seconds())  # noqa: E731
+        self.site = build_site(self.ctx, WEB_ROOT, ll_output=self.output, quiet=quiet)
         self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
         self.addCleanup(self.port.stopListening)
         self.slow: list[bytes] = []
@@ -186,10 +189,11 @@ class LlFastPathTests(LoopbackCase):
         self.assertEqual((code, body), (200, self.rendition.part(existing).data))
 
     def _held(self) -> int:
-        watched = self.site.hls_fast.ll._watched.get(0)
-        if watched is None:
-            return 0
-        groups = [*watched.playlists.values(), *watched.parts.values()]
+        groups = [
+            group
+            for watched in self.site.hls_fast.ll._watched.values()
+            for group in (*watched.playlists.values(), *watched.parts.values())
+        ]
         return sum(len(g.waiting) for g in groups)
 
     async def test_a_client_that_leaves_is_waited_for_no_more(self) -> None:
@@ -233,6 +237,35 @@ class LlFastPathTests(LoopbackCase):
             [answer] = await self.exchange(client, get(b"/hls/" + name))
             self.assertEqual(answer[0], code, name)
         self.assertEqual(len(self.slow), 7)
+
+    async def test_a_quiet_moment_follows_the_landing_of_every_renditions_part(self) -> None:
+        """Once every watched rendition's part has landed and been answered, the fast
+        path says so (``quiet``: where a due full collection runs), and not while another
+        rendition's part, due about now, has yet to land."""
+        boxes = BoxReader().feed(await sample())
+        other = Rendition(1.0, PART_TARGET, 12)
+        other.feed(boxes[0][1] + boxes[1][1])
+        fragments = [boxes[i][1] + boxes[i + 1][1] for i in range(2, len(boxes) - 1, 2)]
+        for fragment in fragments[:7]:  # where the first rendition is
+            other.feed(fragment)
+        later = fragments[7:]
+        self.output.renditions = [self.rendition, other]
+        self.output.variants = [{"videoBitrate": 400, "audioBitrate": 64}] * 2
+        clients = [await self.connect() for _ in range(2)]
+        for _ in range(2):
+            answers = [client.responses(1) for client in clients]
+            for n, client in enumerate(clients):
+                hinted = self.output.renditions[n].next_part
+                client.transport.write(get(b"/hls/%d/part%d.m4s" % (n, hinted)))
+            await wait_until(lambda: self._held() == 2, 10, "both parts held")
+            quiets = len(self.quiets)
+            self.land()
+            await answers[0]
+            self.assertEqual(len(self.quiets), quiets)  # the other's part is due
+            other.feed(later.pop(0))
+            await answers[1]
+            self.assertEqual(self.quiets[quiets:], [self.ctx.reactor.seconds()])
+            self.ctx.reactor.advance(PART_TARGET)
 
     async def test_an_ended_stream_answers_the_held_part_404(self) -> None:
         """When the broadcast ends, a held preload-hint part will never come: 404."""

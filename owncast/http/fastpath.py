@@ -134,7 +134,7 @@ class HlsFastPath:
     the lines every response of the site carries; ``clock`` dates the answers. With
     ``switch`` (the ``HlsSwitch`` at ``/hls/``), requests go to its LL-HLS renditions
     while the broadcast is in low-latency mode (``owncast.http.llfast``), as they do
-    through twisted.web.
+    through twisted.web; ``quiet`` is called at its quiet moments (``LlFastPath``).
     """
 
     def __init__(
@@ -145,6 +145,7 @@ class HlsFastPath:
         headers: Iterable[tuple[bytes, bytes]] = (),
         switch: Any = None,
         proxies: TrustedProxies | None = None,
+        quiet: Callable[[], None] = lambda: None,
     ):
         self.hls = hls
         self._seen = seen
@@ -155,7 +156,9 @@ class HlsFastPath:
         self.ll = (
             None
             if switch is None
-            else LlFastPath(switch.ll, self._head, self._viewer, self._count, self.request_of)
+            else LlFastPath(
+                switch.ll, self._head, self._viewer, self._count, self.request_of, quiet
+            )
         )
         #: requests answered here, below twisted.web (``/metrics`` counts them as 200s)
         self.answered = 0

@@ -72,7 +72,16 @@ class _Group:
 class _Watched:
     """The groups of one rendition and the Deferred that wakes them."""
 
-    __slots__ = ("renditions", "rendition", "index", "playlists", "parts", "pending", "media")
+    __slots__ = (
+        "renditions",
+        "rendition",
+        "index",
+        "playlists",
+        "parts",
+        "pending",
+        "media",
+        "landed_at",
+    )
 
     def __init__(self, renditions: Sequence[Rendition], index: int) -> None:
         #: all renditions of the broadcast (the playlist reports the others)
@@ -84,6 +93,8 @@ class _Watched:
         self.pending: Deferred[None] | None = None
         #: framed part answers: index -> (second built, bytes)
         self.media: dict[int, tuple[int, bytes]] = {}
+        #: when its last part landed (clock seconds)
+        self.landed_at = -1.0
 
 
 class LlFastPath:
@@ -92,7 +103,9 @@ class LlFastPath:
     line, Date and fixed header lines of a 200; ``seen(channel, agent, forwarding)``
     counts the viewer of a playlist request;
     ``counted(channel, status, n)`` is told of the answers sent; ``request_of(data)``
-    reads a request head as ``fastpath.plain_get`` does."""
+    reads a request head as ``fastpath.plain_get`` does; ``quiet()`` is called when
+    every watched rendition's part has just landed and been answered (the longest time
+    before the next: ``heap.FullCollections.quiet``)."""
 
     def __init__(
         self,
@@ -101,8 +114,10 @@ class LlFastPath:
         seen: Callable[[Any, bytes | None, Any], None],
         counted: Callable[[Any, int, int], None],
         request_of: Callable[[bytes], Any] = lambda data: None,
+        quiet: Callable[[], None] = lambda: None,
     ) -> None:
         self.resource = resource
+        self._quiet = quiet
         self._request_of = request_of
         #: whole single requests read ahead -> (plan, agent, forwarding), or None
         self._requests: dict[bytes, Any] = {}
@@ -351,6 +366,7 @@ class LlFastPath:
         watched.pending = None
         rendition = watched.rendition
         renditions = watched.renditions
+        watched.landed_at = self._clock.seconds()
         answered: list[Any] = []
         for index in [i for i in watched.parts if rendition.part(i) is not None]:
             group = watched.parts.pop(index)
@@ -378,6 +394,18 @@ class LlFastPath:
                     if not missed or read < len(missed):
                         break
                     answered = missed
+                if self._all_landed():
+                    self._quiet()
+
+    def _all_landed(self) -> bool:
+        """Whether every watched rendition's latest part landed within half a part
+        target (renditions' parts land together, a few ms apart)."""
+        now = self._clock.seconds()
+        return all(
+            now - w.landed_at <= w.rendition.part_target / 2
+            for w in self._watched.values()
+            if not w.rendition.ended
+        )
 
     def _catch_up(self) -> None:
         """Read the next requests of the clients answered at once since the last poll.

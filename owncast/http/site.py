@@ -411,12 +411,20 @@ def build_site(
     metrics: Resource | None = None,
     s3_storage: Callable[[dict], ISegmentStorage] | None = None,
     ll_output: LlOutput | None = None,
+    quiet: Callable[[], None] = lambda: None,
 ) -> OwncastSite:
-    """The whole web tree; ``hls`` is also answered below twisted.web by the fast path."""
+    """The whole web tree; ``hls`` is also answered below twisted.web by the fast path
+    (which calls ``quiet`` at its quiet moments: ``heap.FullCollections.quiet``)."""
     hls = hls if hls is not None else hls_resource(ctx)
     switch = ll_switch(ctx, hls, ll_output)
     fast = HlsFastPath(
-        hls, ctx.viewers.seen, ctx.reactor, _SECURITY_HEADERS.items(), switch, ctx.throttle.proxies
+        hls,
+        ctx.viewers.seen,
+        ctx.reactor,
+        _SECURITY_HEADERS.items(),
+        switch,
+        ctx.throttle.proxies,
+        quiet,
     )
     segments = hls.read_playlist if isinstance(hls.read_playlist, CompleteSegments) else None
     disk = DiskWatch(hls.directory, ctx.blocking, ctx.reactor, segments)
