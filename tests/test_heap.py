@@ -8,12 +8,16 @@ import gc
 import subprocess
 import sys
 import weakref
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
+from owncast.http.health import Readiness
 from owncast.runtime.heap import FullCollections
+from owncast.runtime.sdnotify import Notifier
+from owncast.service import Announcer
 
 CHECK = """
 import gc
@@ -114,3 +118,24 @@ class FullCollectionsTests(unittest.TestCase):
         self.full.quiet()
         self.assertEqual(self.full.collections, 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class AnnouncerTests(unittest.TestCase):
+    """The daemon's last child settles the heap and paces full collections while up."""
+
+    def test_collections_are_paced_while_the_daemon_is_up(self) -> None:
+        threshold = gc.get_threshold()
+        self.addCleanup(gc.unfreeze)  # what ``up`` froze of this test process
+        clock = Clock()
+        readiness = Readiness(clock, lambda: None, lambda: ())
+        full = FullCollections(clock)
+        announcer = Announcer(Path(self.mktemp()), readiness, Notifier({}), clock, full)
+        announcer.up()
+        self.assertTrue(readiness.serving)
+        self.assertGreater(gc.get_threshold()[2], 1_000_000)
+        clock.advance(full.every)
+        clock.advance(full.wait)
+        self.assertEqual(full.collections, 1)
+        announcer.down()
+        self.assertEqual(gc.get_threshold(), threshold)
+        self.assertEqual(clock.getDelayedCalls(), [])
