@@ -19,7 +19,9 @@ in low-latency mode):
   rendered and framed once (``LlHlsResource.playlist_bytes`` caches by the renditions'
   ``version``) and the same bytes object goes to every waiter;
 * a group has one timer, for its oldest waiter: after three target durations a waiter
-  is answered 503, as ``LlHlsResource`` does.
+  is answered 503, as ``LlHlsResource`` does;
+* the answered clients' next requests are read from their sockets straight away
+  (``owncast.http.llreadahead``), not one poll event each.
 
 Anything else (a bad or odd query, a 404, the thumbnail) is left to twisted.web, and
 every answer here carries the status, headers and body ``LlHlsResource`` gives.
@@ -34,11 +36,11 @@ from twisted.internet.defer import Deferred
 from twisted.python import log
 
 from owncast.http.llhls import IMMUTABLE, MP4, PLAYLIST, LlHlsResource
-from owncast.http.llrequest import INIT, MASTER, PART, blocking, plan_of
+from owncast.http.llreadahead import ReadAhead
+from owncast.http.llrequest import INIT, MASTER, PART, plan_of
 from owncast.http.llrequest import PLAYLIST as PLAYLIST_KIND
 from owncast.llhls.rendition import Rendition
-from owncast.runtime.compat import channel_idle
-from owncast.runtime.netio import pending_bytes, send_now
+from owncast.runtime.netio import send_now
 
 _OK = b"HTTP/1.1 200 OK\r\n"
 _STATUS = {
@@ -48,12 +50,8 @@ _STATUS = {
 _PLAIN = b"Content-Type: text/plain; charset=utf-8\r\nCache-Control: no-cache\r\n"
 #: Bytes a client may send behind a held request before it is cut off.
 MAX_BEHIND = 64 * 1024
-#: Bytes taken per read ahead: a request head (Twisted's reads take 64 KiB).
-READ_SIZE = 64 * 1024
 #: Passes over the answered clients reading their next requests (``_landed``).
 READ_PASSES = 3
-#: Reads one ``_catch_up`` makes at most before the reactor polls again.
-CATCH_UP_READS = 4096
 #: Request names whose reading is remembered (thousands of viewers ask the same ones).
 _PLANS_KEPT = 1024
 _UNSEEN = object()
@@ -118,9 +116,6 @@ class LlFastPath:
     ) -> None:
         self.resource = resource
         self._quiet = quiet
-        self._request_of = request_of
-        #: whole single requests read ahead -> (plan, agent, forwarding), or None
-        self._requests: dict[bytes, Any] = {}
         self._head = head
         self._seen = seen
         self._counted = counted
@@ -129,9 +124,8 @@ class LlFastPath:
         self._for: Any = None
         self._plans: dict[bytes, Any] = {}
         self._framed: dict[bytes, tuple[int, bytes]] = {}
-        #: channels answered at once (not held), read ahead by ``_catch_up``
-        self._answered: list[Any] = []
-        self._catching_up: Any = None
+        #: the answered clients' next requests, read from their sockets
+        self._reader = ReadAhead(self._clock, self._quick, seen, request_of, resource.renditions)
         #: (second, seconds a request is held at most), worked out once a second
         self._limit = (-1, 3.0)
 
@@ -268,11 +262,7 @@ class LlFastPath:
             return
         send_now(transport, channel.direct, data)
         self._counted(channel, code, 1)
-        # Its next request is read with the others answered now, once this batch of
-        # reads is done (``_catch_up``).
-        self._answered.append(channel)
-        if self._catching_up is None:
-            self._catching_up = self._clock.callLater(0, self._catch_up)
+        self._reader.answered(channel)
 
     # -- holding -------------------------------------------------------------------------
 
@@ -390,7 +380,7 @@ class LlFastPath:
                 # ask by the next: a few passes while most of them have.
                 for _ in range(READ_PASSES):
                     missed: list[Any] = []
-                    read = self._read_ahead(answered, renditions, missed=missed)
+                    read = self._reader.read(answered, renditions, missed=missed)
                     if not missed or read < len(missed):
                         break
                     answered = missed
@@ -407,115 +397,6 @@ class LlFastPath:
             if not w.rendition.ended
         )
 
-    def _catch_up(self) -> None:
-        """Read the next requests of the clients answered at once since the last poll.
-
-        A viewer behind the live edge (just joined, or after a stall) asks for parts and
-        playlists that exist: each is answered at once and the next follows a moment
-        later. One poll event each would cost more per answer than the held path, so a
-        server that fell behind could never catch up; instead they are read here in
-        rounds, straight after the poll's batch (before the next poll), each round the
-        clients answered in the one before, as long as a round finds most of them ready.
-        Those not ready yet are left to the reactor."""
-        self._catching_up = None
-        reads = 0
-        while self._answered and reads < CATCH_UP_READS:
-            channels, self._answered = self._answered, []
-            renditions = self.resource.renditions()
-            if not renditions:
-                self._answered = []
-                return
-            read = self._read_ahead(channels, renditions, checked=False)
-            reads += len(channels)
-            if read * 2 < len(channels):
-                break
-        if self._answered and self._catching_up is None:
-            self._catching_up = self._clock.callLater(0, self._catch_up)
-
-    def _read_ahead(
-        self,
-        channels: list[Any],
-        renditions: Any,
-        checked: bool = True,
-        missed: list[Any] | None = None,
-    ) -> int:
-        """Read the next requests of clients just answered, here rather than one poll
-        event each: a player asks again the moment it has its answer, so by the time
-        thousands are answered most of them have, and the reactor's dispatch of a read
-        and the channel's way to this class would cost as much as the answer. A request
-        seen before (the same bytes from thousands of players) is held or answered
-        straight away, and once one is held the others like it join its waiters
-        directly; anything else takes the channel's usual way. A client that has not
-        asked yet costs a ``recv`` that finds nothing and is read by the reactor as
-        usual, as are an end of the connection or an error.
-
-        Only a connection the reactor would read now (``_readable``); ``checked``:
-        known to be, as one whose held request was just answered whole, directly, with
-        nothing come behind it (``_release``). The number of requests read; the clients
-        that had not asked yet are added to ``missed``, when given."""
-        requests = self._requests
-        second = int(self._clock.seconds())
-        #: request bytes (their hash already made) -> (waiters, deadline) of the group
-        #: the first of its kind joined
-        joined: dict[bytes, tuple[dict[Any, float], float]] = {}
-        read = 0
-        for channel in channels:
-            if not (checked or _readable(channel)):
-                continue
-            try:
-                data = channel.direct.recv(READ_SIZE)
-            except OSError:  # nothing yet, or an error the reactor finds on its next poll
-                if missed is not None:
-                    missed.append(channel)
-                continue
-            if not data:  # the end: the reactor finds it too
-                continue
-            read += 1
-            try:
-                got = requests.get(data, _UNSEEN)
-                if got is _UNSEEN:
-                    got = self._learn(data)
-                if got is None:
-                    channel.dataReceived(data)
-                    continue
-                group = joined.get(data)
-                if group is not None:  # held as the first was (nothing changed since)
-                    waiting, deadline = group
-                    waiting[channel] = deadline
-                    channel.held = waiting
-                    if got[0][0] == PLAYLIST_KIND and channel.seen_at != second:
-                        channel.seen_at = second
-                        self._seen(channel, got[1], got[2])
-                elif self._quick(channel, renditions, got):
-                    waiting = channel.held
-                    if waiting is not None:
-                        joined[data] = (waiting, waiting[channel])
-                else:
-                    channel.dataReceived(data)
-                    continue
-                if channel.reset_at != second:
-                    channel.took(second)
-            except Exception:
-                log.err(None, "LL-HLS: reading ahead")
-                channel.transport.abortConnection()
-        return read
-
-    def _learn(self, data: bytes) -> Any:
-        """``(plan, agent, forwarding)`` of ``data`` when it is one whole plain request
-        for a blocking reload or a part, remembered; None for anything else."""
-        request = self._request_of(data)
-        got = None
-        if request is not None and request[2] == len(data):
-            name, agent, _, forwarding = request
-            plan = plan_of(name)
-            if plan is not None and (plan[0] == PART or blocking(plan)):
-                got = (plan, agent, forwarding)  # a part or a blocking reload
-        if len(data) <= 2048:
-            if len(self._requests) >= _PLANS_KEPT:
-                self._requests.clear()
-            self._requests[data] = got
-        return got
-
     def _quick(self, channel: Any, renditions: Any, got: Any) -> bool:
         """Hold or answer a request read ahead; False when it is not for here after all
         (nothing done)."""
@@ -525,20 +406,3 @@ class LlFastPath:
         if kind == PART:
             return self._part(channel, renditions, n, a)
         return self._playlist(channel, renditions, n, a, b, skip, agent, forwarding)
-
-
-def _readable(channel: Any) -> bool:
-    """Whether the reactor would read ``channel`` now: held by nothing, open, idle
-    (twisted.web stops reading while it handles a request) and with nothing queued for
-    the client (a client that does not read its answers is not read from until it
-    does)."""
-    transport = channel.transport
-    return (
-        channel.direct is not None
-        and channel.held is None
-        and transport is not None
-        and not transport.disconnecting
-        and not transport.disconnected
-        and not pending_bytes(transport)
-        and channel_idle(channel)
-    )
