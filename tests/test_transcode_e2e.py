@@ -238,6 +238,49 @@ class RealFfmpegTests(unittest.TestCase):
         self.assertIn("mp4a", (output / "stream.m3u8").read_text())
         self.assertNotIn("RESOLUTION", (output / "stream.m3u8").read_text())
 
+    async def test_back_without_audio_within_the_grace_keeps_an_audio_track(self):
+        """A publisher with audio, then back within the grace without it: the playlists
+        go on after a discontinuity with a silent AAC track in every variant (players
+        keep the tracks they began with: hls.js waited for audio forever), and ffmpeg
+        still ends with its input."""
+        output = Path(self.mktemp())
+        transcoder = self.transcoder(output)
+        playlists = [output / str(n) / "stream.m3u8" for n in range(len(VARIANTS))]
+        sources = []
+        for drop in ((), ("-an",)):
+            flv, err, code = await run(
+                "-hide_banner", "-v", "error",
+                "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
+                "-f", "lavfi", "-i", "sine=frequency=440",
+                "-t", "4", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast",
+                "-g", "30", "-c:a", "aac", *drop, "-f", "flv", "pipe:1",
+            )  # fmt: skip
+            self.assertEqual(code, 0, err)
+            sources.append(as_tags(flv))
+        await self.broadcast(transcoder, sources[0])
+        await wait_until(lambda: len(segments(playlists[1])) >= 2, 20, "segments with audio")
+        transcoder.end()  # the publisher has gone; it is back before the grace is over
+        await sleep(0.5)
+        before = [segments(p) for p in playlists]
+        await self.broadcast(transcoder, sources[1])
+        grown = list(zip(playlists, before, strict=True))
+        await wait_until(
+            lambda: all(len(segments(p)) >= len(b) + 2 for p, b in grown),
+            20,
+            "segments after the reconnect",
+        )
+        await transcoder.end()  # ffmpeg ended with its input, then the grace
+        for playlist, old in zip(playlists, before, strict=True):
+            text = playlist.read_text()
+            self.assertIn("#EXT-X-DISCONTINUITY", text)
+            self.assertIn("#EXT-X-ENDLIST", text)
+            last = playlist.parent / f"stream-{segments(playlist)[-1]}.ts"
+            self.assertNotIn(segments(playlist)[-1], old)
+            _, err, code = await run("-hide_banner", "-i", str(last), "-f", "null", "-")
+            self.assertEqual(code, 0, err)
+            self.assertIn(b"Video: h264", err)
+            self.assertIn(b"Audio: aac", err)
+
     def transcoder(self, output: Path) -> Transcoder:
         transcoder = Transcoder(
             reactor,

@@ -4,6 +4,7 @@ the broadcast hub in memory, and the playlist upkeep on a real directory."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from twisted.trial import unittest
 
 from owncast.core.broadcast import Broadcasts
 from owncast.core.stream import ENDED, LIVE, RECONNECTING, StreamState
-from owncast.media import AUDIO, VIDEO, media_tag, metadata_tag
+from owncast.media import AUDIO, SCRIPT, VIDEO, media_tag, metadata_tag, silence
+from owncast.media.flv import parse_tags
 from owncast.media.tracks import WAIT_MS, Found, Tracks, declared
 from owncast.transcode.output import ended_playlist, finish_output
 from owncast.transcode.process import Transcoder
@@ -97,6 +99,30 @@ class ReconnectGraceTests(TranscoderCase):
         self.reactor.advance(60)  # the first broadcast's grace is not counted any more
         self.assertNotIn("ENDLIST", variant.read_text())
         self.assertIn(f"stream-{START}.ts", variant.read_text())
+
+    def test_back_without_audio_gets_silence_until_a_new_broadcast(self):
+        """A broadcast that began with audio, continued by a publisher without it: ffmpeg
+        is told of audio and fed silent AAC beside the video (players keep the tracks
+        they began with); a new broadcast without audio after the grace gets none."""
+        first = self.go_live()
+        self.assertIn("0:a:0", first.args)
+        self.transcoder.end()
+        first.exit(0)
+        self.reactor.advance(5)
+        second = self.go_live(meta(VIDEO_META), AVC_CONFIG, keyframe(0), interframe(100))
+        self.assertIn("0:a:0", second.args)
+        self.assertEqual(second.stdin[:13], flv_header())
+        audio = [(ts, body) for kind, ts, body in parse_tags(second.stdin) if kind == AUDIO]
+        self.assertEqual(audio[0], (0, b"\xaf\x00" + silence.AUDIO_CONFIG))
+        self.assertEqual({body for _, body in audio[1:]}, {b"\xaf\x01" + silence.SILENT_FRAME})
+        self.assertEqual(audio[-1][0], int(4 * silence.FRAME_MS))  # up to 100 ms
+        self.transcoder.end()
+        second.exit(0)
+        self.reactor.advance(31)  # the grace is over: the broadcast has ended
+        third = self.go_live(meta(VIDEO_META), AVC_CONFIG, keyframe(0), interframe(100))
+        self.assertNotIn("0:a:0", third.args)
+        self.assertEqual(third.stdin[:13], flv_header(audio=False))
+        self.assertNotIn(AUDIO, [kind for kind, _, _ in parse_tags(third.stdin)])
 
     def test_grace_over_ends_the_playlists_then_fires(self):
         """30 s after the publisher left, the playlists end (EXT-X-ENDLIST, only segments
@@ -397,3 +423,37 @@ class BroadcastsTests(unittest.TestCase):
         self.assertFalse(self.stream.online)
         self.sink.pending[0].callback(None)
         self.assertEqual(self.events, ["STREAM_STARTED", "STREAM_STOPPED"])
+
+
+class SilenceTests(unittest.TestCase):
+    """``Silence``: audio tags to go before each video tag, stamped from the video."""
+
+    def audio(self, data: bytes) -> list[int]:
+        return [ts for kind, ts, _ in parse_tags(flv_header() + data) if kind == AUDIO]
+
+    def test_frames_cover_the_video_without_a_gap_or_a_repeat(self):
+        s = silence.Silence()
+        stamps = self.audio(s.before(1000))
+        self.assertEqual(stamps, [1000, 1000])  # the sequence header, then the first frame
+        video = range(1033, 3000, 33)
+        for ts in video:
+            stamps += self.audio(s.before(ts))
+        frames = stamps[1:]
+        self.assertEqual(frames, sorted(frames))
+        self.assertEqual(len(frames), len(set(frames)))
+        self.assertLessEqual(max(b - a for a, b in itertools.pairwise(frames)), 22)
+        self.assertGreater(frames[-1], video[-1] - silence.FRAME_MS)  # audio up to the video
+        self.assertLessEqual(frames[-1], video[-1])
+
+    def test_a_jump_in_the_video_is_not_filled(self):
+        s = silence.Silence()
+        s.before(0)
+        self.assertEqual(self.audio(s.before(60_000)), [60_000])
+        self.assertEqual(self.audio(s.before(100)), [100])  # back in time too
+
+    def test_weave_puts_each_video_tag_after_its_silence(self):
+        tags = [meta(VIDEO_META), AVC_CONFIG, keyframe(0), interframe(50)]
+        kinds = [kind for kind, _, _ in parse_tags(flv_header() + silence.Silence().weave(tags))]
+        self.assertEqual(kinds[:4], [SCRIPT, AUDIO, AUDIO, VIDEO])  # header + frame at 0
+        self.assertEqual(kinds.count(VIDEO), 3)
+        self.assertEqual(kinds[-1], VIDEO)

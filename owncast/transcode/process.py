@@ -59,6 +59,7 @@ from owncast.llhls import output as llhls
 from owncast.llhls.output import LlOutput
 from owncast.media import AUDIO, VIDEO, MediaTag, flv
 from owncast.media.replay import Replay
+from owncast.media.silence import Silence
 from owncast.media.tracks import Found, Tracks
 from owncast.transcode import ffenv
 from owncast.transcode.argv import build_argv, build_ll_argv
@@ -166,6 +167,10 @@ class Transcoder(Service):
         self._append = False
         #: the low-latency mode the current broadcast's output began in
         self._low_latency: bool | None = None
+        #: whether the current broadcast's output began with audio
+        self._began_with_audio: bool | None = None
+        #: the silent audio woven into the input while the broadcast goes on without
+        self._silence: Silence | None = None
         #: the generation whose output is ready, waiting for the tracks to be known
         self._prepared: int | None = None
         self._accepting = False
@@ -269,7 +274,10 @@ class Transcoder(Service):
                 return
             self._dropping = False
             _log.info("ffmpeg caught up; feeding it again from a keyframe")
-        self._feed(flv.tag(tag.kind, tag.timestamp, tag.payload))
+        data = flv.tag(tag.kind, tag.timestamp, tag.payload)
+        if self._silence is not None and tag.kind == VIDEO:
+            data = self._silence.before(tag.timestamp) + data
+        self._feed(data)
 
     def end(self) -> Deferred:
         if self._live:
@@ -420,6 +428,16 @@ class Transcoder(Service):
         if not config.ffmpeg:
             raise RuntimeError("no ffmpeg binary is configured or bundled")
         audio = tracks.audio and not (self._no_audio and tracks.video)
+        # Players keep the tracks they began with: a publisher back without audio (or a
+        # restart without it) continues a broadcast that had audio with a silent track,
+        # or hls.js would wait for audio that never comes.
+        if not self._append or self._began_with_audio is None:
+            self._began_with_audio = audio
+        silence = bool(self._began_with_audio and not audio and tracks.video)
+        self._silence = Silence() if silence else None
+        if silence:
+            _log.info("The broadcast goes on without audio: a silent track stands in")
+            audio = True
         if config.low_latency:
             self._spawn_low_latency(config, audio, tracks)
             return
@@ -489,7 +507,9 @@ class Transcoder(Service):
         self._paused, self._backlog, self._dropping = False, 0, False
         self._accepting = True
         header = flv.header(audio=proto.audio, video=proto.video)
-        self._feed(header + flv.encode(self._replay.tags()))
+        tags = self._replay.tags()
+        silence = self._silence
+        self._feed(header + (flv.encode(tags) if silence is None else silence.weave(tags)))
 
     # -- feeding -------------------------------------------------------------------------
     def _feed(self, data: bytes) -> None:
@@ -513,6 +533,8 @@ class Transcoder(Service):
         if not self._no_audio:
             _log.warn("The broadcast announced audio but has none; continuing without audio")
             self._no_audio = True
+            if not self._append:  # its output never had audio: no silence to keep it
+                self._began_with_audio = False
 
     # -- ending and restarting -----------------------------------------------------------
     def _process_ended(self, proto: FfmpegProtocol, reason: Any) -> None:
