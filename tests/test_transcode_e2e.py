@@ -260,7 +260,7 @@ class RealFfmpegTests(unittest.TestCase):
         await self.broadcast(transcoder, sources[0])
         await wait_until(lambda: len(segments(playlists[1])) >= 2, 20, "segments with audio")
         transcoder.end()  # the publisher has gone; it is back before the grace is over
-        await sleep(0.5)
+        await wait_until(lambda: transcoder.pid is None, 10, "the first ffmpeg's end")
         before = [segments(p) for p in playlists]
         await self.broadcast(transcoder, sources[1])
         grown = list(zip(playlists, before, strict=True))

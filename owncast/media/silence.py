@@ -44,7 +44,7 @@ class Silence:
             out = [flv.tag(AUDIO, timestamp, _HEADER)]
         else:
             out = []
-            if timestamp - self._next > MAX_FILL_MS or timestamp < self._next - MAX_FILL_MS:
+            if abs(timestamp - self._next) > MAX_FILL_MS:
                 self._next = float(timestamp)  # a jump: start again from here
         while self._next <= timestamp:
             out.append(flv.tag(AUDIO, int(self._next), _FRAME))
